@@ -1,0 +1,5 @@
+import sys
+
+from framemask.cli import main
+
+sys.exit(main())

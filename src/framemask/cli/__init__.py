@@ -1,0 +1,66 @@
+"""The `framemask` command: one entry point, one sub-command module per capability.
+
+Each module in `COMMAND_MODULES` exposes `register(subparsers)`, adding its sub-commands with
+`set_defaults(func=...)`. Errors are mapped to exit codes here and only here: an `InputError`
+(bad input a user can fix) exits 2 with one readable line, any other `FramemaskError` exits 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from framemask import __version__
+from framemask.errors import FramemaskError, InputError
+
+COMMAND_MODULES = (
+    "framemask.cli.media",
+    "framemask.cli.detect",
+    "framemask.cli.streams",
+    "framemask.cli.service",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="framemask",
+        description="Frame-accurate video de-identification.",
+    )
+    parser.add_argument("--version", action="version", version=f"framemask {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:  # a real missing dependency inside the module
+                raise
+            continue
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.func(args) or 0)
+    except InputError as exc:
+        print(f"framemask: error: {exc}", file=sys.stderr)
+        return 2
+    except FramemaskError as exc:
+        print(f"framemask: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("framemask: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
