@@ -18,6 +18,7 @@ from framemask.errors import FramemaskError, InputError
 COMMAND_MODULES = (
     "framemask.cli.media",
     "framemask.cli.detect",
+    "framemask.cli.redact",
     "framemask.cli.streams",
     "framemask.cli.service",
 )
