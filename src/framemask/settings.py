@@ -1,0 +1,98 @@
+"""Service settings: the one place that reads the environment (`FRAMEMASK_*`).
+
+The embedded default needs nothing set: a SQLite file and a local object directory under
+`FRAMEMASK_DATA_DIR`, in-process workers. Setting `FRAMEMASK_DATABASE_URL`,
+`FRAMEMASK_S3_ENDPOINT` and `FRAMEMASK_QUEUE=celery` moves to PostgreSQL, S3 and Celery.
+Library code takes a `Settings` argument; `get_settings()` builds the cached one from the environment.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_MIN_SECRET_LEN = 16
+_WEAK_SECRETS = {"changeme", "change-me", "admin", "secret", "password", "token"}
+
+
+class Settings(BaseSettings):
+    """Every knob of the service; environment variables are `FRAMEMASK_<FIELD>` (case-insensitive)."""
+
+    model_config = SettingsConfigDict(env_prefix="FRAMEMASK_", extra="ignore")
+
+    data_dir: Path = Field(Path("./data"), description="root of the SQLite file, local objects, caches")
+    database_url: str | None = Field(None, description="SQLAlchemy URL; default sqlite under data_dir")
+
+    s3_endpoint: str | None = Field(None, description="S3-compatible endpoint URL; unset = local directory")
+    s3_public_endpoint: str | None = Field(None, description="endpoint used in presigned URLs for clients")
+    s3_access_key: str | None = None
+    s3_secret_key: SecretStr | None = None
+    s3_region: str = "us-east-1"
+    bucket_raw: str = "raw"
+    bucket_processed: str = "processed"
+    bucket_thumbnails: str = "thumbnails"
+    s3_part_mb: int = Field(8, ge=5, le=512, description="multipart part size for streamed uploads")
+
+    queue: Literal["embedded", "celery"] = "embedded"
+    broker_url: str = "redis://127.0.0.1:6379/0"
+    workers: int = Field(1, ge=0, le=64, description="embedded worker threads (0 = API only)")
+    job_lease_seconds: float = Field(60.0, gt=0, description="a job whose lease lapses is taken again")
+    job_max_attempts: int = Field(3, ge=1)
+    job_poll_seconds: float = Field(0.5, gt=0)
+    job_retry_base_seconds: float = Field(2.0, ge=0, description="exponential back-off base for retries")
+
+    max_upload_mb: int = Field(4096, ge=1)
+    admin_token: SecretStr | None = Field(None, description="seeds the first admin API token")
+    webhook_secret: SecretStr | None = Field(None, description="accepted as bearer on /api/hooks/s3")
+    signed_url_seconds: int = Field(300, ge=1, le=7 * 24 * 3600)
+
+    redact_style: Literal["mosaic", "blur", "fill"] = "mosaic"
+    redact_targets: tuple[str, ...] = ("person", "face")
+    redact_stride: int | None = Field(None, ge=1, description="detect every Nth frame (None = default)")
+    keep_audio: bool = True
+
+    @field_validator("admin_token", "webhook_secret")
+    @classmethod
+    def _reject_weak_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        """A guessable admin token is worse than none: refuse to start with one."""
+        if value is None:
+            return None
+        raw = value.get_secret_value()
+        if len(raw) < _MIN_SECRET_LEN or raw.lower() in _WEAK_SECRETS:
+            raise ValueError(f"must be at least {_MIN_SECRET_LEN} characters and not a default secret")
+        return value
+
+    @property
+    def db_url(self) -> str:
+        """The database URL, defaulting to a SQLite file in the data directory."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'framemask.db').resolve()}"
+
+    @property
+    def objects_dir(self) -> Path:
+        """Root of the local object store (one sub-directory per bucket)."""
+        return self.data_dir / "objects"
+
+    @property
+    def cache_dir(self) -> Path:
+        """Scratch space: downloaded originals for frame reads, temporary files."""
+        return self.data_dir / "cache"
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return self.max_upload_mb * 1024 * 1024
+
+    @property
+    def buckets(self) -> tuple[str, str, str]:
+        return (self.bucket_raw, self.bucket_processed, self.bucket_thumbnails)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings from the environment (cached; tests build their own `Settings`)."""
+    return Settings()
