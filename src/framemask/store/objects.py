@@ -279,8 +279,11 @@ class _MultipartWriter(io.RawIOBase):
                 self._upload_id = created["UploadId"]
             number = len(self._parts) + 1
             resp = self._client.upload_part(
-                Bucket=self._bucket, Key=self._key, UploadId=self._upload_id,
-                PartNumber=number, Body=bytes(self._buf),
+                Bucket=self._bucket,
+                Key=self._key,
+                UploadId=self._upload_id,
+                PartNumber=number,
+                Body=bytes(self._buf),
             )
         self._parts.append({"PartNumber": number, "ETag": resp["ETag"]})
         self._buf.clear()
@@ -296,7 +299,9 @@ class _MultipartWriter(io.RawIOBase):
             self._send_part()
         with _map_s3_errors(what):
             self._client.complete_multipart_upload(
-                Bucket=self._bucket, Key=self._key, UploadId=self._upload_id,
+                Bucket=self._bucket,
+                Key=self._key,
+                UploadId=self._upload_id,
                 MultipartUpload={"Parts": self._parts},
             )
 
@@ -330,7 +335,8 @@ class S3Store:
         self._client = self._make_client(endpoint, access_key, secret_key, region)
         self._signer = (
             self._make_client(public_endpoint, access_key, secret_key, region)
-            if public_endpoint else self._client
+            if public_endpoint
+            else self._client
         )
 
     def __repr__(self) -> str:
@@ -350,8 +356,12 @@ class S3Store:
             max_pool_connections=32,
         )
         return boto3.client(
-            "s3", endpoint_url=endpoint, aws_access_key_id=access,
-            aws_secret_access_key=secret, region_name=region, config=config,
+            "s3",
+            endpoint_url=endpoint,
+            aws_access_key_id=access,
+            aws_secret_access_key=secret,
+            region_name=region,
+            config=config,
         )
 
     def ensure_bucket(self, bucket: str) -> None:
@@ -368,7 +378,8 @@ class S3Store:
                 self._client.create_bucket(Bucket=bucket)
             except ClientError as exc:
                 if exc.response.get("Error", {}).get("Code") not in {
-                    "BucketAlreadyOwnedByYou", "BucketAlreadyExists",
+                    "BucketAlreadyOwnedByYou",
+                    "BucketAlreadyExists",
                 }:
                     raise
 
@@ -453,9 +464,11 @@ class S3Store:
     def presign_get(self, bucket: str, key: str, expires: int = 300) -> str | None:
         self._checked(bucket, key)
         with _map_s3_errors(f"presign s3://{bucket}/{key}"):
-            return str(self._signer.generate_presigned_url(
-                "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=int(expires)
-            ))
+            return str(
+                self._signer.generate_presigned_url(
+                    "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=int(expires)
+                )
+            )
 
     def local_path(self, bucket: str, key: str) -> Path | None:
         return None
@@ -476,8 +489,12 @@ def open_store(settings: Settings) -> ObjectStore:
     if settings.s3_endpoint:
         secret = settings.s3_secret_key.get_secret_value() if settings.s3_secret_key else None
         return S3Store(
-            settings.s3_endpoint, settings.s3_access_key, secret, settings.s3_region,
-            public_endpoint=settings.s3_public_endpoint, part_size=settings.s3_part_mb * 1024 * 1024,
+            settings.s3_endpoint,
+            settings.s3_access_key,
+            secret,
+            settings.s3_region,
+            public_endpoint=settings.s3_public_endpoint,
+            part_size=settings.s3_part_mb * 1024 * 1024,
         )
     return LocalStore(settings.objects_dir)
 
