@@ -1,0 +1,17 @@
+"""The frame-exact media core: probe, frame index, exact frame reader. Library code, no server."""
+
+from framemask.media.index import FrameIndex
+from framemask.media.probe import VideoInfo, probe
+from framemask.media.reader import FrameReader, iter_frames
+from framemask.media.rotate import displayed_size, normalize_rotation, rotate
+
+__all__ = [
+    "FrameIndex",
+    "FrameReader",
+    "VideoInfo",
+    "displayed_size",
+    "iter_frames",
+    "normalize_rotation",
+    "probe",
+    "rotate",
+]

@@ -1,0 +1,92 @@
+"""What a video is: size as displayed, rotation, codec, timing and audio, from its container and first frame."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from fractions import Fraction
+from typing import Any
+
+from framemask.errors import NotAVideoError
+from framemask.media._av import MAX_DIMENSION, map_av_errors, open_video
+from framemask.media.index import FrameIndex
+from framemask.media.rotate import displayed_size, normalize_rotation
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """Probe facts of one video; `width`/`height` are as displayed (rotation applied).
+
+    `rotation` is FFmpeg's display-matrix angle as ffprobe prints it (e.g. -90 for a portrait phone clip).
+    """
+
+    path: str
+    width: int
+    height: int
+    coded_width: int
+    coded_height: int
+    rotation: int
+    codec: str
+    pix_fmt: str
+    time_base: Fraction
+    container: str
+    end_sequence: int
+    duration_ms: float
+    fps: float
+    vfr: bool
+    has_audio: bool
+    audio_codecs: list[str] = field(default_factory=list)
+    index: FrameIndex | None = field(default=None, repr=False, compare=False)
+
+    def to_json(self) -> dict[str, Any]:
+        """The `framemask probe` JSON (seed naming: `endSequence`)."""
+        data = asdict(self)
+        data.pop("index")
+        data["time_base"] = f"{self.time_base.numerator}/{self.time_base.denominator}"
+        data["endSequence"] = data.pop("end_sequence")
+        data["duration_ms"] = round(self.duration_ms, 3)
+        data["fps"] = round(self.fps, 4)
+        return data
+
+
+def probe(path: str | os.PathLike[str], index: FrameIndex | None = None) -> VideoInfo:
+    """Probe `path`, decoding its first frame to prove it is a video; builds the frame index if not given."""
+    container = open_video(path)
+    try:
+        stream = container.streams.video[0]
+        codec = stream.codec_context.name
+        with map_av_errors(path):
+            first = next(container.decode(stream), None)
+        if first is None:
+            raise NotAVideoError(f"{path}: the video has zero decodable frames")
+        if not (0 < first.width <= MAX_DIMENSION and 0 < first.height <= MAX_DIMENSION):
+            raise NotAVideoError(f"{path}: absurd frame size {first.width}x{first.height}")
+        rotation = round(first.rotation or 0)
+        audio = [a.codec_context.name for a in container.streams.audio]
+        fmt = container.format.name
+        time_base = stream.time_base or Fraction(1, 90000)
+        pix_fmt = first.format.name
+        coded = (first.width, first.height)
+    finally:
+        container.close()
+    index = index if index is not None else FrameIndex.build(path)
+    width, height = displayed_size(*coded, normalize_rotation(rotation))
+    return VideoInfo(
+        path=str(path),
+        width=width,
+        height=height,
+        coded_width=coded[0],
+        coded_height=coded[1],
+        rotation=rotation,
+        codec=codec,
+        pix_fmt=pix_fmt,
+        time_base=time_base,
+        container=fmt,
+        end_sequence=index.end_sequence,
+        duration_ms=index.duration_ms,
+        fps=index.fps,
+        vfr=index.vfr,
+        has_audio=bool(audio),
+        audio_codecs=audio,
+        index=index,
+    )

@@ -1,0 +1,158 @@
+"""Exact frame access: the image of frame `seq`, found by seeking to its key frame and decoding forward.
+
+Every decoded frame is identified against the frame index (by timestamp, or by position from a key frame
+when the file's timestamps are unusable), so a seek that lands elsewhere than asked is detected and
+corrected instead of returning a neighbouring frame, which is how frame-by-position readers go wrong.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import av
+import numpy as np
+
+from framemask.errors import NotAVideoError
+from framemask.media._av import map_av_errors, open_video
+from framemask.media.index import FrameIndex
+from framemask.media.rotate import normalize_rotation, rotate
+
+CACHE_FRAMES = 32
+
+
+class FrameReader:
+    """Random access to exact frames of one video. Not thread-safe: use one reader per thread."""
+
+    def __init__(self, path: str | os.PathLike[str], index: FrameIndex | None = None, cache_frames: int = CACHE_FRAMES):
+        self.path = path
+        self.index = index if index is not None else FrameIndex.build(path)
+        self._container = open_video(path)
+        self._stream = self._container.streams.video[0]
+        self._stream.thread_type = "AUTO"
+        self._decoder: Iterator[av.VideoFrame] | None = None
+        self._position = 0  # seq of the last frame the decoder returned (0: none)
+        self._cache: OrderedDict[tuple[int, int | None], np.ndarray] = OrderedDict()
+        self._cache_frames = cache_frames
+        self.rotation = 0
+        self.rotation = normalize_rotation(self._decode_at(1).rotation)
+
+    # --- public ---------------------------------------------------------------------------------------------
+
+    def frame(self, seq: int, width: int | None = None) -> np.ndarray:
+        """Frame `seq` as RGB uint8 (rotation applied), optionally scaled to `width` (aspect kept)."""
+        seq = self.index.check_seq(seq)
+        key = (seq, width)
+        if key in self._cache:
+            self._cache.move_to_end(key)
+            return self._cache[key]
+        image = self._to_rgb(self._decode_at(seq), width)
+        self._cache[key] = image
+        if len(self._cache) > self._cache_frames:
+            self._cache.popitem(last=False)
+        return image
+
+    def frame_at_ms(self, ms: float, width: int | None = None) -> np.ndarray:
+        """The frame on screen at `ms`."""
+        return self.frame(self.index.frame_at(ms), width)
+
+    def av_frame(self, seq: int) -> av.VideoFrame:
+        """The decoded `av.VideoFrame` of `seq` (stored orientation, not rotated)."""
+        return self._decode_at(self.index.check_seq(seq))
+
+    def thumbnails(self, seqs: Iterable[int], width: int) -> Iterator[tuple[int, np.ndarray]]:
+        """Small RGB images of `seqs`, decoded in order so each GOP is decoded at most once."""
+        for seq in sorted(set(seqs)):
+            yield seq, self._to_rgb(self._decode_at(self.index.check_seq(seq)), width)
+
+    def close(self) -> None:
+        self._container.close()
+
+    def __enter__(self) -> FrameReader:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # --- decoding -------------------------------------------------------------------------------------------
+
+    def _to_rgb(self, frame: av.VideoFrame, width: int | None) -> np.ndarray:
+        if width and self.rotation in (90, 270):
+            # width is the displayed width, i.e. the stored height
+            height = max(2, round(frame.width * width / frame.height))
+            rgb = frame.to_ndarray(format="rgb24", width=height, height=width)
+        elif width:
+            height = max(2, round(frame.height * width / frame.width))
+            rgb = frame.to_ndarray(format="rgb24", width=width, height=height)
+        else:
+            rgb = frame.to_ndarray(format="rgb24")
+        return rotate(rgb, self.rotation)
+
+    def _decode_at(self, seq: int) -> av.VideoFrame:
+        if not (self._decoder is not None and self._position < seq and self._same_gop(seq)):
+            self._seek_before(seq)
+        for _attempt in range(3):
+            frame = self._decode_forward(seq)
+            if frame is not None:
+                return frame
+            self._seek_before(seq, earlier=True)
+        raise NotAVideoError(f"{self.path}: frame {seq} could not be decoded")
+
+    def _same_gop(self, seq: int) -> bool:
+        """True when decoding forward from the current position reaches `seq` without passing a key frame."""
+        return not self.index.keys[self._position : seq - 1].any()
+
+    def _seek_before(self, seq: int, earlier: bool = False) -> None:
+        key_seq = self.index.key_seq_before(seq)
+        if earlier and key_seq > 1:
+            key_seq = self.index.key_seq_before(key_seq - 1)
+        self._seek_key = key_seq
+        target = int(self.index.pts[key_seq - 1])
+        with map_av_errors(self.path):
+            self._container.seek(target, stream=self._stream, backward=True, any_frame=False)
+        self._decoder = self._container.decode(self._stream)
+        self._position = 0
+
+    def _decode_forward(self, seq: int) -> av.VideoFrame | None:
+        """Decode until frame `seq`; None if the decoder overshot it (the seek landed too late)."""
+        assert self._decoder is not None
+        with map_av_errors(self.path):
+            for frame in self._decoder:
+                position = self._identify(frame)
+                if position is None:
+                    continue
+                self._position = position
+                if position == seq:
+                    return frame
+                if position > seq:
+                    return None
+        self._decoder = None
+        return None
+
+    def _identify(self, frame: av.VideoFrame) -> int | None:
+        """The seq of a freshly decoded frame, checked against the index."""
+        if self.index.exact_pts:
+            if frame.pts is None:
+                return self._position + 1 if self._position else None
+            lo = int(np.searchsorted(self.index.pts, frame.pts, side="left"))
+            if lo >= len(self.index.pts) or self.index.pts[lo] != frame.pts:
+                return None  # not a frame of the index (e.g. a broken leading frame after a seek)
+            if self._position and self.index.pts[self._position - 1] == frame.pts:
+                return self._position + 1  # a run of equal timestamps: count within it
+            return lo + 1
+        # timestamps unusable: count from the key frame the seek landed on
+        return self._position + 1 if self._position else self._seek_key
+
+
+def iter_frames(path: str | os.PathLike[str]) -> Iterator[tuple[int, av.VideoFrame]]:
+    """Every frame in presentation order with its seq (1-based), decoded sequentially (stored orientation)."""
+    container = open_video(path)
+    try:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        with map_av_errors(path):
+            yield from enumerate(container.decode(stream), start=1)
+    finally:
+        container.close()

@@ -1,0 +1,99 @@
+"""Test videos made with PyAV: every frame shows its own number, so a wrong frame is visible in pixels."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+TIME_BASE = Fraction(1, 90000)
+
+
+@dataclass(frozen=True)
+class VideoSpec:
+    """What to generate; `times` (seconds) overrides `n`/`fps` for variable frame rates."""
+
+    n: int = 60
+    fps: int = 30
+    times: tuple[float, ...] | None = None
+    size: tuple[int, int] = (320, 240)
+    codec: str = "libx264"
+    pix_fmt: str = "yuv420p"
+    gop: int = 30
+    bframes: int = 0
+    rotation: int = 0
+    start: float = 0.0
+    audio: bool = False
+    options: dict[str, str] = field(default_factory=dict)
+
+    def frame_times(self) -> list[float]:
+        return list(self.times) if self.times is not None else [i / self.fps for i in range(self.n)]
+
+
+def vfr_times(sections: tuple[tuple[int, int], ...] = ((30, 30), (10, 10), (60, 30))) -> tuple[float, ...]:
+    """Frame times for (count, fps) sections played one after the other."""
+    times, t = [], 0.0
+    for count, fps in sections:
+        for _ in range(count):
+            times.append(t)
+            t += 1.0 / fps
+    return tuple(times)
+
+
+def pattern(i: int, width: int, height: int) -> np.ndarray:
+    """A frame that encodes `i`: a gradient background, a moving bar, and 8 binary blocks of the number."""
+    y, x = np.mgrid[0:height, 0:width]
+    img = np.empty((height, width, 3), dtype=np.uint8)
+    img[..., 0] = (x * 255 // max(width - 1, 1)).astype(np.uint8)
+    img[..., 1] = (y * 255 // max(height - 1, 1)).astype(np.uint8)
+    img[..., 2] = (i * 7) % 256
+    bar = (i * 5) % max(width - 8, 1)
+    img[:, bar : bar + 8] = 255
+    block = max(width // 10, 4)
+    for bit in range(8):
+        on = (i >> bit) & 1
+        img[0:block, bit * block : (bit + 1) * block] = 255 if on else 0
+    return img
+
+
+def make_video(path: Path, spec: VideoSpec) -> Path:
+    """Encode `spec` into `path` (container from the suffix)."""
+    width, height = spec.size
+    with av.open(str(path), mode="w") as out:
+        stream = out.add_stream(spec.codec, rate=spec.fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, spec.pix_fmt
+        stream.time_base = TIME_BASE
+        stream.codec_context.time_base = TIME_BASE
+        stream.codec_context.gop_size = spec.gop
+        stream.codec_context.max_b_frames = spec.bframes
+        if spec.codec == "libx264":
+            stream.options = {"bf": str(spec.bframes), "preset": "ultrafast" if not spec.bframes else "veryfast",
+                              "sc_threshold": "0", **spec.options}
+        if spec.rotation:
+            stream.set_display_rotation(spec.rotation)
+        audio = out.add_stream("aac", rate=48000) if spec.audio else None
+        for i, t in enumerate(spec.frame_times()):
+            frame = av.VideoFrame.from_ndarray(pattern(i, width, height), format="rgb24")
+            frame.pts = round((t + spec.start) / TIME_BASE)
+            frame.time_base = TIME_BASE
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+        if audio is not None:
+            _write_tone(out, audio, spec.frame_times()[-1] + 1 / spec.fps)
+    return path
+
+
+def _write_tone(out: av.container.OutputContainer, stream: av.AudioStream, seconds: float) -> None:
+    rate, samples = 48000, 1024
+    t0 = 0
+    while t0 < seconds * rate:
+        t = (np.arange(samples) + t0) / rate
+        data = (0.2 * np.sin(2 * np.pi * 440 * t)).astype(np.float32).reshape(1, -1)
+        frame = av.AudioFrame.from_ndarray(data, format="fltp", layout="mono")
+        frame.sample_rate, frame.pts = rate, t0
+        out.mux(stream.encode(frame))
+        t0 += samples
+    out.mux(stream.encode(None))

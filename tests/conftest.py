@@ -1,0 +1,65 @@
+"""Shared fixtures: generated test videos (cached per session) and the shared third-party media."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from _videos import VideoSpec, make_video, vfr_times
+
+SHARED_MEDIA = Path(os.environ.get("FRAMEMASK_TEST_MEDIA", Path(__file__).resolve().parents[2] / "shared" / "media"))
+MEDIA_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi", ".webm")
+
+GENERATED = {
+    "cfr": VideoSpec(n=90, fps=30),
+    "vfr": VideoSpec(times=vfr_times(), gop=30),
+    "bframes": VideoSpec(n=90, fps=25, bframes=3, gop=25),
+    "rotated": VideoSpec(n=30, fps=30, rotation=90),
+    "odd": VideoSpec(n=30, fps=24, size=(321, 241), pix_fmt="yuv444p"),
+    "late_start": VideoSpec(n=45, fps=15, start=2.5),
+    "hd_gop2s": VideoSpec(n=150, fps=30, size=(1280, 720), gop=60, bframes=2),
+    "audio": VideoSpec(n=60, fps=30, audio=True),
+}
+
+
+def shared_media() -> list[Path]:
+    if not SHARED_MEDIA.is_dir():
+        return []
+    return sorted(p for p in SHARED_MEDIA.iterdir() if p.suffix.lower() in MEDIA_SUFFIXES)
+
+
+@pytest.fixture(scope="session")
+def video_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("videos")
+
+
+@pytest.fixture(scope="session")
+def make(video_dir: Path):
+    """`make(name)` -> path of a generated video from GENERATED (made once per session)."""
+
+    def _make(name: str, suffix: str = ".mp4") -> Path:
+        path = video_dir / f"{name}{suffix}"
+        if not path.exists():
+            make_video(path, GENERATED[name])
+        return path
+
+    return _make
+
+
+def ffprobe_count(path: Path) -> int:
+    """Frames counted by decoding with ffprobe (the reference count)."""
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0",
+         "-show_entries", "stream=nb_read_frames", "-of", "default=nw=1:nk=1", str(path)],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    return int(out.split()[0])
+
+
+@pytest.fixture(scope="session")
+def require_ffprobe() -> None:
+    if shutil.which("ffprobe") is None:
+        pytest.fail("ffprobe is missing: run ./dev setup")
