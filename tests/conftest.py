@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from _servers import postgres_db, postgres_server, redis_server, rgw_server  # noqa: F401  (fixtures)
 from _videos import VideoSpec, make_video, vfr_times
 
 SHARED_MEDIA = Path(os.environ.get("FRAMEMASK_TEST_MEDIA", Path(__file__).resolve().parents[2] / "shared" / "media"))
