@@ -1,0 +1,232 @@
+"""The processed master: H.264 in MP4 that keeps every input timestamp and is built for GOP patching.
+
+- **Timestamps**: each frame is written with the input frame's own pts in the input stream's time base
+  (the MP4 muxer only rescales to a finer timescale), so frame count and every timestamp survive and VFR
+  stays VFR. Inputs whose timestamps repeat (webcam recordings do) cannot be stored as-is in MP4; those
+  frames move by one microsecond each (`nudged` counts them), the smallest step that keeps them distinct.
+- **Orientation**: pixels are written as displayed (rotation applied, no rotation side data), because masks
+  are computed in displayed coordinates and every later consumer (browser, exact reader, re-render) then
+  sees the same pixels without having to honour a display matrix.
+- **GOPs**: closed, exactly `keyint` frames (about 1 s), no scene-cut key frames, SPS/PPS repeated in-band
+  at every IDR and signalled as `avc3`, so a corrected GOP re-encoded later can be spliced in alone.
+- **Audio** is stream-copied when MP4 can hold its codec, otherwise re-encoded to AAC; or dropped.
+- **Metadata**: nothing is copied from the input container or streams (GPS, make/model, creation time).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from framemask.errors import NotAVideoError
+
+__all__ = ["COPYABLE_AUDIO", "EncodeSettings", "VideoWriter", "gop_starts_for", "monotonic_pts"]
+
+log = logging.getLogger(__name__)
+
+COPYABLE_AUDIO = frozenset({"aac", "mp3", "ac3", "eac3", "alac", "opus", "flac"})
+"""Audio codecs MP4 holds as they are; anything else is re-encoded to AAC."""
+
+NUDGE_SCALE = 1000
+"""Repeated timestamps are separated in a time base this much finer than the input's."""
+
+
+@dataclass(frozen=True)
+class EncodeSettings:
+    """x264 settings of the processed master (a re-render of single GOPs must use the same ones)."""
+
+    crf: int = 23
+    preset: str = "veryfast"
+    keyint: int = 30
+    threads: int = 0
+
+    def x264_params(self) -> str:
+        k = max(1, self.keyint)
+        return f"keyint={k}:min-keyint={k}:scenecut=0:open-gop=0:repeat-headers=1"
+
+
+def monotonic_pts(pts: np.ndarray, time_base: Fraction) -> tuple[np.ndarray, Fraction, int]:
+    """Strictly increasing timestamps for the muxer: unchanged if already so, else nudged in a finer base.
+
+    Returns (pts, time_base, number of frames moved).
+    """
+    pts = np.asarray(pts, dtype=np.int64)
+    if len(pts) < 2 or bool(np.all(np.diff(pts) > 0)):
+        return pts, time_base, 0
+    fine = pts * NUDGE_SCALE
+    out = fine.copy()
+    for i in range(1, len(out)):
+        out[i] = max(out[i], out[i - 1] + 1)
+    return out, time_base / NUDGE_SCALE, int(np.count_nonzero(out != fine))
+
+
+def gop_starts_for(end_sequence: int, keyint: int) -> list[int]:
+    """First seq of every GOP for a fixed `keyint` (what the encoder is configured to produce)."""
+    return list(range(1, end_sequence + 1, max(1, keyint)))
+
+
+def _rate(fps: float) -> Fraction:
+    return Fraction(fps).limit_denominator(1001) if fps > 0 else Fraction(25)
+
+
+@dataclass
+class VideoWriter:
+    """Writes RGB frames with given timestamps to an MP4 master; `close()` returns the GOP map.
+
+    Use as a context manager; on an exception the partial output is deleted.
+    """
+
+    dst: str | os.PathLike[str]
+    width: int
+    height: int
+    time_base: Fraction
+    fps: float
+    settings: EncodeSettings = field(default_factory=EncodeSettings)
+    audio_from: str | os.PathLike[str] | None = None
+    gop_starts: list[int] = field(default_factory=list, init=False)
+    frames: int = field(default=0, init=False)
+
+    def __post_init__(self) -> None:
+        self._out = av.open(str(self.dst), mode="w", format="mp4")
+        self._video = self._add_video_stream()
+        self._audio = _AudioCopier(self.audio_from, self._out) if self.audio_from is not None else None
+        self._seq_of_pts: dict[int, int] = {}
+
+    def _add_video_stream(self) -> av.VideoStream:
+        odd = self.width % 2 or self.height % 2
+        stream = self._out.add_stream("libx264", rate=_rate(self.fps))
+        stream.width, stream.height = self.width, self.height
+        stream.pix_fmt = "yuv444p" if odd else "yuv420p"  # x264 4:2:0 needs even sizes; keep the size
+        stream.time_base = self.time_base
+        ctx = stream.codec_context
+        ctx.time_base = self.time_base
+        ctx.gop_size = max(1, self.settings.keyint)
+        ctx.codec_tag = "avc3"
+        ctx.thread_count = self.settings.threads
+        ctx.options = {
+            "preset": self.settings.preset,
+            "crf": str(self.settings.crf),
+            "x264-params": self.settings.x264_params(),
+        }
+        return stream
+
+    def write(self, rgb: np.ndarray, pts: int) -> None:
+        """Encode one displayed-orientation RGB frame with timestamp `pts` (in `time_base`)."""
+        frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format=self._video.pix_fmt)
+        frame.pts = int(pts)
+        frame.time_base = self.time_base
+        self.frames += 1
+        self._seq_of_pts[int(pts)] = self.frames
+        self._mux(self._video.encode(frame))
+
+    def _mux(self, packets: list[av.Packet]) -> None:
+        for packet in packets:
+            if packet.is_keyframe and packet.pts is not None:
+                self.gop_starts.append(self._seq_of_pts.get(int(packet.pts), -1))
+            if self._audio is not None and packet.dts is not None:
+                self._audio.copy_until(float(packet.dts * self.time_base))
+            self._out.mux(packet)
+
+    def close(self) -> list[int]:
+        """Flush encoder and audio, finish the file; the first seq of every GOP."""
+        self._mux(self._video.encode(None))
+        if self._audio is not None:
+            self._audio.copy_until(float("inf"))
+            self._audio.close()
+        self._out.close()
+        self.gop_starts.sort()
+        return self.gop_starts
+
+    def abort(self) -> None:
+        """Close without flushing and delete the partial file."""
+        try:
+            if self._audio is not None:
+                self._audio.close()
+            self._out.close()
+        except av.error.FFmpegError:
+            pass
+        Path(self.dst).unlink(missing_ok=True)
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        if exc_type is not None:
+            self.abort()
+
+
+class _AudioCopier:
+    """Moves the source's first audio stream into the output, interleaved with the video by time."""
+
+    def __init__(self, src: str | os.PathLike[str], out: av.container.OutputContainer) -> None:
+        self._in = av.open(str(src), mode="r")
+        self._src = self._in.streams.audio[0] if self._in.streams.audio else None
+        self._pending: av.Packet | None = None
+        self._packets: Iterator[av.Packet] = iter(())
+        if self._src is None:
+            return
+        self._copy = self._src.codec_context.name in COPYABLE_AUDIO
+        if self._copy:
+            self._dst = out.add_stream_from_template(self._src)
+        else:
+            log.info("audio codec %s is re-encoded to AAC", self._src.codec_context.name)
+            self._dst = out.add_stream("aac", rate=self._src.codec_context.sample_rate or 48000)
+            self._dst.codec_context.layout = self._src.codec_context.layout
+        self._dst.metadata.clear()
+        self._out = out
+        self._packets = self._demux()
+
+    def _demux(self) -> Iterator[av.Packet]:
+        try:
+            for packet in self._in.demux(self._src):
+                if packet.dts is None and packet.pts is None:
+                    continue
+                yield packet
+        except av.error.FFmpegError as exc:  # a damaged audio tail must not lose the video
+            log.warning("audio copy stopped early: %s", exc)
+
+    def copy_until(self, seconds: float) -> None:
+        """Mux audio packets up to `seconds` (+0.5 s of lead, as muxers interleave)."""
+        while True:
+            packet = self._pending if self._pending is not None else next(self._packets, None)
+            self._pending = None
+            if packet is None:
+                return
+            t = packet.dts if packet.dts is not None else packet.pts
+            if float(t * packet.time_base) > seconds + 0.5:
+                self._pending = packet
+                return
+            self._write(packet)
+
+    def _write(self, packet: av.Packet) -> None:
+        if self._copy:
+            packet.stream = self._dst
+            self._out.mux(packet)
+            return
+        try:
+            for frame in packet.decode():
+                frame.pts = None
+                self._out.mux(self._dst.encode(frame))
+        except av.error.FFmpegError as exc:
+            log.warning("skipping undecodable audio packet: %s", exc)
+
+    def close(self) -> None:
+        if self._src is not None and not self._copy:
+            try:
+                self._out.mux(self._dst.encode(None))
+            except av.error.FFmpegError:
+                pass
+        self._in.close()
+
+
+def check_frame_count(written: int, expected: int, path: object) -> None:
+    """The decoder must deliver exactly the indexed frames; anything else is a broken input."""
+    if written != expected:
+        raise NotAVideoError(f"{path}: decoded {written} frames but the index has {expected}")

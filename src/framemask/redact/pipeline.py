@@ -1,0 +1,296 @@
+"""The anonymize pipeline: decode -> detect/track -> mask -> encode, concurrently, frame-exact.
+
+Three threads joined by bounded queues (`_stages`): decoding, detection + tracking, and masking + encoding
+in the caller's thread. PyAV, onnxruntime, OpenCV and x264 release the GIL, so the stages overlap on
+separate cores, and at most a few frames per queue (plus one detection stride) are ever in memory.
+
+Detection runs on every `stride`-th frame and on the last one; frames in between get boxes interpolated
+by time between the neighbouring detected frames, matched by track id. The tracker bridges short gaps so a
+mask does not blink off for a frame or two. Every frame keeps its input timestamp (see `encode`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from framemask.detect import LABELS, Detections, Detector, Tracker, interpolate, load_detectors
+from framemask.errors import InputError, NotAVideoError
+from framemask.media import VideoInfo, iter_frames, probe, rotate
+from framemask.redact._stages import Pipe, Stages, StageTimer
+from framemask.redact.boxes import BoxTrack, boxes_from_doc
+from framemask.redact.encode import EncodeSettings, VideoWriter, monotonic_pts
+from framemask.redact.styles import Masker, make_masker
+
+__all__ = [
+    "DEFAULT_STRIDE",
+    "PAD",
+    "AnonymizeResult",
+    "Progress",
+    "anonymize_file",
+    "detect_frame",
+    "render_with_boxes",
+]
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int, int], None]
+DEFAULT_STRIDE = 2
+"""Detect on every 2nd frame by default: measured (bench/anonymize.py) to keep ground-truth coverage while
+halving detection cost; tracking and interpolation fill the frames in between."""
+PAD: dict[str, float] = {"person": 0.10, "face": 0.20}
+"""Each box grows by this fraction of its own size on every side (faces more: detectors box them tightly)."""
+QUEUE_FRAMES = 6
+
+
+@dataclass
+class AnonymizeResult:
+    """What a render produced: the output, its GOP map, the masked boxes of every frame, timings."""
+
+    output: Path
+    end_sequence: int
+    gop_starts: list[int]
+    timings: dict[str, float]
+    nudged_timestamps: int = 0
+    track: BoxTrack | None = field(default=None, repr=False)
+
+    @property
+    def boxes(self) -> dict[str, Any]:
+        """The masked boxes in the seed format (every frame present)."""
+        return self.track.to_doc() if self.track is not None else {"endSequence": 0, "sequence": []}
+
+
+def anonymize_file(
+    src: str | os.PathLike[str],
+    dst: str | os.PathLike[str],
+    *,
+    targets: Sequence[str] = ("person", "face"),
+    style: str = "mosaic",
+    shape: str = "rect",
+    strength: float = 1.0,
+    stride: int = DEFAULT_STRIDE,
+    audio: bool = True,
+    boxes_path: str | os.PathLike[str] | None = None,
+    progress: Progress | None = None,
+    detectors: Sequence[Detector] | None = None,
+    settings: EncodeSettings | None = None,
+) -> AnonymizeResult:
+    """Detect people/faces in `src`, mask them, write the H.264 master to `dst` (and the boxes JSON)."""
+    targets = _check_targets(targets)
+    if stride < 1:
+        raise InputError(f"stride must be >= 1, got {stride}")
+    masker = _masker(style, shape, strength)
+    info = _probe_for_output(src, dst)
+    detectors = list(detectors) if detectors is not None else load_detectors(targets)
+    tracker = Tracker(fps=max(1.0, info.fps / stride))
+
+    def boxes_stage(frames: Pipe, out: Pipe, timer: StageTimer) -> None:
+        _detect_stage(frames, out, info, detectors, tracker, stride, timer)
+
+    return _render(src, dst, info, boxes_stage, masker, audio, boxes_path, progress, settings, targets)
+
+
+def render_with_boxes(
+    src: str | os.PathLike[str],
+    dst: str | os.PathLike[str],
+    boxes_doc: dict[str, Any],
+    *,
+    style: str = "mosaic",
+    shape: str = "rect",
+    strength: float = 1.0,
+    audio: bool = True,
+    progress: Progress | None = None,
+    settings: EncodeSettings | None = None,
+) -> AnonymizeResult:
+    """Render `src` masking exactly the boxes of a seed document (no detection, no padding added)."""
+    masker = _masker(style, shape, strength)
+    info = _probe_for_output(src, dst)
+    track = boxes_from_doc(boxes_doc, info.end_sequence, info.width, info.height)
+
+    def boxes_stage(frames: Pipe, out: Pipe, timer: StageTimer) -> None:
+        for seq, rgb in frames:
+            if not out.put((seq, rgb, track.rows(seq))):
+                return
+
+    return _render(src, dst, info, boxes_stage, masker, audio, None, progress, settings, track.labels)
+
+
+def detect_frame(rgb: np.ndarray, detectors: Sequence[Detector]) -> Detections:
+    """Every detector's boxes on one frame, clipped to it."""
+    height, width = rgb.shape[:2]
+    return Detections.merge(d.detect(rgb) for d in detectors).clip(width, height)
+
+
+# --- the shared render loop ---------------------------------------------------------------------------------
+
+BoxesStage = Callable[[Pipe, Pipe, StageTimer], None]
+
+
+def _render(
+    src: str | os.PathLike[str],
+    dst: str | os.PathLike[str],
+    info: VideoInfo,
+    boxes_stage: BoxesStage,
+    masker: Masker,
+    audio: bool,
+    boxes_path: str | os.PathLike[str] | None,
+    progress: Progress | None,
+    settings: EncodeSettings | None,
+    labels: Sequence[str],
+) -> AnonymizeResult:
+    assert info.index is not None
+    started = time.perf_counter()
+    timer = StageTimer()
+    pts, time_base, nudged = monotonic_pts(info.index.pts, info.index.time_base)
+    settings = settings or EncodeSettings(keyint=max(1, round(info.fps)) if info.fps > 0 else 25)
+    track = BoxTrack(info.width, info.height, labels)
+    tmp = _temp_path(dst)
+    writer = VideoWriter(
+        tmp, info.width, info.height, time_base, info.fps, settings, src if audio and info.has_audio else None
+    )
+    with writer, Stages() as stages:
+        frames, boxed = stages.pipe(QUEUE_FRAMES), stages.pipe(QUEUE_FRAMES)
+        stages.start("decode", lambda: _decode_stage(src, info, frames, timer), frames)
+        stages.start("detect", lambda: boxes_stage(frames, boxed, timer), boxed)
+        for seq, rgb, rows in boxed:
+            boxes = _record(track, rows)
+            timer.timed("mask", masker.apply, rgb, boxes)
+            timer.timed("encode", writer.write, rgb, pts[seq - 1])
+            if progress is not None:
+                progress(seq, info.end_sequence)
+        stages.check()
+        if writer.frames != info.end_sequence:
+            raise NotAVideoError(f"{src}: decoded {writer.frames} frames but the index has {info.end_sequence}")
+        gop_starts = timer.timed("encode", writer.close)
+    os.replace(tmp, dst)
+    if boxes_path is not None:
+        track.write_json(boxes_path)
+    timings = {k: round(v, 3) for k, v in timer.seconds.items()}
+    timings["total"] = round(time.perf_counter() - started, 3)
+    timings["fps"] = round(info.end_sequence / max(timings["total"], 1e-9), 2)
+    return AnonymizeResult(Path(dst), info.end_sequence, gop_starts, timings, nudged, track)
+
+
+def _record(track: BoxTrack, rows: Detections | np.ndarray) -> np.ndarray:
+    """Store a frame's boxes in the track; returns them for masking, people first so faces paint on top."""
+    if isinstance(rows, Detections):
+        return track.append(rows[np.argsort(rows.class_id, kind="stable")])
+    rows = rows[np.argsort(rows[:, 0], kind="stable")]
+    track.append_rows(rows)
+    return rows[:, 1:]
+
+
+def _decode_stage(src: str | os.PathLike[str], info: VideoInfo, out: Pipe, timer: StageTimer) -> None:
+    """Decoded frames as displayed-orientation RGB, in presentation order."""
+    expected = (info.height, info.width, 3)
+    with contextlib.closing(iter_frames(src)) as frames:
+        while True:
+            t0 = time.perf_counter()
+            item = next(frames, None)
+            if item is None:
+                return
+            seq, frame = item
+            rgb = rotate(frame.to_ndarray(format="rgb24"), info.rotation)
+            timer.add("decode", time.perf_counter() - t0)
+            if rgb.shape != expected:
+                raise NotAVideoError(f"{src}: frame {seq} is {rgb.shape[1]}x{rgb.shape[0]}, the video starts "
+                                     f"at {info.width}x{info.height} (size changes are not supported)")
+            if not out.put((seq, rgb)):
+                return
+
+
+def _detect_stage(
+    frames: Pipe,
+    out: Pipe,
+    info: VideoInfo,
+    detectors: Sequence[Detector],
+    tracker: Tracker,
+    stride: int,
+    timer: StageTimer,
+) -> None:
+    """Detect + track on every `stride`-th frame (and the last); interpolate the frames in between."""
+    assert info.index is not None
+    time_ms = info.index.time_ms
+    pending: list[tuple[int, np.ndarray]] = []
+    previous: tuple[int, Detections] | None = None
+    for seq, rgb in frames:
+        if (seq - 1) % stride and seq != info.end_sequence:
+            pending.append((seq, rgb))
+            continue
+        tracked = timer.timed("detect", lambda rgb=rgb: tracker.update(detect_frame(rgb, detectors)))
+        for mid_seq, mid_rgb, dets in _between(previous, (seq, tracked), pending, time_ms):
+            if not out.put((mid_seq, mid_rgb, _pad(dets, info))):
+                return
+        if not out.put((seq, rgb, _pad(tracked, info))):
+            return
+        previous, pending = (seq, tracked), []
+
+
+def _between(
+    before: tuple[int, Detections] | None,
+    after: tuple[int, Detections],
+    pending: list[tuple[int, np.ndarray]],
+    time_ms: np.ndarray,
+) -> Iterator[tuple[int, np.ndarray, Detections]]:
+    """Boxes of the frames between two detected frames, interpolated by presentation time."""
+    if before is None:  # cannot happen (seq 1 is always detected), kept for safety
+        for seq, rgb in pending:
+            yield seq, rgb, after[1]
+        return
+    (seq_a, dets_a), (seq_b, dets_b) = before, after
+    span = float(time_ms[seq_b - 1] - time_ms[seq_a - 1]) or 1.0
+    for seq, rgb in pending:
+        t = float(time_ms[seq - 1] - time_ms[seq_a - 1]) / span
+        yield seq, rgb, interpolate(dets_a, dets_b, min(max(t, 0.0), 1.0))
+
+
+def _pad(dets: Detections, info: VideoInfo) -> Detections:
+    """Grow each box by its label's padding and clip to the frame."""
+    parts = [dets.with_label(name).pad(PAD.get(name, 0.1), info.width, info.height) for name in LABELS]
+    return Detections.merge(parts)
+
+
+# --- input checks -------------------------------------------------------------------------------------------
+
+
+def _check_targets(targets: Sequence[str]) -> tuple[str, ...]:
+    if isinstance(targets, str):
+        targets = [t.strip() for t in targets.split(",") if t.strip()]
+    unknown = [t for t in targets if t not in LABELS]
+    if unknown or not targets:
+        raise InputError(f"targets must be a non-empty subset of {', '.join(LABELS)}, got {', '.join(targets)}")
+    return tuple(dict.fromkeys(targets))
+
+
+def _masker(style: str, shape: str, strength: float) -> Masker:
+    try:
+        return make_masker(style, shape, strength)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+
+
+def _probe_for_output(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> VideoInfo:
+    """Probe the input (InputError if unusable) and refuse to overwrite it or write into a missing folder."""
+    info = probe(src)
+    out = Path(dst)
+    if out.exists() and out.resolve() == Path(src).resolve():
+        raise InputError(f"{dst}: refusing to overwrite the input video")
+    if not out.parent.is_dir():
+        raise InputError(f"{out.parent}: output folder does not exist")
+    if out.suffix.lower() not in (".mp4", ".m4v", ".mov"):
+        raise InputError(f"{dst}: the output is H.264 in MP4; use a .mp4 file name")
+    return info
+
+
+def _temp_path(dst: str | os.PathLike[str]) -> Path:
+    """A sibling of `dst` written first and renamed at the end, so a failure never leaves a half file."""
+    out = Path(dst)
+    return out.with_name(f".{out.stem}.{os.getpid()}.partial{out.suffix}")

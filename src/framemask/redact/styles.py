@@ -1,0 +1,150 @@
+"""Masking styles: mosaic (default), blur and solid fill, as rectangles or inscribed ellipses.
+
+Every style has a strength floor relative to the box size, so no setting can leave a face recognisable:
+a mosaic has at most `MAX_CELLS` cells along the box's longer side (and cells of at least `MIN_CELL` px);
+a blur's sigma is at least the longer side / `MAX_CELLS` (and at least `MIN_SIGMA` px). A user's
+`strength` can only make the mask coarser than the floor, never finer. Mosaic cells are averaged
+(deface paints each cell with its top-left pixel, which keeps sharp single-pixel samples of the face).
+Only pixels inside a box are read to produce that box's mask, so nothing outside leaks in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal, Protocol, runtime_checkable
+
+import cv2
+import numpy as np
+
+__all__ = [
+    "MAX_CELLS",
+    "MIN_CELL",
+    "MIN_SIGMA",
+    "SHAPES",
+    "STYLES",
+    "Blur",
+    "Fill",
+    "Masker",
+    "Mosaic",
+    "box_slices",
+    "make_masker",
+]
+
+Shape = Literal["rect", "ellipse"]
+STYLES = ("mosaic", "blur", "fill")
+SHAPES = ("rect", "ellipse")
+MAX_CELLS = 8
+"""At most this many mosaic cells (or blur sigmas) along a box's longer side."""
+MIN_CELL = 8
+MIN_SIGMA = 4.0
+
+
+@runtime_checkable
+class Masker(Protocol):
+    """Hides the content of boxes in a frame."""
+
+    def apply(self, rgb: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+        """Mask `boxes` ((N,4) x1,y1,x2,y2 pixels) in `rgb` (HxWx3 uint8, modified in place and returned)."""
+        ...
+
+
+def box_slices(box: Iterable[float], width: int, height: int) -> tuple[slice, slice] | None:
+    """Integer pixel rows/cols covering a float box (outward rounding), clipped; None if empty."""
+    x1, y1, x2, y2 = (float(v) for v in box)
+    c1, c2 = max(0, int(np.floor(x1))), min(width, int(np.ceil(x2)))
+    r1, r2 = max(0, int(np.floor(y1))), min(height, int(np.ceil(y2)))
+    if c2 <= c1 or r2 <= r1:
+        return None
+    return slice(r1, r2), slice(c1, c2)
+
+
+def _ellipse_mask(h: int, w: int) -> np.ndarray:
+    """Boolean HxW mask of the ellipse inscribed in an HxW box."""
+    mask = np.zeros((h, w), np.uint8)
+    cv2.ellipse(mask, ((w - 1) / 2, (h - 1) / 2), (w, h), 0, 0, 360, 1, thickness=-1)
+    return mask.astype(bool)
+
+
+@dataclass(frozen=True)
+class _RegionMasker:
+    """Shared box loop: each subclass turns one box's pixels into their masked version."""
+
+    shape: Shape = "rect"
+
+    def apply(self, rgb: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+        height, width = rgb.shape[:2]
+        for box in np.asarray(boxes, dtype=np.float64).reshape(-1, 4):
+            region = box_slices(box, width, height)
+            if region is None:
+                continue
+            roi = rgb[region]
+            masked = self.mask_region(roi)
+            if self.shape == "ellipse" and min(roi.shape[:2]) > 2:
+                np.copyto(roi, masked, where=_ellipse_mask(*roi.shape[:2])[..., None])
+            else:
+                roi[...] = masked
+        return rgb
+
+    def mask_region(self, roi: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Mosaic(_RegionMasker):
+    """Pixelate: each cell is the mean of its pixels. `strength` >= 1 multiplies the minimum cell size."""
+
+    strength: float = 1.0
+
+    def cell(self, h: int, w: int) -> int:
+        return int(np.ceil(max(MIN_CELL, max(h, w) / MAX_CELLS) * max(1.0, self.strength)))
+
+    def mask_region(self, roi: np.ndarray) -> np.ndarray:
+        h, w = roi.shape[:2]
+        cell = self.cell(h, w)
+        small = cv2.resize(roi, (max(1, -(-w // cell)), max(1, -(-h // cell))), interpolation=cv2.INTER_AREA)
+        return cv2.resize(small, (w, h), interpolation=cv2.INTER_NEAREST)
+
+
+@dataclass(frozen=True)
+class Blur(_RegionMasker):
+    """Gaussian blur; sigma >= longer side / MAX_CELLS. Large sigmas blur a downscaled copy (same look)."""
+
+    strength: float = 1.0
+
+    def sigma(self, h: int, w: int) -> float:
+        return max(MIN_SIGMA, max(h, w) / MAX_CELLS) * max(1.0, self.strength)
+
+    def mask_region(self, roi: np.ndarray) -> np.ndarray:
+        h, w = roi.shape[:2]
+        sigma = self.sigma(h, w)
+        scale = max(1.0, sigma / 4.0)
+        small_size = (max(1, round(w / scale)), max(1, round(h / scale)))
+        small = cv2.resize(roi, small_size, interpolation=cv2.INTER_AREA)
+        small = cv2.GaussianBlur(small, (0, 0), sigma / scale, borderType=cv2.BORDER_REPLICATE)
+        return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+@dataclass(frozen=True)
+class Fill(_RegionMasker):
+    """Solid colour (black by default)."""
+
+    color: tuple[int, int, int] = (0, 0, 0)
+
+    def mask_region(self, roi: np.ndarray) -> np.ndarray:
+        return np.broadcast_to(np.array(self.color, np.uint8), roi.shape)
+
+
+def make_masker(style: str = "mosaic", shape: str = "rect", strength: float = 1.0) -> Masker:
+    """The masker for a CLI/API style name; ValueError names the valid choices."""
+    if style not in STYLES:
+        raise ValueError(f"unknown style {style!r}; choose one of {', '.join(STYLES)}")
+    if shape not in SHAPES:
+        raise ValueError(f"unknown shape {shape!r}; choose one of {', '.join(SHAPES)}")
+    if not strength >= 1.0:
+        raise ValueError(f"strength must be >= 1 (1 is the minimum safe strength), got {strength}")
+    if style == "mosaic":
+        return Mosaic(shape=shape, strength=strength)  # type: ignore[arg-type]
+    if style == "blur":
+        return Blur(shape=shape, strength=strength)  # type: ignore[arg-type]
+    return Fill(shape=shape)  # type: ignore[arg-type]
