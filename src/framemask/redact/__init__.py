@@ -1,9 +1,9 @@
 """De-identification: masking styles, the anonymize pipeline, the H.264 master writer and the leak audit.
 
-    from framemask.redact import anonymize_file, render_with_boxes
-    result = anonymize_file("in.mp4", "out.mp4", boxes_path="out.json")
-    result.boxes        # seed format: {"endSequence": N, "sequence": [{"seq": 1, "person": [...]}, ...]}
-    result.gop_starts   # first seq of every closed GOP, for re-encoding single GOPs later
+from framemask.redact import anonymize_file, render_with_boxes
+result = anonymize_file("in.mp4", "out.mp4", boxes_path="out.json")
+result.boxes        # seed format: {"endSequence": N, "sequence": [{"seq": 1, "person": [...]}, ...]}
+result.gop_starts   # first seq of every closed GOP, for re-encoding single GOPs later
 """
 
 from framemask.redact.boxes import BoxTrack, boxes_from_doc, load_boxes_doc

@@ -7,6 +7,7 @@ of its input, and the caller's `check()` re-raises the first failure. Nothing bl
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 import time
@@ -43,10 +44,8 @@ class Pipe:
                 return
             except queue.Full:
                 if self._stop.is_set():
-                    try:
+                    with contextlib.suppress(queue.Empty):
                         self._queue.get_nowait()
-                    except queue.Empty:
-                        pass
 
     def __iter__(self) -> Iterator[Any]:
         while True:

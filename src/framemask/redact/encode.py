@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections.abc import Iterator
@@ -219,10 +220,8 @@ class _AudioCopier:
 
     def close(self) -> None:
         if self._src is not None and not self._copy:
-            try:
+            with contextlib.suppress(av.error.FFmpegError):
                 self._out.mux(self._dst.encode(None))
-            except av.error.FFmpegError:
-                pass
         self._in.close()
 
 

@@ -201,8 +201,10 @@ def _decode_stage(src: str | os.PathLike[str], info: VideoInfo, out: Pipe, timer
             rgb = rotate(frame.to_ndarray(format="rgb24"), info.rotation)
             timer.add("decode", time.perf_counter() - t0)
             if rgb.shape != expected:
-                raise NotAVideoError(f"{src}: frame {seq} is {rgb.shape[1]}x{rgb.shape[0]}, the video starts "
-                                     f"at {info.width}x{info.height} (size changes are not supported)")
+                raise NotAVideoError(
+                    f"{src}: frame {seq} is {rgb.shape[1]}x{rgb.shape[0]}, the video starts "
+                    f"at {info.width}x{info.height} (size changes are not supported)"
+                )
             if not out.put((seq, rgb)):
                 return
 
