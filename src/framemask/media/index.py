@@ -26,8 +26,11 @@ from framemask.media._av import map_av_errors, open_video
 
 log = logging.getLogger(__name__)
 
-ONE_PACKET_ONE_FRAME = frozenset({"h264", "hevc", "av1", "mjpeg", "prores", "dnxhd", "ffv1", "png", "rawvideo"})
-"""Codecs whose packets each hold exactly one displayed frame (VP8/VP9 may hide frames, MPEG-4 may pack)."""
+ONE_PACKET_ONE_FRAME = frozenset({"h264", "hevc", "av1", "vp8", "mjpeg", "prores", "dnxhd", "ffv1", "png", "rawvideo"})
+"""Codecs whose packets each hold one frame (VP9 superframes and MPEG-4 packed/not-coded VOPs do not)."""
+
+NO_REORDERING = frozenset({"vp8", "mjpeg", "png", "ffv1", "rawvideo", "prores", "dnxhd"})
+"""Intra-only or forward-only codecs: packet order is display order, so equal timestamps keep their order."""
 
 FORMAT_VERSION = 1
 _MAGIC = b"FMIX"
@@ -219,7 +222,10 @@ def _demux(container: av.container.InputContainer, stream: av.VideoStream, path:
     for packet in container.demux(stream):
         if packet.size == 0 and packet.pts is None and packet.dts is None:
             continue  # the flush packet at the end
-        packets.append((packet.pts, packet.is_keyframe, packet.dts, packet.size, packet.is_discard))
+        shown = True
+        if packet.stream.codec_context.name == "vp8" and packet.size:
+            shown = bool(bytes(packet)[0] & 0x10)  # VP8 frame tag: show_frame bit; hidden frames are never output
+        packets.append((packet.pts, packet.is_keyframe, packet.dts, packet.size, packet.is_discard, shown))
     if not packets:
         raise NotAVideoError(f"{path}: the video has zero frames")
     declared = stream.frames
@@ -232,9 +238,9 @@ def _packets_reliable(packets: list[tuple], codec: str, container_format: str) -
     if codec not in ONE_PACKET_ONE_FRAME or "avi" in container_format:
         return False
     pts = [p[0] for p in packets]
-    if any(v is None for v in pts) or any(p[3] == 0 or p[4] for p in packets):
+    if any(v is None for v in pts) or any(p[3] == 0 or p[4] or not p[5] for p in packets):
         return False
-    return len(set(pts)) == len(pts)
+    return codec in NO_REORDERING or len(set(pts)) == len(pts)
 
 
 def _repair_pts(pts_list: list[int | None]) -> tuple[np.ndarray, bool]:
