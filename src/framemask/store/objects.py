@@ -145,6 +145,16 @@ class LocalStore:
         with open(path, "rb") as src, self.open_write(bucket, key) as dst:
             shutil.copyfileobj(src, dst, _COPY_CHUNK)
 
+    def adopt_file(self, bucket: str, key: str, path: Path) -> None:
+        """Move a local file in as the object (a rename on the same filesystem, else a copy)."""
+        final = self._path(bucket, key)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.replace(path, final)
+        except OSError:
+            self.put_file(bucket, key, path)
+            Path(path).unlink(missing_ok=True)
+
     def get_file(self, bucket: str, key: str, path: Path) -> None:
         src = self._existing(bucket, key)
         tmp = Path(path).with_name(f".{Path(path).name}.{uuid.uuid4().hex}.part")
@@ -310,9 +320,7 @@ class _MultipartWriter(io.RawIOBase):
         self._buf.clear()
         if self._upload_id is not None:
             with _map_s3_errors(f"abort s3://{self._bucket}/{self._key}"):
-                self._client.abort_multipart_upload(
-                    Bucket=self._bucket, Key=self._key, UploadId=self._upload_id
-                )
+                self._client.abort_multipart_upload(Bucket=self._bucket, Key=self._key, UploadId=self._upload_id)
 
 
 class S3Store:
@@ -334,9 +342,7 @@ class S3Store:
         self.part_size = part_size
         self._client = self._make_client(endpoint, access_key, secret_key, region)
         self._signer = (
-            self._make_client(public_endpoint, access_key, secret_key, region)
-            if public_endpoint
-            else self._client
+            self._make_client(public_endpoint, access_key, secret_key, region) if public_endpoint else self._client
         )
 
     def __repr__(self) -> str:

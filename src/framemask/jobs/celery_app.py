@@ -1,0 +1,130 @@
+"""Celery on Redis (or any Celery broker) for scale-out: `FRAMEMASK_QUEUE=celery`, `framemask worker`.
+
+A Celery message only says "job X may be ready"; the job table stays the source of truth. The task
+claims the job with the same lease as the embedded pool, so duplicate or redelivered messages are
+harmless. A sweeper thread in every worker re-announces jobs whose message was lost or whose worker
+died (lapsed lease), which is how a SIGKILLed worker's job gets finished by another.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from functools import lru_cache
+from typing import Any
+
+from celery import Celery
+
+from framemask.settings import Settings, get_settings
+
+__all__ = ["TASK_NAME", "make_celery", "run_celery_worker", "send_job"]
+
+log = logging.getLogger(__name__)
+
+TASK_NAME = "framemask.run_job"
+QUEUE_NAME = "framemask"
+
+
+def make_celery(broker_url: str) -> Celery:
+    """A Celery app whose only task runs one framemask job by id."""
+    app = Celery("framemask", broker=broker_url)
+    app.conf.update(
+        task_serializer="json",
+        accept_content=["json"],
+        task_ignore_result=True,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_default_queue=QUEUE_NAME,
+        broker_connection_retry_on_startup=True,
+        broker_transport_options={"visibility_timeout": 3600},
+        worker_hijack_root_logger=False,
+    )
+
+    @app.task(name=TASK_NAME, ignore_result=True)
+    def run_job(job_id: str) -> str:
+        from framemask.jobs.worker import execute, worker_name
+
+        services = _worker_services()
+        claim = services.queue.claim(job_id, worker_name("celery"))
+        if claim is None:  # done, taken by a live worker, not yet due, or unknown
+            return "skipped"
+        return execute(services, claim)
+
+    return app
+
+
+@lru_cache(maxsize=4)
+def _producer(broker_url: str) -> Celery:
+    return make_celery(broker_url)
+
+
+def send_job(settings: Settings, job_id: str, countdown: float = 0.0) -> None:
+    """Announce a job to the Celery workers."""
+    options: dict[str, Any] = {"countdown": countdown} if countdown > 0 else {}
+    _producer(settings.broker_url).send_task(TASK_NAME, args=[job_id], queue=QUEUE_NAME, **options)
+
+
+_services_lock = threading.Lock()
+_services: Any = None
+
+
+def _worker_services() -> Any:
+    """The worker process's Services, built once from the environment."""
+    global _services
+    with _services_lock:
+        if _services is None:
+            from framemask.jobs.context import Services
+
+            _services = Services.create(get_settings())
+        return _services
+
+
+def _sweep_forever(stop: threading.Event, every: float, older_than: float) -> None:
+    while not stop.wait(every):
+        try:
+            services = _worker_services()
+            for job_id in services.queue.stale_ids(older_than):
+                send_job(services.settings, job_id)
+        except Exception:
+            log.exception("sweeper: re-announcing stale jobs failed")
+
+
+def start_sweeper(settings: Settings) -> threading.Event:
+    """Re-announce stale jobs every lease/2 seconds in a daemon thread; set the event to stop it."""
+    stop = threading.Event()
+    lease = settings.job_lease_seconds
+    thread = threading.Thread(
+        target=_sweep_forever, args=(stop, max(lease / 2, 0.5), lease), name="framemask-sweeper", daemon=True
+    )
+    thread.start()
+    return stop
+
+
+def run_celery_worker(settings: Settings, concurrency: int, name: str) -> None:
+    """Run a Celery worker in this process (thread pool: the pipeline's heavy work releases the GIL)."""
+    global _services
+    from framemask.jobs.context import Services
+
+    with _services_lock:  # migrate and create buckets before taking work
+        if _services is None:
+            _services = Services.create(settings)
+    stop = start_sweeper(settings)
+    app = make_celery(settings.broker_url)
+    try:
+        app.worker_main(
+            [
+                "worker",
+                "--pool=threads",
+                f"--concurrency={max(concurrency, 1)}",
+                "-Q",
+                QUEUE_NAME,
+                "-n",
+                name,
+                "--loglevel=INFO",
+                "--without-gossip",
+                "--without-mingle",
+            ]
+        )
+    finally:
+        stop.set()

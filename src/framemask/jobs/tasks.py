@@ -1,0 +1,167 @@
+"""Task handlers: resolve ids through the database, call the pure pipeline, store what it produced.
+
+A handler returns a `finalize(session)` that the queue runs in the same transaction that marks the
+job succeeded, so database results of a job land exactly once. Objects are written under fixed keys
+before that, so a retried or taken-over job overwrites rather than duplicates them.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import delete, insert
+from sqlalchemy.orm import Session
+from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+from framemask.errors import StorageError
+from framemask.jobs.context import Services
+from framemask.jobs.pipeline import ProcessOutcome, Report, process_video
+from framemask.store.layout import index_key, local_copy, processed_key
+from framemask.store.models import ProcessedFrame, Video, utcnow
+from framemask.store.objects import ObjectStore
+
+__all__ = ["HANDLERS", "TaskRun", "apply_probe", "mark_video_failed"]
+
+log = logging.getLogger(__name__)
+
+Finalize = Callable[[Session], None]
+
+# transient storage hiccups are retried here, quickly; anything else fails the attempt
+_storage_retry = retry(
+    retry=retry_if_exception_type(StorageError),
+    wait=wait_exponential(multiplier=0.5, max=8),
+    stop=stop_after_attempt(4),
+    reraise=True,
+)
+
+
+@dataclass(frozen=True)
+class TaskRun:
+    """One attempt at one job, as a handler sees it."""
+
+    services: Services
+    job_id: str
+    attempt: int
+    video_id: str | None
+    payload: dict[str, Any]
+    report: Report
+    work_dir: Path
+
+
+@_storage_retry
+def _fetch(store: ObjectStore, bucket: str, key: str, cache: Path) -> Path:
+    return local_copy(store, bucket, key, cache)
+
+
+@_storage_retry
+def _put(store: ObjectStore, bucket: str, key: str, path: Path) -> None:
+    store.put_file(bucket, key, path)
+
+
+@_storage_retry
+def _put_bytes(store: ObjectStore, bucket: str, key: str, data: bytes) -> None:
+    with store.open_write(bucket, key) as fh:
+        fh.write(data)
+
+
+def _set_video(services: Services, video_id: str, **values: Any) -> None:
+    with services.db.begin() as session:
+        video = session.get(Video, video_id)
+        if video is not None:
+            for name, value in values.items():
+                setattr(video, name, value)
+
+
+def process_video_task(run: TaskRun) -> Finalize | None:
+    """Process one uploaded video: original -> processed master, index blob and per-frame boxes."""
+    services, settings = run.services, run.services.settings
+    if run.video_id is None:
+        raise StorageError(f"job {run.job_id} has no video")
+    with services.db.session() as session:
+        video = session.get(Video, run.video_id)
+        if video is None:  # deleted while queued: nothing to do
+            return None
+        bucket, key = video.raw_bucket, video.raw_key
+    _set_video(services, run.video_id, status="processing", error=None)
+    cache = settings.cache_dir / "videos" / run.video_id / Path(key).name
+    src = _fetch(services.store, bucket, key, cache)
+    outcome = process_video(
+        src,
+        run.work_dir,
+        targets=settings.redact_targets,
+        style=settings.redact_style,
+        stride=settings.redact_stride,
+        audio=settings.keep_audio,
+        report=run.report,
+    )
+    _put_bytes(services.store, settings.bucket_processed, index_key(run.video_id), outcome.index.to_bytes())
+    _put(services.store, settings.bucket_processed, processed_key(run.video_id), outcome.processed)
+    run.report(99.0, "store")
+    return _finalize_processing(run.video_id, outcome)
+
+
+def _frame_rows(video_id: str, boxes_doc: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    for entry in boxes_doc.get("sequence", []):
+        boxes = {name: value for name, value in entry.items() if name != "seq"}
+        rows.append({"video_id": video_id, "seq": int(entry["seq"]), "boxes": boxes})
+    return rows
+
+
+def _finalize_processing(video_id: str, outcome: ProcessOutcome) -> Finalize:
+    rows = _frame_rows(video_id, outcome.boxes)
+    info, index = outcome.info, outcome.index
+
+    def finalize(session: Session) -> None:
+        video = session.get(Video, video_id)
+        if video is None:
+            return
+        session.execute(delete(ProcessedFrame).where(ProcessedFrame.video_id == video_id))
+        for start in range(0, len(rows), 1000):
+            session.execute(insert(ProcessedFrame), rows[start : start + 1000])
+        apply_probe(video, info)
+        video.end_sequence = index.end_sequence
+        video.key_frames = int(index.keys.sum())
+        video.last_frame_ms = float(index.time_ms[-1])
+        video.index_key = index_key(video_id)
+        video.processed_key = processed_key(video_id)
+        video.gop_starts = outcome.gop_starts
+        video.boxes_total = sum(len(v) for r in rows for v in r["boxes"].values() if isinstance(v, list))
+        video.status, video.error, video.updated_at = "ready", None, utcnow()
+
+    return finalize
+
+
+def apply_probe(video: Video, info: Any) -> None:
+    """Copy probe facts onto the row (shared by upload validation and processing)."""
+    video.width, video.height, video.rotation = info.width, info.height, info.rotation
+    video.coded_width, video.coded_height = info.coded_width, info.coded_height
+    video.codec, video.pix_fmt = info.codec, info.pix_fmt
+    video.time_base = f"{info.time_base.numerator}/{info.time_base.denominator}"
+    video.duration_ms, video.fps, video.vfr = float(info.duration_ms), float(info.fps), bool(info.vfr)
+    video.has_audio, video.end_sequence = bool(info.has_audio), int(info.end_sequence)
+
+
+def mark_video_failed(video_id: str | None, message: str) -> Finalize:
+    """The `on_final` of a job that will not be retried: the video shows the reason."""
+
+    def finalize(session: Session) -> None:
+        video = session.get(Video, video_id) if video_id else None
+        if video is not None:
+            video.status, video.error, video.updated_at = "failed", message, utcnow()
+
+    return finalize
+
+
+def cleanup_work_dir(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+
+
+HANDLERS: dict[str, Callable[[TaskRun], Finalize | None]] = {
+    "process_video": process_video_task,
+}

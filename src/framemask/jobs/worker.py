@@ -1,0 +1,171 @@
+"""Running claimed jobs: heartbeat, progress, completion; the embedded pool and the standalone loop.
+
+The same `execute()` runs a job whether the claim came from the embedded pool polling the job table
+or from a Celery message, so both paths share lease, retry and exactly-once semantics.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+
+from framemask.jobs.context import Services
+from framemask.jobs.queue import Claim
+from framemask.jobs.tasks import HANDLERS, TaskRun, cleanup_work_dir, mark_video_failed
+from framemask.store.models import Job
+
+__all__ = ["ClaimLost", "WorkerPool", "execute", "run_worker", "worker_name"]
+
+log = logging.getLogger(__name__)
+
+PROGRESS_WRITE_SECONDS = 0.5
+
+
+class ClaimLost(Exception):
+    """Another worker took this job over (our lease lapsed); stop without touching its results."""
+
+
+def worker_name(suffix: str = "") -> str:
+    """host:pid[:suffix] — enough to find the process that holds a job."""
+    base = f"{socket.gethostname()}:{os.getpid()}"
+    return f"{base}:{suffix}" if suffix else base
+
+
+class _Lease(threading.Thread):
+    """Renews a claim's lease in the background and carries the latest progress to the job row."""
+
+    def __init__(self, services: Services, claim: Claim) -> None:
+        super().__init__(name=f"lease-{claim.job_id[:8]}", daemon=True)
+        self._queue = services.queue
+        self._claim = claim
+        self._interval = max(services.settings.job_lease_seconds / 3.0, 0.05)
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._progress: tuple[float, str] | None = None
+        self._written_at = 0.0
+        self.lost = False
+
+    def run(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                self._write()
+            except Exception:  # a missed beat is harmless; the next one renews the lease
+                log.exception("job %s: heartbeat failed", self._claim.job_id)
+
+    def _write(self) -> None:
+        with self._lock:
+            pct, stage = self._progress if self._progress else (None, None)
+            if not self._queue.heartbeat(self._claim, pct, stage):
+                self.lost = True
+            self._written_at = time.monotonic()
+
+    def report(self, percent: float, stage: str) -> None:
+        """Progress callback handed to the pipeline; raises `ClaimLost` once the job is not ours."""
+        if self.lost:
+            raise ClaimLost(self._claim.job_id)
+        new_stage = self._progress is None or self._progress[1] != stage
+        self._progress = (percent, stage)
+        if new_stage or time.monotonic() - self._written_at >= PROGRESS_WRITE_SECONDS:
+            self._write()
+        if self.lost:
+            raise ClaimLost(self._claim.job_id)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.join(timeout=5)
+
+
+def execute(services: Services, claim: Claim) -> str:
+    """Run a claimed job to its end; returns the job's status afterwards (or `lost`)."""
+    with services.db.session() as session:
+        job = session.get(Job, claim.job_id)
+        if job is None:
+            return "lost"
+        video_id, payload = job.video_id, dict(job.payload or {})
+    handler = HANDLERS.get(claim.kind)
+    if handler is None:
+        return services.queue.fail(claim, f"unknown job kind {claim.kind!r}")
+    work_dir = services.settings.cache_dir / "jobs" / f"{claim.job_id}-{claim.token[:8]}"
+    lease = _Lease(services, claim)
+    lease.start()
+    try:
+        work_dir.mkdir(parents=True, exist_ok=True)
+        run = TaskRun(services, claim.job_id, claim.attempt, video_id, payload, lease.report, work_dir)
+        finalize = handler(run)
+        if lease.lost:
+            raise ClaimLost(claim.job_id)
+        return "succeeded" if services.queue.complete(claim, finalize) else "lost"
+    except ClaimLost:
+        log.warning("job %s: lease lost to another worker; abandoning attempt %d", claim.job_id, claim.attempt)
+        return "lost"
+    except Exception as exc:  # every failure becomes a retry or a readable `failed`
+        log.exception("job %s attempt %d failed", claim.job_id, claim.attempt)
+        status = services.queue.fail(claim, exc, on_final=mark_video_failed(video_id, _readable(exc)))
+        if status == "queued" and services.settings.queue == "celery":
+            from framemask.jobs.celery_app import send_job
+
+            send_job(services.settings, claim.job_id, countdown=_due_in(services, claim.job_id))
+        return status
+    finally:
+        lease.stop()
+        cleanup_work_dir(work_dir)
+
+
+def _readable(exc: BaseException) -> str:
+    from framemask.errors import InputError
+
+    text = str(exc).strip() or type(exc).__name__
+    return text if isinstance(exc, InputError) else f"processing failed: {text}"
+
+
+def _due_in(services: Services, job_id: str) -> float:
+    from framemask.store.models import utcnow
+
+    job = services.queue.get(job_id)
+    return max((job.not_before - utcnow()).total_seconds(), 0.0) if job else 0.0
+
+
+def run_worker(services: Services, name: str, stop: threading.Event, kinds: tuple[str, ...] | None = None) -> None:
+    """Claim and run jobs until `stop` is set (one thread or one standalone process)."""
+    poll = services.settings.job_poll_seconds
+    while not stop.is_set():
+        try:
+            claim = services.queue.claim_next(name, kinds)
+        except Exception:  # a database hiccup must not kill the worker
+            log.exception("worker %s: claiming failed", name)
+            stop.wait(poll * 4)
+            continue
+        if claim is None:
+            services.wake.wait(poll)
+            services.wake.clear()
+            continue
+        execute(services, claim)
+
+
+class WorkerPool:
+    """In-process worker threads for the embedded default (`FRAMEMASK_WORKERS` of them)."""
+
+    def __init__(self, services: Services, size: int) -> None:
+        self.services = services
+        self.size = size
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        for i in range(self.size):
+            name = worker_name(f"t{i}")
+            thread = threading.Thread(
+                target=run_worker, args=(self.services, name, self._stop), name=f"framemask-worker-{i}", daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self.services.wake.set()
+        for thread in self._threads:
+            thread.join(timeout)
+        self._threads.clear()
