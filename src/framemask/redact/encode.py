@@ -170,16 +170,18 @@ class _AudioCopier:
         self._in = av.open(str(src), mode="r")
         self._src = self._in.streams.audio[0] if self._in.streams.audio else None
         self._pending: av.Packet | None = None
+        self._last_dts: int | None = None
         self._packets: Iterator[av.Packet] = iter(())
         if self._src is None:
             return
-        self._copy = self._src.codec_context.name in COPYABLE_AUDIO
+        self._copy = self._src.codec_context.codec.canonical_name in COPYABLE_AUDIO
         if self._copy:
             self._dst = out.add_stream_from_template(self._src)
         else:
             log.info("audio codec %s is re-encoded to AAC", self._src.codec_context.name)
-            self._dst = out.add_stream("aac", rate=self._src.codec_context.sample_rate or 48000)
-            self._dst.codec_context.layout = self._src.codec_context.layout
+            channels = self._src.codec_context.layout.nb_channels
+            layout = {1: "mono", 6: "5.1"}.get(channels, "stereo")  # anything else is mixed to stereo
+            self._dst = out.add_stream("aac", rate=self._src.codec_context.sample_rate or 48000, layout=layout)
         self._dst.metadata.clear()
         self._out = out
         self._packets = self._demux()
@@ -208,6 +210,7 @@ class _AudioCopier:
 
     def _write(self, packet: av.Packet) -> None:
         if self._copy:
+            self._fix_dts(packet)
             packet.stream = self._dst
             self._out.mux(packet)
             return
@@ -217,6 +220,16 @@ class _AudioCopier:
                 self._out.mux(self._dst.encode(frame))
         except av.error.FFmpegError as exc:
             log.warning("skipping undecodable audio packet: %s", exc)
+
+    def _fix_dts(self, packet: av.Packet) -> None:
+        """Repeated audio dts (webcam recordings have them) move up one tick, as the ffmpeg CLI does."""
+        if packet.dts is None:
+            packet.dts = packet.pts
+        if self._last_dts is not None and packet.dts <= self._last_dts:
+            packet.dts = self._last_dts + 1
+            if packet.pts is not None and packet.pts < packet.dts:
+                packet.pts = packet.dts
+        self._last_dts = packet.dts
 
     def close(self) -> None:
         if self._src is not None and not self._copy:

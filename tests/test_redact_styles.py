@@ -1,0 +1,90 @@
+"""Masking styles on in-memory frames: what changes inside a box, that nothing changes outside, the floors."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from framemask.redact.styles import MAX_CELLS, MIN_CELL, Blur, Fill, Masker, Mosaic, make_masker
+
+
+def textured(height: int = 240, width: int = 320, seed: int = 0) -> np.ndarray:
+    """Random noise: every mask must visibly change it."""
+    return np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
+
+
+def high_freq_energy(img: np.ndarray) -> float:
+    gray = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    return float(np.abs(cv2.Laplacian(gray, cv2.CV_32F)).mean())
+
+
+@pytest.mark.parametrize("masker", [Mosaic(), Blur(), Fill(), Mosaic(shape="ellipse"), Blur(shape="ellipse")])
+def test_pixels_outside_boxes_are_untouched(masker: Masker) -> None:
+    original = textured()
+    out = masker.apply(original.copy(), np.array([[40, 30, 140, 190], [200.4, 10.6, 300.2, 90.1]]))
+    outside = np.ones(original.shape[:2], bool)
+    outside[30:190, 40:140] = False
+    outside[10:91, 200:301] = False
+    assert np.array_equal(out[outside], original[outside])
+    assert masker.apply(original.copy(), np.zeros((0, 4))).tobytes() == original.tobytes()
+
+
+@pytest.mark.parametrize("masker", [Mosaic(), Blur(), Fill()])
+def test_inside_a_box_the_detail_is_gone(masker: Masker) -> None:
+    original = textured()
+    out = masker.apply(original.copy(), np.array([[40, 40, 200, 200]]))
+    before, after = high_freq_energy(original[40:200, 40:200]), high_freq_energy(out[40:200, 40:200])
+    assert after < 0.2 * before
+    assert np.abs(out[40:200, 40:200].astype(int) - original[40:200, 40:200]).mean() > 30
+
+
+def test_mosaic_cells_are_averages_and_respect_the_size_floor() -> None:
+    original = textured()
+    box = np.array([[0, 0, 160, 80]])  # longer side 160 -> cell 20 px (160 / 8)
+    out = Mosaic().apply(original.copy(), box)
+    cell = max(MIN_CELL, 160 // MAX_CELLS)
+    assert cell == 20
+    block = out[0:20, 0:20]
+    assert (block == block[0, 0]).all()
+    assert np.abs(block[0, 0].astype(int) - original[0:20, 0:20].reshape(-1, 3).mean(0)).max() <= 1
+    assert len(np.unique(out[0:80, 0:160].reshape(-1, 3), axis=0)) <= 8 * 4
+
+
+def test_small_boxes_still_get_cells_of_at_least_min_cell() -> None:
+    out = Mosaic().apply(textured(), np.array([[10, 10, 26, 26]]))  # 16 px face -> 2x2 cells of 8 px
+    assert len(np.unique(out[10:26, 10:26].reshape(-1, 3), axis=0)) <= 4
+
+
+def test_strength_only_coarsens() -> None:
+    assert Mosaic().cell(160, 160) == 20 and Mosaic(strength=2).cell(160, 160) == 40
+    assert Blur(strength=3).sigma(100, 100) == 3 * Blur().sigma(100, 100)
+    with pytest.raises(ValueError, match="strength"):
+        make_masker("mosaic", strength=0.5)
+
+
+def test_blur_sigma_floor_scales_with_the_box() -> None:
+    assert Blur().sigma(400, 100) == 400 / MAX_CELLS
+    assert Blur().sigma(10, 10) == 4.0
+
+
+def test_ellipse_leaves_box_corners() -> None:
+    original = textured()
+    out = Mosaic(shape="ellipse").apply(original.copy(), np.array([[0, 0, 100, 100]]))
+    assert np.array_equal(out[0:5, 0:5], original[0:5, 0:5])
+    assert not np.array_equal(out[45:55, 45:55], original[45:55, 45:55])
+
+
+def test_boxes_beyond_the_frame_are_clipped() -> None:
+    original = textured()
+    out = Fill().apply(original.copy(), np.array([[-50, -50, 20, 20], [310, 230, 400, 400], [500, 500, 600, 600]]))
+    assert (out[0:20, 0:20] == 0).all() and (out[230:, 310:] == 0).all()
+    assert np.array_equal(out[20:230, 20:310], original[20:230, 20:310])
+
+
+def test_make_masker_rejects_unknown_names() -> None:
+    with pytest.raises(ValueError, match="mosaic, blur, fill"):
+        make_masker("pixelate")
+    with pytest.raises(ValueError, match="rect, ellipse"):
+        make_masker("blur", "circle")
+    assert isinstance(make_masker("fill", "ellipse"), Fill)
