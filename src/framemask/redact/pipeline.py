@@ -84,7 +84,7 @@ def anonymize_file(
     settings: EncodeSettings | None = None,
 ) -> AnonymizeResult:
     """Detect people/faces in `src`, mask them, write the H.264 master to `dst` (and the boxes JSON)."""
-    targets = _check_targets(targets)
+    targets = check_targets(targets)
     if stride < 1:
         raise InputError(f"stride must be >= 1, got {stride}")
     masker = _masker(style, shape, strength)
@@ -263,7 +263,8 @@ def _pad(dets: Detections, info: VideoInfo) -> Detections:
 # --- input checks -------------------------------------------------------------------------------------------
 
 
-def _check_targets(targets: Sequence[str]) -> tuple[str, ...]:
+def check_targets(targets: Sequence[str]) -> tuple[str, ...]:
+    """Validated, de-duplicated target labels (a comma-separated string is accepted too)."""
     if isinstance(targets, str):
         targets = [t.strip() for t in targets.split(",") if t.strip()]
     unknown = [t for t in targets if t not in LABELS]
