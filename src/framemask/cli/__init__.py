@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "framemask.cli.media",
     "framemask.cli.detect",
     "framemask.cli.redact",
+    "framemask.cli.events",
     "framemask.cli.streams",
     "framemask.cli.service",
 )
