@@ -49,13 +49,14 @@ class Settings(BaseSettings):
     admin_token: SecretStr | None = Field(None, description="seeds the first admin API token")
     webhook_secret: SecretStr | None = Field(None, description="accepted as bearer on /api/hooks/s3")
     signed_url_seconds: int = Field(300, ge=1, le=7 * 24 * 3600)
+    url_signing_key: SecretStr | None = Field(None, description="HMAC key of signed stream URLs (default: random)")
 
     redact_style: Literal["mosaic", "blur", "fill"] = "mosaic"
     redact_targets: tuple[str, ...] = ("person", "face")
     redact_stride: int | None = Field(None, ge=1, description="detect every Nth frame (None = default)")
     keep_audio: bool = True
 
-    @field_validator("admin_token", "webhook_secret")
+    @field_validator("admin_token", "webhook_secret", "url_signing_key")
     @classmethod
     def _reject_weak_secret(cls, value: SecretStr | None) -> SecretStr | None:
         """A guessable admin token is worse than none: refuse to start with one."""

@@ -15,6 +15,7 @@ from typing import Any
 
 from celery import Celery
 
+from framemask.jobs.context import Services
 from framemask.settings import Settings, get_settings
 
 __all__ = ["TASK_NAME", "make_celery", "run_celery_worker", "send_job"]
@@ -66,36 +67,36 @@ def send_job(settings: Settings, job_id: str, countdown: float = 0.0) -> None:
 
 
 _services_lock = threading.Lock()
-_services: Any = None
+_services: Services | None = None
 
 
-def _worker_services() -> Any:
+def _worker_services() -> Services:
     """The worker process's Services, built once from the environment."""
     global _services
     with _services_lock:
         if _services is None:
-            from framemask.jobs.context import Services
-
             _services = Services.create(get_settings())
         return _services
 
 
-def _sweep_forever(stop: threading.Event, every: float, older_than: float) -> None:
+def _sweep_forever(services: Services, stop: threading.Event, every: float, older_than: float) -> None:
     while not stop.wait(every):
         try:
-            services = _worker_services()
             for job_id in services.queue.stale_ids(older_than):
                 send_job(services.settings, job_id)
         except Exception:
             log.exception("sweeper: re-announcing stale jobs failed")
 
 
-def start_sweeper(settings: Settings) -> threading.Event:
+def start_sweeper(services: Services) -> threading.Event:
     """Re-announce stale jobs every lease/2 seconds in a daemon thread; set the event to stop it."""
     stop = threading.Event()
-    lease = settings.job_lease_seconds
+    lease = services.settings.job_lease_seconds
     thread = threading.Thread(
-        target=_sweep_forever, args=(stop, max(lease / 2, 0.5), lease), name="framemask-sweeper", daemon=True
+        target=_sweep_forever,
+        args=(services, stop, max(lease / 2, 0.5), lease),
+        name="framemask-sweeper",
+        daemon=True,
     )
     thread.start()
     return stop
@@ -104,12 +105,11 @@ def start_sweeper(settings: Settings) -> threading.Event:
 def run_celery_worker(settings: Settings, concurrency: int, name: str) -> None:
     """Run a Celery worker in this process (thread pool: the pipeline's heavy work releases the GIL)."""
     global _services
-    from framemask.jobs.context import Services
-
     with _services_lock:  # migrate and create buckets before taking work
         if _services is None:
             _services = Services.create(settings)
-    stop = start_sweeper(settings)
+        services = _services
+    stop = start_sweeper(services)
     app = make_celery(settings.broker_url)
     try:
         app.worker_main(

@@ -102,7 +102,16 @@ def process_video_task(run: TaskRun) -> Finalize | None:
     _put_bytes(services.store, settings.bucket_processed, index_key(run.video_id), outcome.index.to_bytes())
     _put(services.store, settings.bucket_processed, processed_key(run.video_id), outcome.processed)
     run.report(99.0, "store")
+    if not _video_exists(services, run.video_id):  # deleted while we worked: leave nothing behind
+        for name in (index_key(run.video_id), processed_key(run.video_id)):
+            services.store.delete(settings.bucket_processed, name)
+        return None
     return _finalize_processing(run.video_id, outcome)
+
+
+def _video_exists(services: Services, video_id: str) -> bool:
+    with services.db.session() as session:
+        return session.get(Video, video_id) is not None
 
 
 def _frame_rows(video_id: str, boxes_doc: dict[str, Any]) -> list[dict[str, Any]]:
@@ -143,8 +152,12 @@ def apply_probe(video: Video, info: Any) -> None:
     video.coded_width, video.coded_height = info.coded_width, info.coded_height
     video.codec, video.pix_fmt = info.codec, info.pix_fmt
     video.time_base = f"{info.time_base.numerator}/{info.time_base.denominator}"
-    video.duration_ms, video.fps, video.vfr = float(info.duration_ms), float(info.fps), bool(info.vfr)
-    video.has_audio, video.end_sequence = bool(info.has_audio), int(info.end_sequence)
+    video.duration_ms, video.fps = round(float(info.duration_ms), 3), round(float(info.fps), 6)
+    video.vfr, video.has_audio, video.end_sequence = bool(info.vfr), bool(info.has_audio), int(info.end_sequence)
+    index = getattr(info, "index", None)
+    if index is not None:
+        video.key_frames = int(index.keys.sum())
+        video.last_frame_ms = round(float(index.time_ms[-1]), 3)
 
 
 def mark_video_failed(video_id: str | None, message: str) -> Finalize:

@@ -42,14 +42,14 @@ class _Lease(threading.Thread):
         self._queue = services.queue
         self._claim = claim
         self._interval = max(services.settings.job_lease_seconds / 3.0, 0.05)
-        self._stop = threading.Event()
+        self._halt = threading.Event()
         self._lock = threading.Lock()
         self._progress: tuple[float, str] | None = None
         self._written_at = 0.0
         self.lost = False
 
     def run(self) -> None:
-        while not self._stop.wait(self._interval):
+        while not self._halt.wait(self._interval):
             try:
                 self._write()
             except Exception:  # a missed beat is harmless; the next one renews the lease
@@ -74,7 +74,7 @@ class _Lease(threading.Thread):
             raise ClaimLost(self._claim.job_id)
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
         self.join(timeout=5)
 
 
@@ -142,7 +142,10 @@ def run_worker(services: Services, name: str, stop: threading.Event, kinds: tupl
             services.wake.wait(poll)
             services.wake.clear()
             continue
-        execute(services, claim)
+        try:
+            execute(services, claim)
+        except Exception:  # e.g. the database went away mid-job; the lease brings the job back
+            log.exception("worker %s: job %s crashed", name, claim.job_id)
 
 
 class WorkerPool:

@@ -1,0 +1,109 @@
+"""The FastAPI application: routers, error mapping, and the embedded workers' lifecycle.
+
+`create_app(settings)` builds everything from one `Settings`; nothing is created at import time.
+With `FRAMEMASK_QUEUE=embedded` (the default) the app runs `FRAMEMASK_WORKERS` worker threads
+itself; with `celery` it only enqueues and `framemask worker` processes do the work.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, Request, status
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from framemask import __version__
+from framemask.api.auth import seed_admin_token
+from framemask.api.frames import ReaderPool
+from framemask.api.routes import admin, hooks, jobs, media, videos
+from framemask.errors import FramemaskError, FrameRangeError, InputError, NotFoundError, StorageError
+from framemask.jobs.context import Services
+from framemask.jobs.worker import WorkerPool
+from framemask.settings import Settings, get_settings
+
+__all__ = ["create_app"]
+
+log = logging.getLogger(__name__)
+STATIC_DIR = Path(__file__).with_name("static")
+
+
+def _status_of(exc: FramemaskError) -> int:
+    if isinstance(exc, NotFoundError):
+        return status.HTTP_404_NOT_FOUND
+    if isinstance(exc, FrameRangeError | InputError):
+        return status.HTTP_422_UNPROCESSABLE_CONTENT
+    if isinstance(exc, StorageError):
+        return status.HTTP_503_SERVICE_UNAVAILABLE
+    return status.HTTP_500_INTERNAL_SERVER_ERROR
+
+
+async def _framemask_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, FramemaskError)
+    code = _status_of(exc)
+    if code >= 500:
+        log.error("request failed: %s", exc, exc_info=exc)
+    return JSONResponse({"detail": str(exc)}, status_code=code)
+
+
+def _start(app: FastAPI, settings: Settings) -> None:
+    services = Services.create(settings)
+    app.state.services = services
+    app.state.readers = ReaderPool()
+    key = settings.url_signing_key
+    app.state.signing_key = key.get_secret_value().encode() if key else secrets.token_bytes(32)
+    if settings.admin_token is not None:
+        seed_admin_token(services.db, settings.admin_token.get_secret_value())
+    app.state.pool = None
+    app.state.sweeper = None
+    if settings.queue == "embedded" and settings.workers > 0:
+        app.state.pool = WorkerPool(services, settings.workers)
+        app.state.pool.start()
+    elif settings.queue == "celery":
+        from framemask.jobs.celery_app import start_sweeper
+
+        app.state.sweeper = start_sweeper(services)
+
+
+def _stop(app: FastAPI) -> None:
+    if app.state.pool is not None:
+        app.state.pool.stop()
+    if app.state.sweeper is not None:
+        app.state.sweeper.set()
+    app.state.readers.close()
+    app.state.services.close()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The framemask web service (API under /api, docs at /docs, the editor at / when built)."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        _start(app, settings)
+        try:
+            yield
+        finally:
+            _stop(app)
+
+    app = FastAPI(
+        title="framemask",
+        version=__version__,
+        summary="Frame-accurate video de-identification",
+        lifespan=lifespan,
+    )
+    app.add_exception_handler(FramemaskError, _framemask_error)
+    for module in (videos, media, jobs, hooks, admin):
+        app.include_router(module.router)
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    if (STATIC_DIR / "index.html").is_file():
+        app.mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="editor")
+    return app

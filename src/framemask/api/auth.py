@@ -1,0 +1,128 @@
+"""API tokens (only their SHA-256 is stored), roles, and the audit log.
+
+Roles are ordered viewer < editor < admin. Viewers see processed (de-identified) material only;
+editors may upload, delete and open originals (every such access is audited); admins also manage
+tokens, read the audit log and may post storage events.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select, update
+
+from framemask.errors import InputError
+from framemask.store.db import Database
+from framemask.store.models import ROLES, ApiToken, AuditLog, utcnow
+
+__all__ = ["Principal", "audit", "authenticate", "create_token", "hash_token", "seed_admin_token"]
+
+ROLE_RANK = {role: rank for rank, role in enumerate(ROLES)}
+TOKEN_PREFIX = "fm_"
+_LAST_USED_EVERY = 60.0
+_last_used: dict[int, float] = {}
+_last_used_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the token's id, name and role."""
+
+    token_id: int | None
+    name: str
+    role: str
+
+    def allows(self, role: str) -> bool:
+        return ROLE_RANK[self.role] >= ROLE_RANK[role]
+
+
+def hash_token(raw: str) -> str:
+    return hashlib.sha256(raw.encode("utf-8")).hexdigest()
+
+
+def create_token(
+    db: Database, role: str, name: str | None = None, *, by: Principal | None = None, client: str | None = None
+) -> tuple[str, ApiToken]:
+    """A new random token with `role`; returns the raw token (shown once) and its row."""
+    if role not in ROLE_RANK:
+        raise InputError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
+    raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    row = ApiToken(name=(name or f"{role} token")[:120], role=role, token_hash=hash_token(raw))
+    with db.begin() as session:
+        session.add(row)
+        session.flush()
+        detail = {"token_id": row.id, "role": role, "name": row.name}
+        audit_row(session, by, "token.create", detail=detail, client=client)
+    return raw, row
+
+
+def seed_admin_token(db: Database, raw: str) -> None:
+    """Make `FRAMEMASK_ADMIN_TOKEN` a valid admin token (idempotent)."""
+    digest = hash_token(raw)
+    with db.begin() as session:
+        if session.scalar(select(ApiToken.id).where(ApiToken.token_hash == digest)) is None:
+            session.add(ApiToken(name="admin (FRAMEMASK_ADMIN_TOKEN)", role="admin", token_hash=digest))
+
+
+def authenticate(db: Database, raw: str) -> Principal | None:
+    """The principal for a raw bearer token, or None if unknown or revoked."""
+    if not raw or len(raw) > 256:
+        return None
+    with db.session() as session:
+        row = session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(raw)))
+    if row is None or row.revoked:
+        return None
+    _touch(db, row.id)
+    return Principal(row.id, row.name, row.role)
+
+
+def _touch(db: Database, token_id: int) -> None:
+    """Record last use at most once a minute per token (no write per request)."""
+    now = time.monotonic()
+    with _last_used_lock:
+        if now - _last_used.get(token_id, -_LAST_USED_EVERY) < _LAST_USED_EVERY:
+            return
+        _last_used[token_id] = now
+    with db.begin() as session:
+        session.execute(update(ApiToken).where(ApiToken.id == token_id).values(last_used_at=utcnow()))
+
+
+def audit_row(
+    session: Any,
+    principal: Principal | None,
+    action: str,
+    *,
+    video_id: str | None = None,
+    detail: dict[str, Any] | None = None,
+    client: str | None = None,
+) -> None:
+    session.add(
+        AuditLog(
+            token_id=principal.token_id if principal else None,
+            actor=principal.name if principal else "system",
+            role=principal.role if principal else None,
+            action=action,
+            video_id=video_id,
+            client=client,
+            detail=detail,
+        )
+    )
+
+
+def audit(
+    db: Database,
+    principal: Principal | None,
+    action: str,
+    *,
+    video_id: str | None = None,
+    detail: dict[str, Any] | None = None,
+    client: str | None = None,
+) -> None:
+    """Append one audit entry in its own transaction (before the protected bytes are sent)."""
+    with db.begin() as session:
+        audit_row(session, principal, action, video_id=video_id, detail=detail, client=client)

@@ -1,0 +1,129 @@
+"""Serving exact frames: local copies of a video's files, a small pool of open FrameReaders, encoding.
+
+A FrameReader is not thread-safe and opening one costs an index, so the pool keeps a few open
+readers (one lock each) keyed by video and variant; a deleted video's readers are dropped.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from framemask.errors import NotFoundError
+from framemask.jobs.context import Services
+from framemask.media import FrameIndex, FrameReader
+from framemask.store.layout import local_copy
+from framemask.store.models import Video
+
+__all__ = ["ReaderPool", "encode_image", "sprite", "variant_file"]
+
+IMAGE_TYPES = {"jpeg": ("JPEG", "image/jpeg"), "webp": ("WEBP", "image/webp")}
+
+
+@dataclass
+class _Entry:
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    reader: FrameReader | None = None
+    dead: bool = False
+
+    def close(self) -> None:
+        if self.reader is not None:
+            self.reader.close()
+            self.reader = None
+
+
+class ReaderPool:
+    """Up to `size` open FrameReaders, least recently used evicted first."""
+
+    def __init__(self, size: int = 8) -> None:
+        self.size = size
+        self._guard = threading.Lock()
+        self._entries: OrderedDict[tuple[str, str], _Entry] = OrderedDict()
+
+    @contextmanager
+    def reader(self, key: tuple[str, str], open_reader: Callable[[], FrameReader]) -> Iterator[FrameReader]:
+        with self._guard:
+            entry = self._entries.setdefault(key, _Entry())
+            self._entries.move_to_end(key)
+            evicted = [self._entries.popitem(last=False)[1] for _ in range(len(self._entries) - self.size)]
+        for old in evicted:
+            old.dead = True
+            with old.lock:
+                old.close()
+        with entry.lock:
+            if entry.reader is None:
+                entry.reader = open_reader()
+            try:
+                yield entry.reader
+            finally:
+                if entry.dead:
+                    entry.close()
+
+    def drop_video(self, video_id: str) -> None:
+        with self._guard:
+            keys = [k for k in self._entries if k[0] == video_id]
+            entries = [self._entries.pop(k) for k in keys]
+        for entry in entries:
+            entry.dead = True
+            with entry.lock:
+                entry.close()
+
+    def close(self) -> None:
+        with self._guard:
+            entries = list(self._entries.values())
+            self._entries.clear()
+        for entry in entries:
+            with entry.lock:
+                entry.close()
+
+
+def variant_file(services: Services, video: Video, variant: str) -> Path:
+    """A local file holding the video's original or processed bytes."""
+    settings = services.settings
+    cache = settings.cache_dir / "videos" / video.id
+    if variant == "original":
+        return local_copy(services.store, video.raw_bucket, video.raw_key, cache / Path(video.raw_key).name)
+    if video.processed_key is None:
+        raise NotFoundError(f"video {video.id} has no processed version yet (status {video.status})")
+    return local_copy(services.store, settings.bucket_processed, video.processed_key, cache / "processed.mp4")
+
+
+def load_index(services: Services, video: Video) -> FrameIndex | None:
+    """The stored frame index of the original, if processing already built it."""
+    if not video.index_key:
+        return None
+    with services.store.open_read(services.settings.bucket_processed, video.index_key) as fh:
+        return FrameIndex.from_bytes(fh.read())
+
+
+def open_reader(services: Services, video: Video, variant: str) -> FrameReader:
+    path = variant_file(services, video, variant)
+    index = load_index(services, video) if variant == "original" else None
+    return FrameReader(path, index=index)
+
+
+def encode_image(rgb: np.ndarray, fmt: str, quality: int | None = None) -> tuple[bytes, str]:
+    """JPEG or WebP bytes of an RGB image, and the media type."""
+    pil_format, media_type = IMAGE_TYPES[fmt]
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, pil_format, quality=quality or (85 if fmt == "jpeg" else 80))
+    return buf.getvalue(), media_type
+
+
+def sprite(tiles: list[np.ndarray], columns: int) -> np.ndarray:
+    """Tiles (same size) laid out row by row into one image; the last row is padded black."""
+    height, width = tiles[0].shape[:2]
+    rows = -(-len(tiles) // columns)
+    canvas = np.zeros((rows * height, columns * width, 3), dtype=np.uint8)
+    for i, tile in enumerate(tiles):
+        r, c = divmod(i, columns)
+        canvas[r * height : (r + 1) * height, c * width : (c + 1) * width] = tile[:height, :width]
+    return canvas

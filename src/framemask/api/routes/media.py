@@ -1,0 +1,300 @@
+"""A video's frames and bytes: boxes, frame index, exact frames, thumbnail sprites, Range streaming.
+
+Originals are for editors and admins only (viewers get 403) and every access to one is written to
+the audit log before any byte leaves. Processed material is open to every role.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
+from fastapi.responses import FileResponse, RedirectResponse
+from fastapi.security import HTTPAuthorizationCredentials
+from sqlalchemy import select
+
+from framemask.api.auth import Principal, audit
+from framemask.api.deps import CurrentUser, ServicesDep, VideoDep, VideoId, _bearer, client_of, current_principal
+from framemask.api.frames import ReaderPool, encode_image, load_index, open_reader, sprite, variant_file
+from framemask.api.schemas import FrameIndexDoc
+from framemask.api.signing import signed_stream_query, verify_stream
+from framemask.errors import FrameRangeError, NotFoundError
+from framemask.jobs.context import Services
+from framemask.media import FrameIndex
+from framemask.store.layout import thumbnail_key
+from framemask.store.models import ApiToken, ProcessedFrame, Video
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/api/videos", tags=["frames and streams"])
+
+Variant = Literal["original", "processed"]
+ImageFormat = Literal["jpeg", "webp"]
+MAX_THUMBNAILS = 1000
+SPRITE_COLUMNS = 10
+
+
+def _readers(request: Request) -> ReaderPool:
+    return request.app.state.readers  # type: ignore[no-any-return]
+
+
+def _guard_variant(
+    services: Services,
+    video: Video,
+    variant: str,
+    user: Principal,
+    request: Request,
+    action: str,
+    detail: dict[str, Any],
+) -> None:
+    """403 for viewers asking for originals, 409 if the processed file is not there yet; audit originals."""
+    if variant == "original":
+        if not user.allows("editor"):
+            raise HTTPException(status.HTTP_403_FORBIDDEN, "originals are for editors and admins only")
+        audit(services.db, user, f"original.{action}", video_id=video.id, detail=detail, client=client_of(request))
+    elif video.processed_key is None:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"video {video.id} is not processed yet (status {video.status})")
+
+
+def _ready(video: Video) -> None:
+    if video.status != "ready":
+        raise HTTPException(status.HTTP_409_CONFLICT, f"video {video.id} is not processed yet (status {video.status})")
+
+
+@router.get("/{video_id}/frames")
+def get_boxes(
+    video: VideoDep,
+    services: ServicesDep,
+    first: Annotated[int | None, Query(alias="from", ge=1)] = None,
+    last: Annotated[int | None, Query(alias="to", ge=1)] = None,
+) -> dict[str, Any]:
+    """The masked boxes per frame in the seed format: `{"endSequence": N, "sequence": [{"seq", "person", ...}]}`."""
+    _ready(video)
+    end = int(video.end_sequence or 0)
+    first, last = first or 1, min(last or end, end)
+    if first > end:
+        raise FrameRangeError(f"from={first} is past the last frame {end}")
+    if first > last:
+        raise FrameRangeError(f"from={first} is after to={last}")
+    with services.db.session() as session:
+        rows = session.execute(
+            select(ProcessedFrame.seq, ProcessedFrame.boxes)
+            .where(ProcessedFrame.video_id == video.id, ProcessedFrame.seq.between(first, last))
+            .order_by(ProcessedFrame.seq)
+        ).all()
+    return {"endSequence": end, "sequence": [{"seq": seq, **(boxes or {})} for seq, boxes in rows]}
+
+
+def _index(services: Services, video: Video) -> FrameIndex:
+    stored = load_index(services, video)
+    return stored if stored is not None else FrameIndex.build(variant_file(services, video, "original"))
+
+
+@router.get("/{video_id}/index", response_model=FrameIndexDoc, response_model_by_alias=True)
+def get_index(
+    video: VideoDep,
+    services: ServicesDep,
+    first: Annotated[int | None, Query(alias="from", ge=1)] = None,
+    last: Annotated[int | None, Query(alias="to", ge=1)] = None,
+) -> FrameIndexDoc:
+    """Per-frame presentation time (ms from the first frame) and key-frame flag, in presentation order."""
+    index = _index(services, video)
+    end = index.end_sequence
+    first, last = first or 1, min(last or end, end)
+    if first > last:
+        raise FrameRangeError(f"empty frame range {first}..{last} (the video has {end} frames)")
+    times, keys = index.time_ms[first - 1 : last], index.keys[first - 1 : last]
+    frames = [
+        {"seq": first + i, "time_ms": round(float(t), 3), "key": bool(k)}
+        for i, (t, k) in enumerate(zip(times, keys, strict=True))
+    ]
+    tb = index.time_base
+    return FrameIndexDoc(end_sequence=end, time_base=f"{tb.numerator}/{tb.denominator}", frames=frames)
+
+
+@router.get(
+    "/{video_id}/frame",
+    response_class=Response,
+    responses={200: {"content": {"image/jpeg": {}, "image/webp": {}}, "description": "the exact frame"}},
+)
+def get_frame(
+    request: Request,
+    video: VideoDep,
+    services: ServicesDep,
+    user: CurrentUser,
+    seq: Annotated[int | None, Query(ge=1, description="frame number, 1..endSequence")] = None,
+    ms: Annotated[float | None, Query(ge=0, description="the frame on screen at this time (ms)")] = None,
+    variant: Variant = "processed",
+    format: ImageFormat = "jpeg",
+    width: Annotated[int | None, Query(ge=16, le=7680)] = None,
+    quality: Annotated[int | None, Query(ge=10, le=100)] = None,
+) -> Response:
+    """One exact frame as an image (`seq` or `ms`, not both), decoded from the nearest key frame."""
+    if (seq is None) == (ms is None):
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "give exactly one of seq or ms")
+    _guard_variant(services, video, variant, user, request, "frame", {"seq": seq, "ms": ms})
+    with _readers(request).reader((video.id, variant), lambda: open_reader(services, video, variant)) as reader:
+        target = seq if seq is not None else reader.index.frame_at(float(ms or 0.0))
+        rgb = reader.frame(target, width)
+        time_ms = reader.index.time_of(target)
+    body, media_type = encode_image(rgb, format, quality)
+    headers = {
+        "X-Frame-Seq": str(target),
+        "X-Frame-Time-Ms": f"{time_ms:.3f}",
+        "Cache-Control": "private, max-age=3600",
+    }
+    return Response(body, media_type=media_type, headers=headers)
+
+
+@router.get(
+    "/{video_id}/thumbnails",
+    response_class=Response,
+    responses={200: {"content": {"image/jpeg": {}}, "description": "sprite of frames 1, 1+every, ..."}},
+)
+def get_thumbnails(
+    request: Request,
+    video: VideoDep,
+    services: ServicesDep,
+    user: CurrentUser,
+    every: Annotated[int | None, Query(ge=1, description="one thumbnail every N frames")] = None,
+    width: Annotated[int, Query(ge=16, le=640)] = 160,
+    variant: Variant = "processed",
+) -> Response:
+    """A timeline sprite: thumbnails of frames 1, 1+every, 1+2·every, ... laid out left to right,
+    `X-Thumbnail-Columns` per row, each tile `X-Thumbnail-Width` × `X-Thumbnail-Height` pixels.
+    Tile i shows frame `1 + i*every` (also listed in `X-Thumbnail-Seqs`)."""
+    end = int(video.end_sequence or 0)
+    if end < 1:
+        raise HTTPException(status.HTTP_409_CONFLICT, "the video has not been probed yet")
+    every = every or max(1, -(-end // 100))
+    seqs = list(range(1, end + 1, every))
+    if len(seqs) > MAX_THUMBNAILS:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            f"{len(seqs)} thumbnails is too many: raise `every` to keep at most {MAX_THUMBNAILS}",
+        )
+    _guard_variant(services, video, variant, user, request, "thumbnails", {"every": every, "width": width})
+    key = thumbnail_key(video.id, f"sprite-{variant}-{every}-{width}.jpg")
+    bucket = services.settings.bucket_thumbnails
+    try:
+        with services.store.open_read(bucket, key) as fh:
+            body = fh.read()
+        tile_h = int(_tile_height(body, len(seqs)))
+    except NotFoundError:
+        with _readers(request).reader((video.id, variant), lambda: open_reader(services, video, variant)) as reader:
+            tiles = [image for _, image in reader.thumbnails(seqs, width)]
+        body, _ = encode_image(sprite(tiles, SPRITE_COLUMNS), "jpeg", 75)
+        tile_h = tiles[0].shape[0]
+        with services.store.open_write(bucket, key) as fh:
+            fh.write(body)
+    headers = {
+        "X-Thumbnail-Count": str(len(seqs)),
+        "X-Thumbnail-Every": str(every),
+        "X-Thumbnail-Columns": str(min(SPRITE_COLUMNS, len(seqs))),
+        "X-Thumbnail-Width": str(width),
+        "X-Thumbnail-Height": str(tile_h),
+        "X-Thumbnail-Seqs": ",".join(map(str, seqs)),
+        "Cache-Control": "private, max-age=3600",
+    }
+    return Response(body, media_type="image/jpeg", headers=headers)
+
+
+def _tile_height(jpeg: bytes, count: int) -> int:
+    """Tile height of a cached sprite (its rows are equal)."""
+    import io
+
+    from PIL import Image
+
+    rows = -(-count // SPRITE_COLUMNS)
+    with Image.open(io.BytesIO(jpeg)) as image:
+        return image.height // rows
+
+
+def _signing_key(request: Request) -> bytes:
+    return request.app.state.signing_key  # type: ignore[no-any-return]
+
+
+def stream_principal(
+    request: Request,
+    video_id: VideoId,
+    services: ServicesDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    variant: Variant = "processed",
+    expires: int | None = None,
+    signature: Annotated[str | None, Query(max_length=64)] = None,
+    tid: int | None = None,
+) -> Principal:
+    """A bearer token, or a valid signed-URL signature (issued by `/stream/url`) for this exact stream."""
+    if signature is None or expires is None:
+        return current_principal(services, credentials)
+    if not verify_stream(_signing_key(request), video_id, variant, expires, tid, signature):
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "invalid or expired stream signature")
+    if tid is None:
+        return Principal(None, "signed-url", "viewer")
+    with services.db.session() as session:
+        token = session.get(ApiToken, tid)
+    if token is None or token.revoked:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "the token that signed this URL is revoked")
+    return Principal(token.id, token.name, token.role)
+
+
+def _load(services: Services, video_id: str) -> Video:
+    with services.db.session() as session:
+        video = session.get(Video, video_id)
+    if video is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no video {video_id}")
+    return video
+
+
+@router.api_route(
+    "/{video_id}/stream",
+    methods=["GET", "HEAD"],
+    response_class=Response,
+    responses={
+        206: {"description": "partial content"},
+        307: {"description": "presigned S3 URL"},
+        416: {"description": "range not satisfiable"},
+    },
+)
+def stream(
+    request: Request,
+    video_id: VideoId,
+    services: ServicesDep,
+    user: Annotated[Principal, Depends(stream_principal)],
+    variant: Variant = "processed",
+) -> Response:
+    """The video bytes with HTTP Range support (seekable in `<video>`); from S3 a 307 to a presigned URL."""
+    video = _load(services, video_id)
+    _guard_variant(services, video, variant, user, request, "stream", {"range": request.headers.get("range")})
+    bucket, key = _object_of(services, video, variant)
+    path = services.store.local_path(bucket, key)
+    if path is None:
+        url = services.store.presign_get(bucket, key, services.settings.signed_url_seconds)
+        return RedirectResponse(str(url), status_code=status.HTTP_307_TEMPORARY_REDIRECT)
+    if not path.is_file():
+        raise NotFoundError(f"stored file of video {video.id} ({variant}) is missing")
+    media_type = "video/mp4" if variant == "processed" else (mimetypes.guess_type(key)[0] or "application/octet-stream")
+    return FileResponse(path, media_type=media_type, headers={"Cache-Control": "private, max-age=3600"})
+
+
+def _object_of(services: Services, video: Video, variant: str) -> tuple[str, str]:
+    if variant == "original":
+        return video.raw_bucket, video.raw_key
+    assert video.processed_key is not None
+    return services.settings.bucket_processed, video.processed_key
+
+
+@router.get("/{video_id}/stream/url")
+def stream_url(
+    request: Request, video: VideoDep, services: ServicesDep, user: CurrentUser, variant: Variant = "processed"
+) -> dict[str, Any]:
+    """A short-lived URL for `<video src>` (no header needed): a presigned S3 URL or a signed API URL."""
+    _guard_variant(services, video, variant, user, request, "stream-url", {})
+    seconds = services.settings.signed_url_seconds
+    bucket, key = _object_of(services, video, variant)
+    presigned = services.store.presign_get(bucket, key, seconds)
+    if presigned is None:
+        query = signed_stream_query(_signing_key(request), video.id, variant, seconds, user.token_id)
+        presigned = f"{request.url_for('stream', video_id=video.id).path}?{query}"
+    return {"url": presigned, "expires_in": seconds}

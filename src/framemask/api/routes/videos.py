@@ -1,0 +1,168 @@
+"""Videos: upload (streamed), list, show, delete (rows and every stored object)."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from typing import Annotated
+
+import anyio
+from fastapi import APIRouter, HTTPException, Query, Request, Response, status
+from sqlalchemy import delete, func, select
+
+from framemask.api.auth import audit
+from framemask.api.deps import CurrentUser, EditorUser, ServicesDep, VideoDep, client_of
+from framemask.api.schemas import VideoCreated, VideoList, VideoPublic
+from framemask.api.uploads import Upload, receive_upload
+from framemask.errors import InputError
+from framemask.jobs.context import Services
+from framemask.jobs.tasks import apply_probe
+from framemask.media import VideoInfo, probe
+from framemask.store.layout import index_key, raw_key, store_file, video_prefix
+from framemask.store.models import Job, Video, new_id
+from framemask.store.objects import delete_prefix
+
+__all__ = ["create_video_row", "latest_job", "router"]
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/api/videos", tags=["videos"])
+
+_UPLOAD_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {"file": {"type": "string", "format": "binary"}},
+                }
+            }
+        },
+    }
+}
+
+
+def latest_job(services: Services, video_id: str) -> Job | None:
+    with services.db.session() as session:
+        query = select(Job).where(Job.video_id == video_id).order_by(Job.created_at.desc()).limit(1)
+        return session.scalar(query)
+
+
+def create_video_row(services: Services, video: Video, info: VideoInfo | None) -> str:
+    """Insert the video and its processing job in one transaction; returns the job id."""
+    with services.db.begin() as session:
+        if info is not None:
+            apply_probe(video, info)
+        session.add(video)
+        session.flush()
+        job_id = services.queue.enqueue(
+            "process_video", video_id=video.id, max_attempts=services.settings.job_max_attempts, session=session
+        )
+    return job_id
+
+
+def _validated(upload: Upload) -> VideoInfo:
+    """Probe the spooled upload (decodes a frame and indexes every packet); NotAVideoError if not a video."""
+    return probe(upload.path)
+
+
+def _store_upload(services: Services, video: Video, upload: Upload, info: VideoInfo) -> None:
+    """The original into the raw bucket (moved, for a local store) and its frame index blob."""
+    store_file(services.store, video.raw_bucket, video.raw_key, upload.path)
+    if info.index is not None:
+        video.index_key = index_key(video.id)
+        with services.store.open_write(services.settings.bucket_processed, video.index_key) as fh:
+            fh.write(info.index.to_bytes())
+
+
+def _forget_objects(services: Services, video: Video) -> None:
+    services.store.delete(video.raw_bucket, video.raw_key)
+    for bucket in services.settings.buckets:
+        delete_prefix(services.store, bucket, video_prefix(video.id))
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=VideoCreated,
+    openapi_extra=_UPLOAD_BODY,
+    responses={413: {"description": "over FRAMEMASK_MAX_UPLOAD_MB"}, 422: {"description": "not a playable video"}},
+)
+async def upload_video(request: Request, response: Response, services: ServicesDep, user: EditorUser) -> VideoCreated:
+    """Upload a video (multipart field `file`). It is validated, stored in the raw bucket and queued."""
+    settings = services.settings
+    upload = await receive_upload(request, settings.data_dir / "uploads", settings.max_upload_bytes)
+    try:
+        try:
+            info = await anyio.to_thread.run_sync(_validated, upload)
+        except InputError as exc:
+            reason = str(exc).replace(str(upload.path), upload.filename)
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"not a playable video: {reason}") from None
+        video_id = new_id()
+        video = Video(
+            id=video_id,
+            filename=upload.filename,
+            status="queued",
+            size_bytes=upload.size,
+            raw_bucket=settings.bucket_raw,
+            raw_key=raw_key(video_id, upload.filename),
+            created_by=user.name,
+        )
+        await anyio.to_thread.run_sync(_store_upload, services, video, upload, info)
+        try:
+            job_id = await anyio.to_thread.run_sync(create_video_row, services, video, info)
+        except BaseException:
+            _forget_objects(services, video)
+            raise
+    finally:
+        upload.path.unlink(missing_ok=True)
+    services.announce(job_id)
+    response.headers["Location"] = f"/api/videos/{video_id}"
+    return VideoCreated(id=video_id, status="queued", job_id=job_id)
+
+
+@router.get("", response_model=VideoList, response_model_by_alias=True)
+def list_videos(
+    services: ServicesDep,
+    _user: CurrentUser,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    status_filter: Annotated[str | None, Query(alias="status", pattern="^[a-z]+$")] = None,
+) -> VideoList:
+    """Videos, newest first."""
+    with services.db.session() as session:
+        query = select(Video)
+        if status_filter:
+            query = query.where(Video.status == status_filter)
+        total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+        rows = session.scalars(query.order_by(Video.created_at.desc()).limit(limit).offset(offset)).all()
+    return VideoList(items=[VideoPublic.of(v) for v in rows], total=total)
+
+
+@router.get("/{video_id}", response_model=VideoPublic, response_model_by_alias=True)
+def get_video(video: VideoDep, services: ServicesDep) -> VideoPublic:
+    """Status, probe facts (incl. `endSequence`) and the processing job's progress."""
+    return VideoPublic.of(video, latest_job(services, video.id))
+
+
+@router.delete("/{video_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_video(video: VideoDep, services: ServicesDep, user: EditorUser, request: Request) -> Response:
+    """Delete the video's rows and every object it stored (original, processed, index, thumbnails)."""
+    settings = services.settings
+    with services.db.begin() as session:
+        session.execute(delete(Video).where(Video.id == video.id))
+    pool = getattr(request.app.state, "readers", None)
+    if pool is not None:
+        pool.drop_video(video.id)
+    _forget_objects(services, video)
+    shutil.rmtree(settings.cache_dir / "videos" / video.id, ignore_errors=True)
+    audit(
+        services.db,
+        user,
+        "video.delete",
+        video_id=video.id,
+        detail={"filename": video.filename},
+        client=client_of(request),
+    )
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

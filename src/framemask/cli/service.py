@@ -1,0 +1,130 @@
+"""Service commands: `framemask serve`, `framemask worker`, `framemask token create`, `framemask db upgrade`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import threading
+from typing import Any
+
+from framemask.errors import InputError
+
+__all__ = ["register"]
+
+log = logging.getLogger(__name__)
+
+
+def register(subparsers: Any) -> None:
+    serve = subparsers.add_parser("serve", help="run the web service (API, docs, editor) with embedded workers")
+    serve.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
+    serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    serve.set_defaults(func=_serve)
+
+    worker = subparsers.add_parser(
+        "worker", help="run a background worker (Celery with FRAMEMASK_QUEUE=celery, else polls the job table)"
+    )
+    worker.add_argument("--concurrency", type=int, default=None, help="parallel jobs (default FRAMEMASK_WORKERS)")
+    worker.add_argument("--name", default=None, help="worker name (default host:pid)")
+    worker.set_defaults(func=_worker)
+
+    token = subparsers.add_parser("token", help="manage API tokens")
+    token_sub = token.add_subparsers(dest="token_command", metavar="ACTION", required=True)
+    create = token_sub.add_parser("create", help="create a token and print it (shown only once)")
+    create.add_argument("--role", required=True, choices=["viewer", "editor", "admin"])
+    create.add_argument("--name", default=None, help="a label for the token")
+    create.set_defaults(func=_token_create)
+
+    db = subparsers.add_parser("db", help="database maintenance")
+    db_sub = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)
+    upgrade = db_sub.add_parser("upgrade", help="apply database migrations (alembic upgrade head)")
+    upgrade.set_defaults(func=_db_upgrade)
+
+
+def _settings() -> Any:
+    from pydantic import ValidationError
+
+    from framemask.settings import get_settings
+
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        problems = "; ".join(f"FRAMEMASK_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
+        raise InputError(f"bad settings: {problems}") from None
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from framemask.api.app import create_app
+
+    settings = _settings()
+    app = create_app(settings)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, timeout_graceful_shutdown=10)
+    return 0
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from framemask.jobs.worker import worker_name
+
+    settings = _settings()
+    concurrency = args.concurrency or max(settings.workers, 1)
+    name = args.name or worker_name()
+    if settings.queue == "celery":
+        from framemask.jobs.celery_app import run_celery_worker
+
+        run_celery_worker(settings, concurrency, f"framemask-{name.replace(':', '-')}@%h")
+        return 0
+    return _poll_worker(settings, concurrency, name)
+
+
+def _poll_worker(settings: Any, concurrency: int, name: str) -> int:
+    """Standalone worker on the job table (no broker): same leases as the embedded pool."""
+    from framemask.jobs.context import Services
+    from framemask.jobs.worker import run_worker
+
+    services = Services.create(settings)
+    stop = threading.Event()
+
+    def _on_signal(_signum: int, _frame: object) -> None:
+        stop.set()
+        services.wake.set()
+
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    threads = [
+        threading.Thread(target=run_worker, args=(services, f"{name}:t{i}", stop), daemon=True)
+        for i in range(concurrency)
+    ]
+    for thread in threads:
+        thread.start()
+    while any(t.is_alive() for t in threads):
+        for thread in threads:
+            thread.join(0.5)
+    services.close()
+    return 0
+
+
+def _token_create(args: argparse.Namespace) -> int:
+    from framemask.api.auth import create_token
+    from framemask.store.db import Database
+
+    db = Database(_settings().db_url)
+    try:
+        raw, row = create_token(db, args.role, args.name)
+    finally:
+        db.dispose()
+    print(raw)
+    log.info("created %s token %d (%s)", row.role, row.id, row.name)
+    return 0
+
+
+def _db_upgrade(_args: argparse.Namespace) -> int:
+    from framemask.store.db import upgrade
+
+    settings = _settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.db_url)
+    print("database at head")
+    return 0
