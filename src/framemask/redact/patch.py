@@ -1,0 +1,378 @@
+"""Re-render only the corrected stretches of a processed master: GOP patching ("smart rendering").
+
+The master (`encode.VideoWriter`) is H.264 with closed GOPs, parameter sets repeated in-band (`avc3`) and
+every input timestamp kept. A correction therefore needs only the GOPs that hold changed frames: those are
+decoded again from the *original* (never from the lossy master, so corrections never add generation
+loss), masked with the new boxes by the same masker, encoded with the same `EncodeSettings`, and spliced
+between the untouched GOPs, whose packets are copied byte for byte. Audio packets are copied too. Cost is
+one demux/remux pass over the file plus the re-encoded frames: proportional to the edit, not the video.
+
+Why the splice is safe:
+- closed GOPs reference nothing outside themselves, so a GOP can be replaced alone (checked: every GOP
+  must hold a contiguous run of frames in presentation order, else the master is refused);
+- the decoder takes SPS/PPS from each IDR (`avc3`), so a fresh encoder's headers cannot break the frames
+  after the splice (the mp4 `avc1` pitfall of smart-cut tools);
+- timestamps: every re-encoded frame gets the master's pts for its seq, and each new packet takes the
+  master's dts at the same decode position. x264 derives dts from the sorted pts shifted by its fixed
+  reorder delay, so those are the dts a continuous encode produces; a fresh encoder would extrapolate the
+  first ones and could collide with the previous GOP. `dts <= pts` is verified for every packet.
+"""
+
+from __future__ import annotations
+
+import bisect
+import contextlib
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+
+from framemask.errors import FramemaskError, InputError, NotAVideoError
+from framemask.media import FrameIndex, FrameReader, rotate
+from framemask.media._av import map_av_errors
+from framemask.redact.boxes import BoxTrack, boxes_from_doc
+from framemask.redact.encode import EncodeSettings
+from framemask.redact.styles import Masker, make_masker
+
+__all__ = ["GopMap", "PatchResult", "changed_seqs", "gops_of", "master_gops", "patch_render"]
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class GopMap:
+    """The master's video packets in decode order and how they group into closed GOPs.
+
+    `pts`/`dts` are in the master stream's `time_base`; `seq_pts[seq - 1]` is the pts of frame `seq`;
+    `starts[g]` is the first seq of GOP g and `packet_ranges[g]` its packets' decode positions [a, b).
+    """
+
+    time_base: Fraction
+    pts: np.ndarray
+    dts: np.ndarray
+    seq_pts: np.ndarray
+    starts: list[int]
+    packet_ranges: list[tuple[int, int]]
+
+    @property
+    def end_sequence(self) -> int:
+        return len(self.seq_pts)
+
+    def gop_of(self, seq: int) -> int:
+        """Index of the GOP holding frame `seq`."""
+        return bisect.bisect_right(self.starts, seq) - 1
+
+    def seqs(self, gop: int) -> range:
+        """The frames of GOP `gop` (1-based seqs)."""
+        end = self.starts[gop + 1] if gop + 1 < len(self.starts) else self.end_sequence + 1
+        return range(self.starts[gop], end)
+
+
+@dataclass
+class PatchResult:
+    """What a patch wrote: the new file, its GOP map, which GOPs were re-encoded, timings (seconds)."""
+
+    output: Path
+    end_sequence: int
+    gop_starts: list[int]
+    reencoded: list[tuple[int, int]]
+    """(first seq, last seq) of every re-encoded GOP; every other GOP was copied."""
+    copied_gops: int
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def reencoded_frames(self) -> int:
+        return sum(b - a + 1 for a, b in self.reencoded)
+
+
+def master_gops(master: str | os.PathLike[str]) -> GopMap:
+    """Demux the master's video packets (no decoding) and check it is built of closed GOPs."""
+    with map_av_errors(master), av.open(str(master)) as container:
+        if not container.streams.video:
+            raise NotAVideoError(f"{master}: no video stream")
+        stream = container.streams.video[0]
+        if stream.codec_context.name != "h264":
+            raise InputError(f"{master}: not a processed master (video is {stream.codec_context.name}, not H.264)")
+        rows = [(p.pts, p.dts, p.is_keyframe) for p in container.demux(stream) if p.size and p.pts is not None]
+        time_base = stream.time_base
+    if not rows or not rows[0][2]:
+        raise InputError(f"{master}: not a processed master (empty, or it does not start with a key frame)")
+    pts = np.array([r[0] for r in rows], np.int64)
+    dts = np.array([r[1] if r[1] is not None else r[0] for r in rows], np.int64)
+    keys = [i for i, r in enumerate(rows) if r[2]]
+    seq_pts = np.sort(pts)
+    seq_of = {int(p): i + 1 for i, p in enumerate(seq_pts)}
+    if len(seq_of) != len(pts):
+        raise InputError(f"{master}: repeated timestamps; not a processed master")
+    ranges = list(zip(keys, [*keys[1:], len(rows)], strict=True))
+    starts, expected = [], 1
+    for a, b in ranges:
+        if sorted(seq_of[int(p)] for p in pts[a:b]) != list(range(expected, expected + b - a)):
+            raise InputError(f"{master}: the GOP at packet {a} is not closed; it cannot be patched alone")
+        starts.append(expected)
+        expected += b - a
+    return GopMap(time_base, pts, dts, seq_pts, starts, ranges)
+
+
+def gops_of(gops: GopMap, seqs: Iterable[int]) -> list[int]:
+    """Sorted indices of the GOPs holding any of `seqs` (seqs outside the video are an InputError)."""
+    out = set()
+    for seq in seqs:
+        if not 1 <= seq <= gops.end_sequence:
+            raise InputError(f"changed frame {seq} is outside 1..{gops.end_sequence}")
+        out.add(gops.gop_of(seq))
+    return sorted(out)
+
+
+def changed_seqs(before: BoxTrack, after: BoxTrack) -> list[int]:
+    """Frames whose masked regions differ between two box tracks of the same video."""
+    if len(before) != len(after):
+        raise InputError(f"box tracks cover {len(before)} and {len(after)} frames")
+    return [seq for seq in range(1, len(after) + 1) if not _same_regions(before.rows(seq), after.rows(seq))]
+
+
+def _same_regions(a: np.ndarray, b: np.ndarray) -> bool:
+    """Same set of (label, box) rows, whatever their order."""
+    if a.shape != b.shape:
+        return False
+    return bool(np.array_equal(np.unique(a, axis=0), np.unique(b, axis=0)))
+
+
+def patch_render(
+    src: str | os.PathLike[str],
+    master: str | os.PathLike[str],
+    dst: str | os.PathLike[str],
+    boxes_doc: Mapping[str, Any],
+    changed: Iterable[int],
+    *,
+    gop_starts: Sequence[int] | None = None,
+    style: str = "mosaic",
+    shape: str = "rect",
+    strength: float = 1.0,
+    settings: EncodeSettings | None = None,
+    index: FrameIndex | None = None,
+    progress: Progress | None = None,
+) -> PatchResult:
+    """Write `dst`: `master` with every GOP holding a `changed` frame re-rendered from `src` and `boxes_doc`.
+
+    `boxes_doc` is the complete seed document of what must be masked (not only the changed frames: a GOP is
+    re-encoded whole). `gop_starts`, if given, must match the master (a guard against a stale GOP map).
+    `settings` must be the ones the master was encoded with; by default they are derived from its GOP length.
+    """
+    started = time.perf_counter()
+    gops = master_gops(master)
+    if gop_starts is not None and list(gop_starts) != gops.starts:
+        raise InputError(f"{master}: the GOP map given does not match the file ({len(gops.starts)} GOPs)")
+    targets = gops_of(gops, changed)
+    masker = _masker(style, shape, strength)
+    settings = settings or EncodeSettings(keyint=_keyint(gops))
+    out = Path(dst)
+    if out.resolve() == Path(master).resolve():
+        raise InputError(f"{dst}: write the patched video to a new file, not over the master")
+    tmp = out.with_name(f".{out.stem}.{os.getpid()}.partial{out.suffix}")
+    timer: dict[str, float] = {}
+    try:
+        with _GopEncoder(src, master, gops, boxes_doc, masker, settings, index, timer) as encoder:
+            _remux(master, tmp, gops, set(targets), encoder, progress)
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    reencoded = [(gops.seqs(g)[0], gops.seqs(g)[-1]) for g in targets]
+    timer["total"] = time.perf_counter() - started
+    timings = {k: round(v, 3) for k, v in timer.items()}
+    return PatchResult(out, gops.end_sequence, list(gops.starts), reencoded, len(gops.starts) - len(targets), timings)
+
+
+def _keyint(gops: GopMap) -> int:
+    """The master's configured GOP length: the longest GOP (only the last one may be shorter)."""
+    return max(gops.seqs(g).stop - gops.seqs(g).start for g in range(len(gops.starts)))
+
+
+def _masker(style: str, shape: str, strength: float) -> Masker:
+    try:
+        return make_masker(style, shape, strength)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+
+
+def _remux(
+    master: str | os.PathLike[str],
+    dst: Path,
+    gops: GopMap,
+    targets: set[int],
+    encoder: _GopEncoder,
+    progress: Progress | None,
+) -> None:
+    """Copy the master packet by packet, swapping in freshly encoded packets for the target GOPs."""
+    total = sum(len(gops.seqs(g)) for g in targets)
+    done = 0
+    with map_av_errors(master), av.open(str(master)) as source, av.open(str(dst), "w", format="mp4") as out:
+        video = source.streams.video[0]
+        streams = [video, *source.streams.audio[:1]]
+        mapping = {s.index: _copy_stream(out, s) for s in streams}
+        position, gop = -1, -1
+        for packet in source.demux(streams):
+            if packet.dts is None and packet.pts is None:
+                continue  # demuxer flush packets
+            if packet.stream.index != video.index:
+                packet.stream = mapping[packet.stream.index]
+                out.mux(packet)
+                continue
+            position += 1
+            if gop + 1 < len(gops.starts) and position == gops.packet_ranges[gop + 1][0]:
+                gop += 1
+                if gop in targets:
+                    for new in encoder.encode(gop):
+                        new.stream = mapping[video.index]
+                        out.mux(new)
+                    done += len(gops.seqs(gop))
+                    if progress is not None:
+                        progress(done, total)
+            if gop not in targets:
+                packet.stream = mapping[video.index]
+                out.mux(packet)
+        if position + 1 != len(gops.pts):
+            raise FramemaskError(f"{master}: changed while patching ({position + 1} packets, {len(gops.pts)} before)")
+
+
+def _copy_stream(out: av.container.OutputContainer, stream: av.stream.Stream) -> av.stream.Stream:
+    copy = out.add_stream_from_template(stream)
+    copy.metadata.clear()
+    if stream.type == "video":
+        copy.codec_context.codec_tag = stream.codec_context.codec_tag  # keep avc3 (in-band parameter sets)
+    return copy
+
+
+def _avcc_length_size(extradata: bytes | None) -> int:
+    """NAL length-prefix size of an `avcC` record; 0 when the stream carries Annex B start codes."""
+    if not extradata or extradata[0] != 1 or len(extradata) < 5:
+        return 0
+    return (extradata[4] & 0x03) + 1
+
+
+def annexb_to_avcc(data: bytes, length_size: int = 4) -> bytes:
+    """Annex B NAL units (start codes, what x264 emits) -> length-prefixed ones (what MP4 samples hold).
+
+    The mp4 muxer converts only when the stream's own extradata is Annex B; a stream copied from an MP4
+    has an `avcC` record instead, so freshly encoded packets must be converted here.
+    """
+    starts = []
+    i = data.find(b"\x00\x00\x01")
+    while i >= 0:
+        starts.append(i + 3)
+        i = data.find(b"\x00\x00\x01", i + 3)
+    if not starts:
+        raise FramemaskError("encoder packet without an Annex B start code")
+    parts = []
+    for begin, end in zip(starts, [*starts[1:], len(data) + 3], strict=True):
+        nal = data[begin : end - 3].rstrip(b"\x00")  # drops the zero_byte of 4-byte start codes too
+        parts.append(len(nal).to_bytes(length_size, "big") + nal)
+    return b"".join(parts)
+
+
+class _GopEncoder:
+    """Re-renders single GOPs: exact original frames -> new masks -> x264 with the master's settings."""
+
+    def __init__(
+        self,
+        src: str | os.PathLike[str],
+        master: str | os.PathLike[str],
+        gops: GopMap,
+        boxes_doc: Mapping[str, Any],
+        masker: Masker,
+        settings: EncodeSettings,
+        index: FrameIndex | None,
+        timer: dict[str, float],
+    ) -> None:
+        self._gops, self._masker, self._settings, self._timer = gops, masker, settings, timer
+        with map_av_errors(master), av.open(str(master)) as container:
+            ctx = container.streams.video[0].codec_context
+            self._width, self._height, self._pix_fmt = ctx.width, ctx.height, ctx.format.name
+            self._nal_length = _avcc_length_size(ctx.extradata)
+        self._reader = FrameReader(src, index=index)
+        if self._reader.index.end_sequence != gops.end_sequence:
+            self._reader.close()
+            raise InputError(f"{src} has {self._reader.index.end_sequence} frames, the master {gops.end_sequence}")
+        self._track = boxes_from_doc(dict(boxes_doc), gops.end_sequence, self._width, self._height)
+
+    def encode(self, gop: int) -> Iterator[av.Packet]:
+        """The packets of GOP `gop`, re-rendered, in decode order with the master's dts."""
+        codec = self._codec()
+        packets: list[av.Packet] = []
+        for seq in self._gops.seqs(gop):
+            rgb = self._timed("decode", self._frame, seq)
+            self._timed("mask", self._masker.apply, rgb, self._boxes(seq))
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format=self._pix_fmt)
+            frame.pts = int(self._gops.seq_pts[seq - 1])
+            frame.time_base = self._gops.time_base
+            packets.extend(self._timed("encode", codec.encode, frame))
+        packets.extend(self._timed("encode", codec.encode, None))
+        return iter(self._retime(gop, packets))
+
+    def _codec(self) -> av.VideoCodecContext:
+        codec = av.CodecContext.create("libx264", "w")
+        codec.width, codec.height, codec.pix_fmt = self._width, self._height, self._pix_fmt
+        codec.time_base = self._gops.time_base
+        codec.gop_size = max(1, self._settings.keyint)
+        codec.thread_count = self._settings.threads
+        codec.options = {
+            "preset": self._settings.preset,
+            "crf": str(self._settings.crf),
+            "x264-params": self._settings.x264_params(),
+        }
+        return codec
+
+    def _frame(self, seq: int) -> np.ndarray:
+        """Frame `seq` of the original, displayed orientation, as a fresh array (masking writes into it)."""
+        frame = self._reader.av_frame(seq)
+        rgb = rotate(frame.to_ndarray(format="rgb24"), self._reader.rotation)
+        if rgb.shape != (self._height, self._width, 3):
+            raise NotAVideoError(
+                f"frame {seq} of the original is {rgb.shape[1]}x{rgb.shape[0]}, the master {self._width}x{self._height}"
+            )
+        return np.ascontiguousarray(rgb)
+
+    def _boxes(self, seq: int) -> np.ndarray:
+        """Boxes to mask on `seq`, people first so faces paint on top (as the first render did)."""
+        rows = self._track.rows(seq)
+        return rows[np.argsort(rows[:, 0], kind="stable")][:, 1:]
+
+    def _retime(self, gop: int, packets: list[av.Packet]) -> list[av.Packet]:
+        """Give the new packets the master's dts at the same decode positions; check dts <= pts."""
+        a, b = self._gops.packet_ranges[gop]
+        if len(packets) != b - a:
+            raise FramemaskError(f"GOP {gop}: encoder produced {len(packets)} packets for {b - a} frames")
+        if sum(p.is_keyframe for p in packets) != 1 or not packets[0].is_keyframe:
+            raise FramemaskError(f"GOP {gop}: the re-encoded GOP is not a single closed GOP; check EncodeSettings")
+        out = []
+        for packet, dts in zip(packets, self._gops.dts[a:b], strict=True):
+            if packet.pts is None or int(dts) > packet.pts:
+                raise FramemaskError(f"GOP {gop}: cannot splice (dts {dts} after pts {packet.pts})")
+            new = av.Packet(annexb_to_avcc(bytes(packet), self._nal_length) if self._nal_length else bytes(packet))
+            new.pts, new.dts, new.is_keyframe = packet.pts, int(dts), packet.is_keyframe
+            new.time_base = self._gops.time_base
+            out.append(new)
+        return out
+
+    def _timed(self, stage: str, fn: Callable[..., Any], *args: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return fn(*args)
+        finally:
+            self._timer[stage] = self._timer.get(stage, 0.0) + time.perf_counter() - start
+
+    def close(self) -> None:
+        with contextlib.suppress(av.error.FFmpegError):
+            self._reader.close()
+
+    def __enter__(self) -> _GopEncoder:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
