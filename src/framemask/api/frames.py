@@ -25,7 +25,7 @@ from framemask.store.models import Video
 
 __all__ = ["ReaderPool", "encode_image", "sprite", "variant_file"]
 
-IMAGE_TYPES = {"jpeg": ("JPEG", "image/jpeg"), "webp": ("WEBP", "image/webp")}
+IMAGE_TYPES = {"jpeg": ("JPEG", "image/jpeg"), "webp": ("WEBP", "image/webp"), "png": ("PNG", "image/png")}
 
 
 @dataclass
@@ -111,10 +111,13 @@ def open_reader(services: Services, video: Video, variant: str) -> FrameReader:
 
 
 def encode_image(rgb: np.ndarray, fmt: str, quality: int | None = None) -> tuple[bytes, str]:
-    """JPEG or WebP bytes of an RGB image, and the media type."""
+    """JPEG, WebP or (lossless, for exact comparisons) PNG bytes of an RGB image, and the media type."""
     pil_format, media_type = IMAGE_TYPES[fmt]
     buf = io.BytesIO()
-    Image.fromarray(rgb).save(buf, pil_format, quality=quality or (85 if fmt == "jpeg" else 80))
+    if fmt == "png":
+        Image.fromarray(rgb).save(buf, pil_format, compress_level=1)
+    else:
+        Image.fromarray(rgb).save(buf, pil_format, quality=quality or (85 if fmt == "jpeg" else 80))
     return buf.getvalue(), media_type
 
 

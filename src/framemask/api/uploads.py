@@ -91,7 +91,7 @@ class _TooLarge(Exception):
 
 
 def _too_large(limit: int) -> HTTPException:
-    return HTTPException(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, f"upload exceeds the limit of {limit} bytes")
+    return HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"upload exceeds the limit of {limit} bytes")
 
 
 def _boundary(request: Request) -> bytes:

@@ -30,7 +30,7 @@ __all__ = ["router"]
 router = APIRouter(prefix="/api/videos", tags=["frames and streams"])
 
 Variant = Literal["original", "processed"]
-ImageFormat = Literal["jpeg", "webp"]
+ImageFormat = Literal["jpeg", "webp", "png"]
 MAX_THUMBNAILS = 1000
 SPRITE_COLUMNS = 10
 
@@ -116,7 +116,7 @@ def get_index(
 @router.get(
     "/{video_id}/frame",
     response_class=Response,
-    responses={200: {"content": {"image/jpeg": {}, "image/webp": {}}, "description": "the exact frame"}},
+    responses={200: {"content": {"image/jpeg": {}, "image/webp": {}, "image/png": {}}, "description": "the frame"}},
 )
 def get_frame(
     request: Request,
@@ -247,9 +247,9 @@ def _load(services: Services, video_id: str) -> Video:
     return video
 
 
-@router.api_route(
+@router.head("/{video_id}/stream", include_in_schema=False)
+@router.get(
     "/{video_id}/stream",
-    methods=["GET", "HEAD"],
     response_class=Response,
     responses={
         206: {"description": "partial content"},

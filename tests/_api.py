@@ -1,0 +1,79 @@
+"""Helpers for the service tests: settings for a temp data dir, an in-process client, polling, tokens."""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from framemask.api.app import create_app
+from framemask.settings import Settings
+
+ADMIN = "admin-token-for-tests-0123456789"
+SHARED_MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media"
+PEOPLE_VIDEO = SHARED_MEDIA / "TUD-Campus.mp4"  # 71 frames, 640x480, 4-6 walking people
+
+
+def make_settings(data_dir: Path, **overrides: Any) -> Settings:
+    """Embedded-default settings in a temp dir, tuned for quick tests (short leases, fast polling)."""
+    values: dict[str, Any] = {
+        "data_dir": data_dir,
+        "admin_token": ADMIN,
+        "workers": 1,
+        "job_lease_seconds": 10.0,
+        "job_poll_seconds": 0.1,
+        "job_retry_base_seconds": 0.2,
+        "redact_stride": 4,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@contextmanager
+def service(settings: Settings) -> Iterator[TestClient]:
+    """The app with its lifespan (migrations, buckets, embedded workers) running."""
+    with TestClient(create_app(settings)) as client:
+        yield client
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def new_token(client: TestClient, role: str) -> str:
+    resp = client.post("/api/tokens", json={"role": role, "name": f"test {role}"}, headers=auth(ADMIN))
+    assert resp.status_code == 201, resp.text
+    return str(resp.json()["token"])
+
+
+def upload(client: TestClient, path: Path, token: str = ADMIN, name: str | None = None) -> Any:
+    with open(path, "rb") as fh:
+        return client.post("/api/videos", files={"file": (name or path.name, fh, "video/mp4")}, headers=auth(token))
+
+
+def wait_for(client: TestClient, video_id: str, timeout: float = 240.0, token: str = ADMIN) -> dict[str, Any]:
+    """Poll until the video is ready or failed; returns its JSON."""
+    deadline = time.monotonic() + timeout
+    while True:
+        body = client.get(f"/api/videos/{video_id}", headers=auth(token)).json()
+        if body["status"] in ("ready", "failed") or time.monotonic() > deadline:
+            return body
+        time.sleep(0.2)
+
+
+def decode_image(data: bytes) -> np.ndarray:
+    with Image.open(io.BytesIO(data)) as image:
+        return np.asarray(image.convert("RGB"))
+
+
+def stored_files(data_dir: Path) -> list[str]:
+    """Every object in the local store (relative paths), i.e. what a DELETE must remove."""
+    root = data_dir / "objects"
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()) if root.is_dir() else []
