@@ -226,10 +226,11 @@ class RtspFileServer:
     def urls(self) -> dict[str, str]:
         return {name: self.url(name) for name in self.mounts}
 
-    def _bind(self) -> None:
+    def _bind(self, own_context: bool) -> None:
         _, GstRtspServer, GLib = _gst()
         _, factory_cls = _classes()
-        self._context = GLib.MainContext.new()
+        # the default context when serving from the main thread: PyGObject wakes it for Python signal handlers
+        self._context = GLib.MainContext.new() if own_context else GLib.MainContext.default()
         server = GstRtspServer.RTSPServer()
         server.set_address(self.host)
         server.set_service(str(self.port))
@@ -247,14 +248,14 @@ class RtspFileServer:
         """Listen and serve from a background thread; returns once the port is bound."""
         if self._thread is not None:
             return self
-        self._bind()
+        self._bind(own_context=True)
         self._thread = threading.Thread(target=self._mainloop.run, name="rtsp-server", daemon=True)
         self._thread.start()
         return self
 
     def serve_forever(self, ready: Callable[[RtspFileServer], None] | None = None) -> None:
         """Listen and serve in this thread until `stop()` (or Ctrl-C in the caller)."""
-        self._bind()
+        self._bind(own_context=False)
         if ready is not None:
             ready(self)
         try:

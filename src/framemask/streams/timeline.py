@@ -28,8 +28,10 @@ __all__ = ["Session", "Stamped", "Timeline"]
 
 _MAX_PENDING = 64
 """Packets held while waiting for FFmpeg to produce a dts; more than any real reorder depth."""
-_REMEMBERED = 512
-"""How many written pts are kept to recognise packets a resumed session sends again."""
+_REMEMBERED = 8192
+"""How many written pts are kept to recognise packets a resumed session sends again (more than a GOP)."""
+_RECENT = 64
+"""Written pts used to estimate the frame interval."""
 
 
 class Session(Enum):
@@ -60,6 +62,7 @@ class Timeline:
     repaired: int = 0
     duplicates: int = 0
     _written: deque[int] = field(default_factory=lambda: deque(maxlen=_REMEMBERED))
+    _recent: deque[int] = field(default_factory=lambda: deque(maxlen=_RECENT))
     _pending: list[tuple[object, int | None, int | None, bool]] = field(default_factory=list)
     _session: Session = Session.FRESH
     _offset: int = 0
@@ -85,9 +88,9 @@ class Timeline:
 
     def frame_ticks(self) -> int:
         """The typical frame interval so far (1 tick if unknown)."""
-        if len(self._written) < 2:
+        if len(self._recent) < 2:
             return 1
-        diffs = np.diff(np.sort(np.fromiter(self._written, dtype=np.int64)))
+        diffs = np.diff(np.sort(np.fromiter(self._recent, dtype=np.int64)))
         diffs = diffs[diffs > 0]
         return int(np.median(diffs)) if len(diffs) else 1
 
@@ -101,7 +104,8 @@ class Timeline:
                 pts = 0  # the RTP base: exactly the PLAY range start, which FFmpeg's parser dropped
                 if self._overlap:
                     self.duplicates += 1
-                    return []  # the key frame we seeked back to: written already
+                    self._seen_key = key  # the key frame we seeked back to: written already, decodable after
+                    return []
         if not self._seen_key:
             if not key:
                 return []  # nothing decodes before the first key frame of a session
@@ -134,9 +138,6 @@ class Timeline:
                 self._shifts.append(nearest - pts)
                 self.duplicates += 1
                 return True
-        if pts <= (self.max_pts or 0) - tolerance and self._shifts:
-            self.duplicates += 1
-            return True  # older than anything new, though not remembered: already written
         self._overlap = False
         if self._shifts:  # the PLAY range start was rounded: align the rest with the written timeline
             self._offset += int(np.median(self._shifts))
@@ -155,7 +156,7 @@ class Timeline:
     def _fill_dts(self, batch: list[tuple[object, int | None, int | None, bool]]) -> list[int]:
         pts = [int(p[1]) for p in batch]  # type: ignore[arg-type]
         dts: list[int | None] = [p[2] for p in batch]
-        step = _min_step(pts + list(self._written))
+        step = _min_step(pts + list(self._recent))
         next_known: int | None = None
         for i in range(len(batch) - 1, -1, -1):  # back from each known dts
             if dts[i] is not None:
@@ -181,6 +182,7 @@ class Timeline:
         self.last_dts = dts
         self.max_pts = pts if self.max_pts is None else max(self.max_pts, pts)
         self._written.append(pts)
+        self._recent.append(pts)
         return Stamped(packet=packet, pts=pts, dts=dts, key=key)
 
 
