@@ -33,6 +33,7 @@ from framemask.detect import LABELS, Detections, Detector, load_detectors
 from framemask.errors import InputError
 from framemask.media import VideoInfo, iter_frames, probe, rotate
 from framemask.redact.boxes import boxes_from_doc
+from framemask.redact.encode import frame_to_rgb
 from framemask.redact.pipeline import Progress, check_targets, detect_frame
 
 __all__ = ["MAX_VISIBLE", "Leak", "audit_file", "visible_fraction"]
@@ -193,8 +194,8 @@ def _frame_pairs(
             orig_frame = next(origs)[1] if origs is not None else None
             if (seq - 1) % stride and seq != end_sequence:
                 continue
-            proc = rotate(frame.to_ndarray(format="rgb24"), info.rotation)
-            orig = rotate(orig_frame.to_ndarray(format="rgb24"), orig_rotation) if orig_frame else None
+            proc = rotate(frame_to_rgb(frame), info.rotation)
+            orig = rotate(frame_to_rgb(orig_frame), orig_rotation) if orig_frame else None
             if orig is not None and orig.shape != proc.shape:
                 raise InputError(
                     f"{original} is {orig.shape[1]}x{orig.shape[0]}, {processed} is "

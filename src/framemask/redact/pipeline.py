@@ -27,7 +27,7 @@ from framemask.errors import InputError, NotAVideoError
 from framemask.media import VideoInfo, iter_frames, probe, rotate
 from framemask.redact._stages import Pipe, Stages, StageTimer
 from framemask.redact.boxes import BoxTrack, boxes_from_doc
-from framemask.redact.encode import EncodeSettings, VideoWriter, monotonic_pts
+from framemask.redact.encode import EncodeSettings, VideoWriter, frame_to_rgb, monotonic_pts
 from framemask.redact.styles import Masker, make_masker
 
 __all__ = [
@@ -198,7 +198,7 @@ def _decode_stage(src: str | os.PathLike[str], info: VideoInfo, out: Pipe, timer
             if item is None:
                 return
             seq, frame = item
-            rgb = rotate(frame.to_ndarray(format="rgb24"), info.rotation)
+            rgb = rotate(frame_to_rgb(frame), info.rotation)
             timer.add("decode", time.perf_counter() - t0)
             if rgb.shape != expected:
                 raise NotAVideoError(
