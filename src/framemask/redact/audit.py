@@ -110,13 +110,14 @@ def audit_file(
     if stride < 1:
         raise InputError(f"stride must be >= 1, got {stride}")
     info = probe(processed)
+    orig_info = _check_original(original, info) if original is not None else None
     track = boxes_from_doc(boxes_doc, info.end_sequence, info.width, info.height) if boxes_doc else None
     detectors = list(detectors) if detectors is not None else load_detectors(check_targets(targets))
     basis = "original" if original is not None else "boxes" if track is not None else "none"
     leaks: list[Leak] = []
     checked = 0
     counts = {"output": 0, "original": 0}
-    for seq, proc, orig in _frame_pairs(processed, original, info, stride):
+    for seq, proc, orig in _frame_pairs(processed, original, info, orig_info, stride):
         checked += 1
         found = {"output": detect_frame(proc, detectors)}
         if orig is not None:
@@ -172,33 +173,37 @@ def _iou(a: dict[str, int], b: Sequence[int]) -> float:
     return inter / union if union > 0 else 0.0
 
 
+def _check_original(original: str | os.PathLike[str], info: VideoInfo) -> VideoInfo:
+    """The original must have the processed video's frames and displayed size."""
+    orig = probe(original)
+    if orig.end_sequence != info.end_sequence:
+        raise InputError(
+            f"{original} has {orig.end_sequence} frames, {info.path} has {info.end_sequence}: not its original"
+        )
+    if (orig.width, orig.height) != (info.width, info.height):
+        raise InputError(
+            f"{original} is {orig.width}x{orig.height}, {info.path} is {info.width}x{info.height}: not its original"
+        )
+    return orig
+
+
 def _frame_pairs(
     processed: str | os.PathLike[str],
     original: str | os.PathLike[str] | None,
     info: VideoInfo,
+    orig_info: VideoInfo | None,
     stride: int,
 ) -> Iterator[tuple[int, np.ndarray, np.ndarray | None]]:
     """(seq, processed RGB, original RGB or None) of every `stride`-th frame, displayed orientation."""
-    end_sequence, orig_rotation = info.end_sequence, 0
-    if original is not None:
-        orig_info = probe(original)
-        orig_rotation = orig_info.rotation
-        if orig_info.end_sequence != end_sequence:
-            raise InputError(
-                f"{original} has {orig_info.end_sequence} frames, {processed} has {end_sequence}: not its original"
-            )
     with contextlib.ExitStack() as stack:
         procs = stack.enter_context(contextlib.closing(iter_frames(processed)))
         origs = stack.enter_context(contextlib.closing(iter_frames(original))) if original is not None else None
         for seq, frame in procs:
             orig_frame = next(origs)[1] if origs is not None else None
-            if (seq - 1) % stride and seq != end_sequence:
+            if (seq - 1) % stride and seq != info.end_sequence:
                 continue
             proc = rotate(frame_to_rgb(frame), info.rotation)
-            orig = rotate(frame_to_rgb(orig_frame), orig_rotation) if orig_frame else None
-            if orig is not None and orig.shape != proc.shape:
-                raise InputError(
-                    f"{original} is {orig.shape[1]}x{orig.shape[0]}, {processed} is "
-                    f"{proc.shape[1]}x{proc.shape[0]}: not its original"
-                )
+            orig = None
+            if orig_frame is not None and orig_info is not None:
+                orig = rotate(frame_to_rgb(orig_frame), orig_info.rotation)
             yield seq, proc, orig

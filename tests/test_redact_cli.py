@@ -1,0 +1,71 @@
+"""`framemask anonymize | render | audit` as a user runs them: exit codes, one-line errors, JSON output."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import SHARED_MEDIA
+
+TUD = SHARED_MEDIA / "TUD-Campus.mp4"
+
+
+def framemask(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "framemask", *args], capture_output=True, text=True, timeout=300)
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess[str], text: str) -> None:
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("framemask: error:") and text in lines[0], proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_anonymize_rejects_a_non_video_with_one_line(tmp_path: Path) -> None:
+    junk = tmp_path / "notes.mp4"
+    junk.write_text("hello\n" * 100)
+    assert_one_line_error(framemask("anonymize", str(junk), "-o", str(tmp_path / "out.mp4")), "not a decodable video")
+    assert_one_line_error(framemask("anonymize", str(tmp_path / "nope.mp4"), "-o", str(tmp_path / "o.mp4")), "no such")
+    assert not (tmp_path / "out.mp4").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "text"),
+    [
+        (["--targets", "car"], "targets"),
+        (["--stride", "0"], "stride"),
+        (["--strength", "0.5"], "strength"),
+    ],
+)
+def test_anonymize_rejects_bad_options_with_one_line(tmp_path: Path, args: list[str], text: str) -> None:
+    assert_one_line_error(framemask("anonymize", str(TUD), "-o", str(tmp_path / "out.mp4"), *args), text)
+
+
+def test_render_from_a_boxes_file(tmp_path: Path) -> None:
+    boxes = tmp_path / "boxes.json"
+    box = {"x1": 10, "x2": 100, "y1": 20, "y2": 200}
+    boxes.write_text(json.dumps({"endSequence": 71, "sequence": [{"seq": 5, "person": [box]}]}))
+    proc = framemask("render", str(TUD), "--boxes", str(boxes), "-o", str(tmp_path / "out.mp4"), "--no-progress")
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["endSequence"] == 71 and summary["gop_starts"] == [1, 26, 51]
+    assert (tmp_path / "out.mp4").stat().st_size > 0
+
+
+def test_render_rejects_bad_boxes_with_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    assert_one_line_error(framemask("render", str(TUD), "--boxes", str(bad), "-o", str(tmp_path / "o.mp4")), "JSON")
+    wrong = tmp_path / "wrong.json"
+    wrong.write_text(json.dumps({"endSequence": 3, "sequence": []}))
+    assert_one_line_error(
+        framemask("render", str(TUD), "--boxes", str(wrong), "-o", str(tmp_path / "o.mp4")), "endSequence"
+    )
+
+
+def test_audit_refuses_an_original_that_does_not_match(tmp_path: Path) -> None:
+    other = SHARED_MEDIA / "carphone_pristine.mp4"
+    assert_one_line_error(framemask("audit", str(TUD), "--original", str(other)), "not its original")
