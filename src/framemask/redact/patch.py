@@ -37,7 +37,7 @@ from framemask.errors import FramemaskError, InputError, NotAVideoError
 from framemask.media import FrameIndex, FrameReader, rotate
 from framemask.media._av import map_av_errors
 from framemask.redact.boxes import BoxTrack, boxes_from_doc
-from framemask.redact.encode import EncodeSettings
+from framemask.redact.encode import EncodeSettings, frame_to_rgb, rgb_to_frame
 from framemask.redact.styles import Masker, make_masker
 
 __all__ = ["GopMap", "PatchResult", "changed_seqs", "gops_of", "master_gops", "patch_render"]
@@ -308,7 +308,7 @@ class _GopEncoder:
         for seq in self._gops.seqs(gop):
             rgb = self._timed("decode", self._frame, seq)
             self._timed("mask", self._masker.apply, rgb, self._boxes(seq))
-            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format=self._pix_fmt)
+            frame = rgb_to_frame(rgb, self._pix_fmt)  # the master writer's own conversion
             frame.pts = int(self._gops.seq_pts[seq - 1])
             frame.time_base = self._gops.time_base
             packets.extend(self._timed("encode", codec.encode, frame))
@@ -331,7 +331,7 @@ class _GopEncoder:
     def _frame(self, seq: int) -> np.ndarray:
         """Frame `seq` of the original, displayed orientation, as a fresh array (masking writes into it)."""
         frame = self._reader.av_frame(seq)
-        rgb = rotate(frame.to_ndarray(format="rgb24"), self._reader.rotation)
+        rgb = rotate(frame_to_rgb(frame), self._reader.rotation)
         if rgb.shape != (self._height, self._width, 3):
             raise NotAVideoError(
                 f"frame {seq} of the original is {rgb.shape[1]}x{rgb.shape[0]}, the master {self._width}x{self._height}"
