@@ -21,6 +21,7 @@ from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_ex
 from framemask.errors import StorageError
 from framemask.jobs.context import Services
 from framemask.jobs.pipeline import ProcessOutcome, Report, process_video
+from framemask.jobs.rerender import RENDER_KIND, rerender_task
 from framemask.store.layout import index_key, local_copy, processed_key
 from framemask.store.models import ProcessedFrame, Video, utcnow
 from framemask.store.objects import ObjectStore
@@ -177,4 +178,5 @@ def cleanup_work_dir(path: Path) -> None:
 
 HANDLERS: dict[str, Callable[[TaskRun], Finalize | None]] = {
     "process_video": process_video_task,
+    RENDER_KIND: rerender_task,
 }

@@ -103,7 +103,8 @@ def execute(services: Services, claim: Claim) -> str:
         return "lost"
     except Exception as exc:  # every failure becomes a retry or a readable `failed`
         log.exception("job %s attempt %d failed", claim.job_id, claim.attempt)
-        status = services.queue.fail(claim, exc, on_final=mark_video_failed(video_id, _readable(exc)))
+        on_final = mark_video_failed(video_id, _readable(exc)) if claim.kind == "process_video" else None
+        status = services.queue.fail(claim, exc, on_final=on_final)
         if status == "queued" and services.settings.queue == "celery":
             from framemask.jobs.celery_app import send_job
 

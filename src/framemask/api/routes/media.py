@@ -17,10 +17,12 @@ from sqlalchemy import select
 from framemask.api.auth import Principal, audit
 from framemask.api.deps import CurrentUser, ServicesDep, VideoDep, VideoId, _bearer, client_of, current_principal
 from framemask.api.frames import ReaderPool, encode_image, load_index, open_reader, sprite, variant_file
+from framemask.api.routes.corrections import effective_frames
 from framemask.api.schemas import FrameIndexDoc
 from framemask.api.signing import signed_stream_query, verify_stream
 from framemask.errors import FrameRangeError, NotFoundError
 from framemask.jobs.context import Services
+from framemask.jobs.rerender import latest_revision
 from framemask.media import FrameIndex
 from framemask.store.layout import thumbnail_key
 from framemask.store.models import ApiToken, ProcessedFrame, Video
@@ -78,6 +80,8 @@ def get_boxes(
     if first > last:
         raise FrameRangeError(f"from={first} is after to={last}")
     with services.db.session() as session:
+        if latest_revision(session, video.id) is not None:  # a reviewer's corrections change what is masked
+            return effective_frames(services, video, first, last)
         rows = session.execute(
             select(ProcessedFrame.seq, ProcessedFrame.boxes)
             .where(ProcessedFrame.video_id == video.id, ProcessedFrame.seq.between(first, last))

@@ -1,0 +1,265 @@
+"""Review corrections: save them as revisions, read the effective boxes, render, fetch the final video.
+
+- `GET/PUT /api/videos/{id}/corrections` (editors): the latest corrections document / a new revision
+  (append-only: every save is a new row, so what was rendered stays reproducible and auditable);
+- `GET /api/videos/{id}/corrections/revisions`: the history (who, when, note);
+- `GET /api/videos/{id}/boxes?from=&to=`: every box of each frame with its track id, source and
+  `excluded` flag, for the editor's canvas;
+- `POST /api/videos/{id}/render` (editors): a `rerender` job that re-encodes only the changed GOPs;
+- `GET /api/videos/{id}/final` (+ `/final/url` for a signed link): the final video, Range-seekable.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+import anyio
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
+from fastapi.responses import FileResponse, RedirectResponse
+from fastapi.security import HTTPAuthorizationCredentials
+from pydantic import BaseModel, Field
+from sqlalchemy import func, select
+
+from framemask.api.auth import Principal, audit_row
+from framemask.api.deps import (
+    CurrentUser,
+    EditorUser,
+    ServicesDep,
+    VideoDep,
+    VideoId,
+    _bearer,
+    client_of,
+    current_principal,
+)
+from framemask.api.signing import signed_stream_query, verify_stream
+from framemask.errors import FrameRangeError, NotFoundError
+from framemask.jobs.context import Services
+from framemask.jobs.rerender import RENDER_KIND, active_render, effective_boxes, last_render, latest_revision
+from framemask.redact.corrections import Corrections
+from framemask.store.models import Revision, Video
+
+__all__ = ["effective_frames", "router"]
+
+router = APIRouter(prefix="/api/videos", tags=["corrections"])
+
+FINAL_VARIANT = "final"
+
+
+class RevisionPublic(BaseModel):
+    """One saved correction (without its document)."""
+
+    number: int
+    author: str | None
+    created_at: datetime
+    note: str | None
+
+
+class CorrectionsPublic(BaseModel):
+    """The latest corrections and what the final video shows."""
+
+    revision: RevisionPublic | None
+    corrections: dict[str, Any]
+    rendered_revision: int | None = Field(description="revision shown by the final video (0: none applied)")
+    final: bool = Field(description="a final video exists")
+
+
+class RevisionSaved(BaseModel):
+    revision: RevisionPublic
+    changed_frames: int = Field(description="frames whose masked regions differ from the previous revision")
+
+
+class RenderQueued(BaseModel):
+    job_id: str
+    revision: int | None
+
+
+def _ready(video: Video) -> None:
+    if video.status != "ready" or video.processed_key is None:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"video {video.id} is not processed yet (status {video.status})")
+
+
+def _public(row: Revision | None) -> RevisionPublic | None:
+    if row is None:
+        return None
+    return RevisionPublic(number=row.number, author=row.author, created_at=row.created_at, note=row.note)
+
+
+@router.get("/{video_id}/corrections", response_model=CorrectionsPublic)
+def get_corrections(video: VideoDep, services: ServicesDep, _user: EditorUser) -> CorrectionsPublic:
+    """The latest saved corrections (`drawnRectangles`, `excluded`, `excludedTracks`, `tracks`)."""
+    with services.db.session() as session:
+        row = latest_revision(session, video.id)
+        rendered = last_render(session, video)
+    return CorrectionsPublic(
+        revision=_public(row),
+        corrections=Corrections.model_validate(row.edits if row else {}).to_doc(),
+        rendered_revision=(rendered.get("revision") or 0) if rendered else None,
+        final=video.final_key is not None,
+    )
+
+
+def _save(services: Services, video: Video, body: Corrections, user: Principal, client: str | None) -> Revision:
+    """Append the revision (number = previous + 1) with an audit entry, in one transaction."""
+    with services.db.begin() as session:
+        number = (session.scalar(select(func.max(Revision.number)).where(Revision.video_id == video.id)) or 0) + 1
+        row = Revision(video_id=video.id, number=number, author=user.name, note=body.note, edits=body.to_doc())
+        session.add(row)
+        session.flush()
+        detail = {"revision": number, "frames": len(set(body.seqs())), "excluded_tracks": len(body.excluded_tracks)}
+        audit_row(session, user, "corrections.save", video_id=video.id, detail=detail, client=client)
+        session.expunge(row)
+    return row
+
+
+@router.put("/{video_id}/corrections", response_model=RevisionSaved)
+def put_corrections(
+    video: VideoDep, services: ServicesDep, user: EditorUser, body: Corrections, request: Request
+) -> RevisionSaved:
+    """Save the whole corrections document as a new revision (frames outside 1..endSequence: 422)."""
+    _ready(video)
+    body.check_range(int(video.end_sequence or 0))
+    with services.db.session() as session:
+        previous = latest_revision(session, video.id)
+    before = effective_boxes(services, video, previous)
+    row = _save(services, video, body, user, client_of(request))
+    after = effective_boxes(services, video, row)
+    changed = sum(before.seed_entry(s) != after.seed_entry(s) for s in range(1, after.end_sequence + 1))
+    return RevisionSaved(revision=_public(row), changed_frames=changed)  # type: ignore[arg-type]
+
+
+@router.get("/{video_id}/corrections/revisions", response_model=list[RevisionPublic])
+def list_revisions(video: VideoDep, services: ServicesDep, _user: EditorUser) -> list[RevisionPublic]:
+    """Every saved revision, newest first."""
+    with services.db.session() as session:
+        rows = session.scalars(
+            select(Revision).where(Revision.video_id == video.id).order_by(Revision.number.desc())
+        ).all()
+    return [p for p in map(_public, rows) if p is not None]
+
+
+def _range(video: Video, first: int | None, last: int | None) -> tuple[int, int]:
+    end = int(video.end_sequence or 0)
+    first, last = first or 1, min(last or end, end)
+    if first > end or first > last:
+        raise FrameRangeError(f"empty frame range {first}..{last} (the video has {end} frames)")
+    return first, last
+
+
+def effective_frames(services: Services, video: Video, first: int | None, last: int | None) -> dict[str, Any]:
+    """The seed document of frames first..last as they are to be masked (latest revision applied)."""
+    _ready(video)
+    first, last = _range(video, first, last)
+    with services.db.session() as session:
+        row = latest_revision(session, video.id)
+    return effective_boxes(services, video, row).to_doc(first, last)
+
+
+@router.get("/{video_id}/boxes")
+def get_boxes(
+    video: VideoDep,
+    services: ServicesDep,
+    _user: CurrentUser,
+    first: Annotated[int | None, Query(alias="from", ge=1)] = None,
+    last: Annotated[int | None, Query(alias="to", ge=1)] = None,
+) -> dict[str, Any]:
+    """Each frame's boxes for review: `{x1, x2, y1, y2, label, source, track, excluded}` (latest revision)."""
+    _ready(video)
+    first, last = _range(video, first, last)
+    with services.db.session() as session:
+        row = latest_revision(session, video.id)
+    boxes = effective_boxes(services, video, row)
+    frames = [{"seq": s, "boxes": boxes.frame(s)} for s in range(first, last + 1)]
+    return {"endSequence": boxes.end_sequence, "revision": row.number if row else None, "frames": frames}
+
+
+@router.post("/{video_id}/render", status_code=status.HTTP_202_ACCEPTED, response_model=RenderQueued)
+def render(video: VideoDep, services: ServicesDep, user: EditorUser, request: Request) -> RenderQueued:
+    """Queue a re-render of the latest revision; only GOPs whose frames changed are re-encoded."""
+    _ready(video)
+    with services.db.begin() as session:
+        if active_render(session, video.id) is not None:
+            raise HTTPException(status.HTTP_409_CONFLICT, f"video {video.id} is already being rendered")
+        row = latest_revision(session, video.id)
+        number = row.number if row else None
+        job_id = services.queue.enqueue(
+            RENDER_KIND,
+            video_id=video.id,
+            payload={"revision": number},
+            max_attempts=services.settings.job_max_attempts,
+            session=session,
+        )
+        audit_row(
+            session,
+            user,
+            "video.render",
+            video_id=video.id,
+            detail={"revision": number, "job": job_id},
+            client=client_of(request),
+        )
+    services.announce(job_id)
+    return RenderQueued(job_id=job_id, revision=number)
+
+
+def _final_principal(
+    request: Request,
+    video_id: VideoId,
+    services: ServicesDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    expires: int | None = None,
+    signature: Annotated[str | None, Query(max_length=64)] = None,
+    tid: int | None = None,
+) -> Principal:
+    """A bearer token, or the signature of a link issued by `/final/url` (for `<a href>` and `<video src>`)."""
+    if signature is None or expires is None:
+        return current_principal(services, credentials)
+    key: bytes = request.app.state.signing_key
+    if not verify_stream(key, video_id, FINAL_VARIANT, expires, tid, signature):
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "invalid or expired link signature")
+    return Principal(tid, "signed-url", "viewer")
+
+
+def _final_video(services: Services, video_id: str) -> Video:
+    with services.db.session() as session:
+        video = session.get(Video, video_id)
+    if video is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no video {video_id}")
+    if video.final_key is None:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"video {video_id} has no final render yet")
+    return video
+
+
+@router.get(
+    "/{video_id}/final",
+    response_class=Response,
+    responses={206: {"description": "partial content"}, 307: {"description": "presigned S3 URL"}},
+)
+async def get_final(
+    video_id: VideoId,
+    services: ServicesDep,
+    _user: Annotated[Principal, Depends(_final_principal)],
+    download: bool = False,
+) -> Response:
+    """The final (corrected) video, with Range support; `download=true` asks the browser to save it."""
+    video = await anyio.to_thread.run_sync(_final_video, services, video_id)
+    bucket, key = services.settings.bucket_processed, str(video.final_key)
+    name = f"{video.filename.rsplit('.', 1)[0]}.deidentified.mp4"
+    path = services.store.local_path(bucket, key)
+    if path is None:
+        url = services.store.presign_get(bucket, key, services.settings.signed_url_seconds)
+        return RedirectResponse(str(url), status_code=status.HTTP_307_TEMPORARY_REDIRECT)
+    if not path.is_file():
+        raise NotFoundError(f"the final video of {video_id} is missing from storage")
+    disposition = "attachment" if download else "inline"
+    return FileResponse(path, media_type="video/mp4", filename=name, content_disposition_type=disposition)
+
+
+@router.get("/{video_id}/final/url")
+def final_url(request: Request, video: VideoDep, services: ServicesDep, user: CurrentUser) -> dict[str, Any]:
+    """A short-lived link to the final video that needs no Authorization header."""
+    if video.final_key is None:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"video {video.id} has no final render yet")
+    seconds = services.settings.signed_url_seconds
+    query = signed_stream_query(request.app.state.signing_key, video.id, FINAL_VARIANT, seconds, user.token_id)
+    query = query.replace(f"variant={FINAL_VARIANT}&", "")
+    return {"url": f"{request.url_for('get_final', video_id=video.id).path}?{query}", "expires_in": seconds}

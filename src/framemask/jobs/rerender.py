@@ -1,0 +1,202 @@
+"""Corrections in the database and the `rerender` job that bakes a revision into the final video.
+
+The detected boxes (`processed_frame`) never change after processing; each saved correction is a new
+`revision` row holding the whole corrections document. The effective boxes of a video are the detected
+ones with the latest revision applied (`framemask.redact.corrections`).
+
+A render is incremental: the previous final video (or the processed master, the first time) already
+shows the boxes of some revision, so only frames whose effective boxes differ between that revision
+and the new one are re-rendered, and `framemask.redact.patch` re-encodes only their GOPs. Which revision
+a final shows is recorded in the succeeded job's `result` (`{"revision", "final_key", ...}`), the audit
+trail of renders; the final lives at its own key per revision, so a render never overwrites its input.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from framemask.errors import NotFoundError
+from framemask.media import FrameIndex
+from framemask.redact.boxes import boxes_from_doc
+from framemask.redact.corrections import Corrections, EffectiveBoxes
+from framemask.redact.patch import changed_seqs, patch_render
+from framemask.store.layout import local_copy, store_file, video_prefix
+from framemask.store.models import Job, ProcessedFrame, Revision, Video, utcnow
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from framemask.jobs.context import Services
+    from framemask.jobs.tasks import TaskRun
+
+__all__ = [
+    "RENDER_KIND",
+    "active_render",
+    "effective_boxes",
+    "final_key",
+    "last_render",
+    "latest_revision",
+    "rerender_task",
+]
+
+log = logging.getLogger(__name__)
+
+RENDER_KIND = "rerender"
+_CACHE_SIZE = 8
+_cache: OrderedDict[tuple[Any, ...], EffectiveBoxes] = OrderedDict()
+_cache_lock = threading.Lock()
+
+
+def final_key(video_id: str, revision: int | None) -> str:
+    """Where the final video of a revision is stored (revision 0: no corrections)."""
+    return f"{video_prefix(video_id)}final-r{revision or 0}.mp4"
+
+
+def latest_revision(session: Session, video_id: str) -> Revision | None:
+    query = select(Revision).where(Revision.video_id == video_id).order_by(Revision.number.desc()).limit(1)
+    return session.scalar(query)
+
+
+def _revision(session: Session, video_id: str, number: int | None) -> Revision | None:
+    if number is None:
+        return None
+    row = session.scalar(select(Revision).where(Revision.video_id == video_id, Revision.number == number))
+    if row is None:
+        raise NotFoundError(f"video {video_id} has no revision {number}")
+    return row
+
+
+def last_render(session: Session, video: Video) -> dict[str, Any] | None:
+    """The result of the render that produced the video's current final, if there is one."""
+    if video.final_key is None:
+        return None
+    query = (
+        select(Job.result)
+        .where(Job.video_id == video.id, Job.kind == RENDER_KIND, Job.status == "succeeded")
+        .order_by(Job.finished_at.desc())
+    )
+    for result in session.scalars(query):
+        if result and result.get("final_key") == video.final_key:
+            return dict(result)
+    return None
+
+
+def active_render(session: Session, video_id: str) -> Job | None:
+    """A queued or running render of the video (one at a time per video)."""
+    query = select(Job).where(Job.video_id == video_id, Job.kind == RENDER_KIND, Job.status.in_(("queued", "running")))
+    return session.scalars(query.limit(1)).first()
+
+
+def _detected_doc(session: Session, video: Video) -> dict[str, Any]:
+    rows = session.execute(
+        select(ProcessedFrame.seq, ProcessedFrame.boxes)
+        .where(ProcessedFrame.video_id == video.id)
+        .order_by(ProcessedFrame.seq)
+    ).all()
+    return {"endSequence": int(video.end_sequence or 0), "sequence": [{"seq": s, **(b or {})} for s, b in rows]}
+
+
+def _index(services: Services, video: Video) -> FrameIndex:
+    if not video.index_key:
+        raise NotFoundError(f"video {video.id} has no frame index yet")
+    with services.store.open_read(services.settings.bucket_processed, video.index_key) as fh:
+        return FrameIndex.from_bytes(fh.read())
+
+
+def effective_boxes(services: Services, video: Video, revision: Revision | None) -> EffectiveBoxes:
+    """The video's boxes with `revision` applied (None: as detected); cached per video state and revision."""
+    key = (video.id, video.updated_at, video.processed_key, revision.number if revision else 0)
+    with _cache_lock:
+        if key in _cache:
+            _cache.move_to_end(key)
+            return _cache[key]
+    with services.db.session() as session:
+        detected = _detected_doc(session, video)
+    corrections = Corrections.model_validate(revision.edits if revision else {})
+    boxes = EffectiveBoxes(detected, corrections, _index(services, video).time_ms, video.width or 0, video.height or 0)
+    with _cache_lock:
+        _cache[key] = boxes
+        while len(_cache) > _CACHE_SIZE:
+            _cache.popitem(last=False)
+    return boxes
+
+
+# --- the job ----------------------------------------------------------------------------------------------------
+
+
+def rerender_task(run: TaskRun) -> Callable[[Session], None] | None:
+    """Bake revision `payload["revision"]` into a new final video, re-encoding only the changed GOPs."""
+    services, settings = run.services, run.services.settings
+    number = run.payload.get("revision")
+    with services.db.session() as session:
+        video = session.get(Video, run.video_id) if run.video_id else None
+        if video is None or video.processed_key is None:
+            return None  # deleted (or never processed) while queued
+        target = _revision(session, video.id, number)
+        before = last_render(session, video)
+        base_revision = _revision(session, video.id, before["revision"]) if before else None
+    _drop_stale_finals(services, video)
+    run.report(1.0, "compare")
+    new = effective_boxes(services, video, target)
+    old = effective_boxes(services, video, base_revision)
+    new_doc, old_doc = new.to_doc(), old.to_doc()
+    size = (new.end_sequence, video.width or 0, video.height or 0)
+    changed = changed_seqs(boxes_from_doc(old_doc, *size), boxes_from_doc(new_doc, *size))
+    run.report(5.0, "fetch")
+    cache = settings.cache_dir / "videos" / video.id
+    src = local_copy(services.store, video.raw_bucket, video.raw_key, cache / Path(video.raw_key).name)
+    base_key = video.final_key if before else video.processed_key
+    base = local_copy(services.store, settings.bucket_processed, base_key, cache / Path(base_key).name)
+    run.report(10.0, "rerender")
+    result = patch_render(
+        src,
+        base,
+        run.work_dir / "final.mp4",
+        new_doc,
+        changed,
+        gop_starts=None if before else video.gop_starts,
+        style=settings.redact_style,
+        index=_index(services, video),
+        progress=lambda done, total: run.report(10.0 + 85.0 * done / max(total, 1), "rerender"),
+    )
+    key = final_key(video.id, number)
+    run.report(96.0, "store")
+    store_file(services.store, settings.bucket_processed, key, result.output)
+    summary = {
+        "revision": number,
+        "base_revision": before["revision"] if before else None,
+        "final_key": key,
+        "changed_frames": len(changed),
+        "reencoded": [list(r) for r in result.reencoded],
+        "reencoded_frames": result.reencoded_frames,
+        "copied_gops": result.copied_gops,
+        "timings": result.timings,
+    }
+    log.info("video %s: revision %s rendered, %d frames re-encoded", video.id, number, result.reencoded_frames)
+    return _finalize(run.job_id, video.id, key, summary)
+
+
+def _finalize(job_id: str, video_id: str, key: str, summary: dict[str, Any]) -> Callable[[Session], None]:
+    def finalize(session: Session) -> None:
+        video = session.get(Video, video_id)
+        if video is None:
+            return
+        video.final_key, video.updated_at = key, utcnow()
+        session.execute(update(Job).where(Job.id == job_id).values(result=summary))
+
+    return finalize
+
+
+def _drop_stale_finals(services: Services, video: Video) -> None:
+    """Delete finals no longer current (left by earlier renders); one render runs per video at a time."""
+    bucket = services.settings.bucket_processed
+    for key in services.store.list(bucket, f"{video_prefix(video.id)}final-"):
+        if key != video.final_key:
+            services.store.delete(bucket, key)
