@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import io
+import json
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -77,3 +80,42 @@ def stored_files(data_dir: Path) -> list[str]:
     """Every object in the local store (relative paths), i.e. what a DELETE must remove."""
     root = data_dir / "objects"
     return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()) if root.is_dir() else []
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The FRAMEMASK_* environment that reproduces `settings` in a subprocess (a worker elsewhere)."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FRAMEMASK_")}
+    for name, value in settings.model_dump(exclude_none=True).items():
+        if hasattr(value, "get_secret_value"):
+            value = value.get_secret_value()
+        if isinstance(value, tuple | list):
+            value = json.dumps(list(value))
+        env[f"FRAMEMASK_{name.upper()}"] = str(value)
+    env["FRAMEMASK_DATABASE_URL"] = settings.db_url
+    env["FRAMEMASK_DATA_DIR"] = str(Path(settings.data_dir).resolve())
+    return env
+
+
+def spawn_worker(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    """`framemask worker` in its own process (so a test can SIGKILL it)."""
+    cli = Path(sys.executable).with_name("framemask")
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(
+            [str(cli), "-v", "worker", "--concurrency", "1"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
