@@ -279,7 +279,14 @@ def stream(
     if not path.is_file():
         raise NotFoundError(f"stored file of video {video.id} ({variant}) is missing")
     media_type = "video/mp4" if variant == "processed" else (mimetypes.guess_type(key)[0] or "application/octet-stream")
-    return FileResponse(path, media_type=media_type, headers={"Cache-Control": "private, max-age=3600"})
+    return _LargeChunkFileResponse(path, media_type=media_type, headers={"Cache-Control": "private, max-age=3600"})
+
+
+class _LargeChunkFileResponse(FileResponse):
+    """Starlette reads files in 64 KiB chunks, one worker-thread hop each; 1 MiB chunks cut the hops
+    (and the latency of a typical player range request) by 16 for the same memory bound."""
+
+    chunk_size = 1024 * 1024
 
 
 def _object_of(services: Services, video: Video, variant: str) -> tuple[str, str]:
