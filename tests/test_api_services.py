@@ -36,14 +36,6 @@ from framemask.media import FrameIndex, FrameReader
 from framemask.store.models import AuditLog, Job, ProcessedFrame
 from framemask.store.objects import S3Store
 
-try:  # the lead's conftest imports the server fixtures; until then import them here
-    import conftest
-
-    if not hasattr(conftest, "rgw_server"):
-        from _servers import postgres_server, redis_server, rgw_server  # noqa: F401
-except ImportError:  # pragma: no cover
-    pass
-
 pytestmark = pytest.mark.services
 
 

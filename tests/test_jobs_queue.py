@@ -18,14 +18,6 @@ from framemask.jobs.queue import JobQueue, backoff_seconds
 from framemask.store.db import Database
 from framemask.store.models import Job, utcnow
 
-try:  # the lead's conftest imports the server fixtures; until then import them here
-    import conftest
-
-    if not hasattr(conftest, "postgres_db"):
-        from _servers import postgres_db, postgres_server  # noqa: F401
-except ImportError:  # pragma: no cover
-    pass
-
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.services)])
 def db(request: pytest.FixtureRequest, tmp_path: Path) -> Database:

@@ -9,14 +9,6 @@ from pathlib import Path
 
 import pytest
 
-try:  # the lead's conftest imports every server fixture; until then import them here
-    import conftest
-
-    if not hasattr(conftest, "rgw_server"):
-        from _servers import rgw_server  # noqa: F401
-except ImportError:  # pragma: no cover
-    pass
-
 from framemask.errors import InputError, NotFoundError
 from framemask.settings import Settings
 from framemask.store.objects import LocalStore, ObjectStore, S3Store, delete_prefix, parse_target
