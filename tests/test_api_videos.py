@@ -305,3 +305,15 @@ def test_delete_removes_rows_and_every_object(svc, make) -> None:
         assert session.scalar(select(func.count()).where(Job.video_id == vid)) == 0
         assert session.scalar(select(func.count()).where(AuditLog.video_id == vid, AuditLog.action == "video.delete"))
     shutil.rmtree(settings.data_dir / "uploads", ignore_errors=True)
+
+
+def test_behind_nginx_streams_answer_with_x_accel_redirect(tmp_path: Path, make) -> None:
+    settings = make_settings(tmp_path / "data", workers=0, accel_redirect_prefix="/_objects/")
+    with service(settings) as client:
+        vid = upload(client, make("cfr"), name="gate 1.mp4").json()["id"]
+        viewer = new_token(client, "viewer")
+        assert client.get(f"/api/videos/{vid}/stream?variant=original", headers=auth(viewer)).status_code == 403
+        resp = client.get(f"/api/videos/{vid}/stream?variant=original", headers=auth(ADMIN))
+        assert resp.status_code == 200 and resp.content == b""
+        assert resp.headers["x-accel-redirect"] == f"/_objects/raw/videos/{vid}/original.mp4"
+        assert (settings.data_dir / "objects" / "raw" / "videos" / vid / "original.mp4").is_file()

@@ -49,6 +49,11 @@ class Settings(BaseSettings):
     admin_token: SecretStr | None = Field(None, description="seeds the first admin API token")
     webhook_secret: SecretStr | None = Field(None, description="accepted as bearer on /api/hooks/s3")
     signed_url_seconds: int = Field(300, ge=1, le=7 * 24 * 3600)
+    accel_redirect_prefix: str | None = Field(
+        None,
+        pattern=r"^/[A-Za-z0-9_./-]*/$",
+        description="behind nginx: answer streams with X-Accel-Redirect to this internal location + bucket/key",
+    )
     url_signing_key: SecretStr | None = Field(None, description="HMAC key of signed stream URLs (default: random)")
 
     redact_style: Literal["mosaic", "blur", "fill"] = "mosaic"

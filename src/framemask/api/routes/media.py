@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import mimetypes
 from typing import Annotated, Any, Literal
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 from fastapi.responses import FileResponse, RedirectResponse
@@ -278,6 +279,9 @@ def stream(
         return RedirectResponse(str(url), status_code=status.HTTP_307_TEMPORARY_REDIRECT)
     if not path.is_file():
         raise NotFoundError(f"stored file of video {video.id} ({variant}) is missing")
+    prefix = services.settings.accel_redirect_prefix
+    if prefix:  # nginx sends the bytes (sendfile, Range); we only decided who may have them
+        return Response(headers={"X-Accel-Redirect": f"{prefix}{quote(bucket)}/{quote(key)}"})
     media_type = "video/mp4" if variant == "processed" else (mimetypes.guess_type(key)[0] or "application/octet-stream")
     return _LargeChunkFileResponse(path, media_type=media_type, headers={"Cache-Control": "private, max-age=3600"})
 
