@@ -23,6 +23,8 @@ from __future__ import annotations
 import bisect
 import contextlib
 import os
+import queue
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -179,7 +181,7 @@ def patch_render(
     timer: dict[str, float] = {}
     try:
         with _GopEncoder(src, master, gops, boxes_doc, masker, settings, index, timer) as encoder:
-            _remux(master, tmp, gops, set(targets), encoder, progress)
+            _remux(master, tmp, gops, _runs(gops, targets, settings.keyint), encoder, progress)
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
@@ -201,42 +203,66 @@ def _masker(style: str, shape: str, strength: float) -> Masker:
         raise InputError(str(exc)) from None
 
 
+def _runs(gops: GopMap, targets: Sequence[int], keyint: int) -> list[list[int]]:
+    """Target GOPs grouped into runs that one encoder session reproduces GOP for GOP: consecutive GOPs
+    where each but the last has exactly `keyint` frames, so the encoder's IDRs fall on the master's."""
+    runs: list[list[int]] = []
+    for g in targets:
+        if runs and runs[-1][-1] == g - 1 and len(gops.seqs(g - 1)) == keyint:
+            runs[-1].append(g)
+        else:
+            runs.append([g])
+    return runs
+
+
 def _remux(
     master: str | os.PathLike[str],
     dst: Path,
     gops: GopMap,
-    targets: set[int],
+    runs: list[list[int]],
     encoder: _GopEncoder,
     progress: Progress | None,
 ) -> None:
-    """Copy the master packet by packet, swapping in freshly encoded packets for the target GOPs."""
-    total = sum(len(gops.seqs(g)) for g in targets)
-    done = 0
+    """Copy the master packet by packet; inside target GOPs, take the re-encoded packet of the same
+    decode position instead. Streaming both sides keeps memory flat and the file interleaved as before."""
+    starts, ends = {run[0]: run for run in runs}, {run[-1] for run in runs}
+    targets = {g for run in runs for g in run}
+    total, done = sum(len(gops.seqs(g)) for g in targets), 0
+    fresh: Iterator[av.Packet] | None = None
     with map_av_errors(master), av.open(str(master)) as source, av.open(str(dst), "w", format="mp4") as out:
         video = source.streams.video[0]
         streams = [video, *source.streams.audio[:1]]
         mapping = {s.index: _copy_stream(out, s) for s in streams}
         position, gop = -1, -1
-        for packet in source.demux(streams):
-            if packet.dts is None and packet.pts is None:
-                continue  # demuxer flush packets
-            if packet.stream.index != video.index:
-                packet.stream = mapping[packet.stream.index]
-                out.mux(packet)
-                continue
-            position += 1
-            if gop + 1 < len(gops.starts) and position == gops.packet_ranges[gop + 1][0]:
-                gop += 1
+        try:
+            for packet in source.demux(streams):
+                if packet.dts is None and packet.pts is None:
+                    continue  # demuxer flush packets
+                if packet.stream.index != video.index:
+                    packet.stream = mapping[packet.stream.index]
+                    out.mux(packet)
+                    continue
+                position += 1
+                if gop + 1 < len(gops.starts) and position == gops.packet_ranges[gop + 1][0]:
+                    gop += 1
+                    if gop in starts:
+                        fresh = encoder.run(starts[gop])
                 if gop in targets:
-                    for new in encoder.encode(gop):
-                        new.stream = mapping[video.index]
-                        out.mux(new)
-                    done += len(gops.seqs(gop))
-                    if progress is not None:
-                        progress(done, total)
-            if gop not in targets:
+                    assert fresh is not None
+                    packet = next(fresh, None)
+                    if packet is None:
+                        raise FramemaskError(f"GOP {gop}: the encoder ended early")
+                    if position + 1 == gops.packet_ranges[gop][1]:
+                        done += len(gops.seqs(gop))
+                        if progress is not None:
+                            progress(done, total)
+                        if gop in ends and next(fresh, None) is not None:
+                            raise FramemaskError(f"GOP {gop}: the encoder produced more packets than frames")
                 packet.stream = mapping[video.index]
                 out.mux(packet)
+        finally:
+            if fresh is not None:
+                fresh.close()  # type: ignore[attr-defined]
         if position + 1 != len(gops.pts):
             raise FramemaskError(f"{master}: changed while patching ({position + 1} packets, {len(gops.pts)} before)")
 
@@ -276,6 +302,59 @@ def annexb_to_avcc(data: bytes, length_size: int = 4) -> bytes:
     return b"".join(parts)
 
 
+class _Prefetch:
+    """Runs an iterator in a daemon thread, a few items ahead, so producing and consuming overlap.
+
+    Errors reach the consumer; closing stops the producer at its next item."""
+
+    _END = object()
+
+    def __init__(self, source: Iterator[Any], size: int = 6) -> None:
+        self._source, self._queue = source, queue.Queue[Any](maxsize=size)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._produce, name="framemask-patch-decode", daemon=True)
+        self._thread.start()
+
+    def _produce(self) -> None:
+        try:
+            for item in self._source:
+                if not self._put(item):
+                    return
+            self._put(self._END)
+        except BaseException as exc:
+            self._put(_Failed(exc))
+
+    def _put(self, item: Any) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def __iter__(self) -> Iterator[Any]:
+        while True:
+            item = self._queue.get()
+            if item is self._END:
+                return
+            if isinstance(item, _Failed):
+                raise item.error
+            yield item
+
+    def __enter__(self) -> _Prefetch:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+
+@dataclass(frozen=True)
+class _Failed:
+    error: BaseException
+
+
 class _GopEncoder:
     """Re-renders single GOPs: exact original frames -> new masks -> x264 with the master's settings."""
 
@@ -301,19 +380,36 @@ class _GopEncoder:
             raise InputError(f"{src} has {self._reader.index.end_sequence} frames, the master {gops.end_sequence}")
         self._track = boxes_from_doc(dict(boxes_doc), gops.end_sequence, self._width, self._height)
 
-    def encode(self, gop: int) -> Iterator[av.Packet]:
-        """The packets of GOP `gop`, re-rendered, in decode order with the master's dts."""
+    def run(self, run: list[int]) -> Iterator[av.Packet]:
+        """Packets of the consecutive GOPs `run`, re-rendered, in decode order with the master's dts.
+
+        Original frames are decoded and masked in a second thread while x264 encodes in this one.
+        """
+        first, last = self._gops.seqs(run[0])[0], self._gops.seqs(run[-1])[-1]
+        a, b = self._gops.packet_ranges[run[0]][0], self._gops.packet_ranges[run[-1]][1]
+        keys = {self._gops.packet_ranges[g][0] for g in run}
         codec = self._codec()
-        packets: list[av.Packet] = []
-        for seq in self._gops.seqs(gop):
+        position = a
+        with _Prefetch(self._frames(first, last)) as frames:
+            for frame in frames:
+                for packet in self._timed("encode", codec.encode, frame):
+                    yield self._retime(packet, position, keys)
+                    position += 1
+        for packet in self._timed("encode", codec.encode, None):
+            yield self._retime(packet, position, keys)
+            position += 1
+        if position != b:
+            raise FramemaskError(f"frames {first}-{last}: encoder produced {position - a} packets for {b - a} frames")
+
+    def _frames(self, first: int, last: int) -> Iterator[av.VideoFrame]:
+        """Encoder frames of seqs first..last: the original's pixels with the new masks, the master's pts."""
+        for seq in range(first, last + 1):
             rgb = self._timed("decode", self._frame, seq)
             self._timed("mask", self._masker.apply, rgb, self._boxes(seq))
             frame = rgb_to_frame(rgb, self._pix_fmt)  # the master writer's own conversion
             frame.pts = int(self._gops.seq_pts[seq - 1])
             frame.time_base = self._gops.time_base
-            packets.extend(self._timed("encode", codec.encode, frame))
-        packets.extend(self._timed("encode", codec.encode, None))
-        return iter(self._retime(gop, packets))
+            yield frame
 
     def _codec(self) -> av.VideoCodecContext:
         codec = av.CodecContext.create("libx264", "w")
@@ -343,22 +439,18 @@ class _GopEncoder:
         rows = self._track.rows(seq)
         return rows[np.argsort(rows[:, 0], kind="stable")][:, 1:]
 
-    def _retime(self, gop: int, packets: list[av.Packet]) -> list[av.Packet]:
-        """Give the new packets the master's dts at the same decode positions; check dts <= pts."""
-        a, b = self._gops.packet_ranges[gop]
-        if len(packets) != b - a:
-            raise FramemaskError(f"GOP {gop}: encoder produced {len(packets)} packets for {b - a} frames")
-        if sum(p.is_keyframe for p in packets) != 1 or not packets[0].is_keyframe:
-            raise FramemaskError(f"GOP {gop}: the re-encoded GOP is not a single closed GOP; check EncodeSettings")
-        out = []
-        for packet, dts in zip(packets, self._gops.dts[a:b], strict=True):
-            if packet.pts is None or int(dts) > packet.pts:
-                raise FramemaskError(f"GOP {gop}: cannot splice (dts {dts} after pts {packet.pts})")
-            new = av.Packet(annexb_to_avcc(bytes(packet), self._nal_length) if self._nal_length else bytes(packet))
-            new.pts, new.dts, new.is_keyframe = packet.pts, int(dts), packet.is_keyframe
-            new.time_base = self._gops.time_base
-            out.append(new)
-        return out
+    def _retime(self, packet: av.Packet, position: int, keys: set[int]) -> av.Packet:
+        """The master's dts at the same decode position; IDRs exactly where the master has them."""
+        if packet.is_keyframe != (position in keys):
+            raise FramemaskError(f"packet {position}: key frames do not line up with the master's GOPs")
+        dts = int(self._gops.dts[position])
+        if packet.pts is None or dts > packet.pts:
+            raise FramemaskError(f"packet {position}: cannot splice (dts {dts} after pts {packet.pts})")
+        data = bytes(packet)
+        new = av.Packet(annexb_to_avcc(data, self._nal_length) if self._nal_length else data)
+        new.pts, new.dts, new.is_keyframe = packet.pts, dts, packet.is_keyframe
+        new.time_base = self._gops.time_base
+        return new
 
     def _timed(self, stage: str, fn: Callable[..., Any], *args: Any) -> Any:
         start = time.perf_counter()
