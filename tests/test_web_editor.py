@@ -1,0 +1,240 @@
+"""The review editor in a real browser against the real server: step to exact frames, draw, save, render.
+
+`framemask serve` runs in its own process on a free port with a temporary data directory; a short VFR
+video (every frame shows its number in binary blocks) is uploaded and processed by the real pipeline.
+Debian's Chromium is driven by Playwright (never `playwright install`). The final video is checked by
+decoding it with the exact frame reader: the drawn region of the edited frame is masked, the rest is not.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from _api import ADMIN, make_settings, settings_env, stop_process
+from _videos import VideoSpec, make_video, vfr_times
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from framemask.media import FrameIndex, FrameReader
+from framemask.redact import make_masker
+
+STATIC = Path(__file__).resolve().parents[1] / "src" / "framemask" / "api" / "static"
+WEB = Path(__file__).resolve().parents[1] / "web"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+SPEC = VideoSpec(times=vfr_times(((20, 30), (10, 10), (30, 60))), size=(320, 240), gop=30)  # 60 frames, VFR
+TARGET = 23  # a frame in the 10 fps stretch
+DRAWN = (90, 4, 230, 124)  # x1, y1, x2, y2 in video pixels: over the moving bar and the number blocks
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _built_editor() -> None:
+    """The editor must be built into the package (./dev setup does it); build it here if node_modules exist."""
+    if (STATIC / "index.html").is_file():
+        return
+    if not (WEB / "node_modules").is_dir() or shutil.which("npm") is None:
+        pytest.fail("the web editor is not built: run ./dev setup (npm ci && npm run build in web/)")
+    subprocess.run(["npm", "run", "build", "--silent"], cwd=WEB, check=True, capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    _built_editor()
+    tmp = tmp_path_factory.mktemp("web")
+    env = settings_env(make_settings(tmp / "data"))
+    port = _free_port()
+    log = open(tmp / "server.log", "wb")  # noqa: SIM115  (closed below)
+    cli = Path(sys.executable).with_name("framemask")
+    proc = subprocess.Popen(
+        [str(cli), "serve", "--port", str(port), "--log-level", "warning"], env=env, stdout=log, stderr=log
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"server did not start: {(tmp / 'server.log').read_text()[-2000:]}")
+            time.sleep(0.2)
+        yield base
+    finally:
+        stop_process(proc)  # type: ignore[arg-type]
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def uploaded(server: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
+    src = make_video(tmp_path_factory.mktemp("src") / "numbers.mp4", SPEC)
+    admin = {"Authorization": f"Bearer {ADMIN}"}
+    with open(src, "rb") as fh:
+        resp = httpx.post(f"{server}/api/videos", files={"file": ("numbers.mp4", fh, "video/mp4")}, headers=admin)
+    assert resp.status_code == 201, resp.text
+    video_id = resp.json()["id"]
+    deadline = time.monotonic() + 300
+    while (status := httpx.get(f"{server}/api/videos/{video_id}", headers=admin).json())["status"] != "ready":
+        assert status["status"] != "failed" and time.monotonic() < deadline, status
+        time.sleep(0.3)
+    return video_id, src
+
+
+@pytest.fixture(scope="module")
+def editor_token(server: str) -> str:
+    resp = httpx.post(
+        f"{server}/api/tokens",
+        json={"role": "editor", "name": "reviewer"},
+        headers={"Authorization": f"Bearer {ADMIN}"},
+    )
+    assert resp.status_code == 201, resp.text
+    return str(resp.json()["token"])
+
+
+@pytest.fixture(scope="module")
+def chromium_browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).is_file():
+        pytest.fail(f"{CHROMIUM} is missing: run ./dev setup (apt package chromium)")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield b
+        b.close()
+
+
+def _shown_number(page: Page) -> int:
+    """The frame number encoded in the displayed image's binary blocks (read from its pixels in the page)."""
+    return int(
+        page.evaluate(
+            """() => {
+              const img = document.querySelector('[data-testid=frame-image]');
+              const c = document.createElement('canvas');
+              c.width = img.naturalWidth; c.height = img.naturalHeight;
+              const ctx = c.getContext('2d'); ctx.drawImage(img, 0, 0);
+              const block = Math.max(Math.floor(c.width / 10), 4);
+              let n = 0;
+              for (let bit = 0; bit < 8; bit++) {
+                const px = ctx.getImageData(bit * block + block / 2, block / 2, 1, 1).data;
+                if (px[0] + px[1] + px[2] > 384) n |= 1 << bit;
+              }
+              return n;
+            }"""
+        )
+    )
+
+
+def _at_frame(page: Page, seq: int, index: FrameIndex) -> None:
+    """The editor shows frame `seq`: readout, time from the index, and the exact image."""
+    expect(page.get_by_test_id("frame")).to_have_text(str(seq))
+    expect(page.locator(f'[data-testid=frame-image][data-seq="{seq}"]')).to_be_visible()
+    shown_ms = float(page.get_by_test_id("time").get_attribute("data-ms") or "nan")
+    assert shown_ms == pytest.approx(index.time_of(seq), abs=1e-3)
+    assert _shown_number(page) == seq - 1  # the pattern numbers frames from 0
+
+
+def test_review_draw_save_render(
+    server: str, uploaded: tuple[str, Path], editor_token: str, chromium_browser: Browser, tmp_path: Path
+) -> None:
+    video_id, src = uploaded
+    index = FrameIndex.build(src)
+    page = chromium_browser.new_page(viewport={"width": 1280, "height": 900})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+
+    page.goto(f"{server}/#/login")
+    page.get_by_test_id("token").fill(editor_token)
+    page.get_by_test_id("sign-in").click()
+    expect(page.get_by_test_id("who")).to_contain_text("editor")
+    page.locator(f'tr[data-video="{video_id}"] [data-testid=open]').click()
+    _at_frame(page, 1, index)
+
+    # step with the buttons and the arrow keys
+    page.get_by_test_id("next").click()
+    _at_frame(page, 2, index)
+    for _ in range(3):
+        page.keyboard.press("ArrowRight")
+    page.keyboard.press("ArrowLeft")
+    _at_frame(page, 4, index)
+
+    # the slider is over time and snaps to the nearest real frame (VFR: 30, then 10, then 60 fps)
+    wanted_ms = index.time_of(TARGET) + 0.4 * (index.time_of(TARGET + 1) - index.time_of(TARGET))
+    assert index.nearest(wanted_ms) == TARGET
+    page.get_by_test_id("slider").evaluate(
+        "(el, ms) => { el.value = String(ms); el.dispatchEvent(new Event('input', { bubbles: true })) }", wanted_ms
+    )
+    _at_frame(page, TARGET, index)
+    assert float(page.get_by_test_id("slider").input_value()) == pytest.approx(index.time_of(TARGET), abs=1e-3)
+
+    # drag a rectangle on the canvas (video pixels -> screen pixels), then save
+    canvas = page.get_by_test_id("canvas").bounding_box()
+    assert canvas is not None
+    sx, sy = canvas["width"] / SPEC.size[0], canvas["height"] / SPEC.size[1]
+    x1, y1, x2, y2 = DRAWN
+    page.mouse.move(canvas["x"] + x1 * sx, canvas["y"] + y1 * sy)
+    page.mouse.down()
+    page.mouse.move(canvas["x"] + (x1 + x2) / 2 * sx, canvas["y"] + (y1 + y2) / 2 * sy, steps=4)
+    page.mouse.move(canvas["x"] + x2 * sx, canvas["y"] + y2 * sy, steps=4)
+    page.mouse.up()
+    expect(page.get_by_test_id("revision")).to_contain_text("unsaved")
+    page.get_by_test_id("save").click()
+    expect(page.get_by_test_id("message")).to_contain_text("Saved revision 1")
+    auth = {"Authorization": f"Bearer {editor_token}"}
+    saved = httpx.get(f"{server}/api/videos/{video_id}/corrections", headers=auth).json()
+    [rect] = saved["corrections"]["drawnRectangles"][str(TARGET)]
+    assert [rect["x"], rect["y"], rect["x"] + rect["width"], rect["y"] + rect["height"]] == pytest.approx(
+        list(DRAWN), abs=1.5
+    )
+
+    # render with live progress, then download the final video through the page's link
+    page.get_by_test_id("render").click()
+    download = page.get_by_test_id("download")
+    expect(download).to_be_visible(timeout=180_000)
+    expect(page.get_by_test_id("job")).to_have_attribute("data-status", "succeeded")
+    href = download.get_attribute("href")
+    assert href
+    final = tmp_path / "final.mp4"
+    resp = httpx.get(f"{server}{href}")  # a signed link: no Authorization header
+    assert resp.status_code == 200 and resp.headers["content-type"] == "video/mp4"
+    final.write_bytes(resp.content)
+    assert not errors, errors
+
+    # the drawn region is masked on that frame (decoded with the exact reader), the rest is not
+    with FrameReader(src) as original, FrameReader(final) as out:
+        assert out.index.end_sequence == index.end_sequence
+        assert np.allclose(out.index.time_ms, index.time_ms, atol=1e-3)
+        before, after = original.frame(TARGET), out.frame(TARGET)
+        neighbour_before, neighbour_after = original.frame(TARGET - 10), out.frame(TARGET - 10)
+    bx1, by1, bx2, by2 = (
+        round(v) for v in (rect["x"], rect["y"], rect["x"] + rect["width"], rect["y"] + rect["height"])
+    )
+    want = make_masker("mosaic").apply(before.copy(), np.array([[bx1, by1, bx2, by2]]))
+    inside = (slice(by1, by2), slice(bx1, bx2))
+
+    def mad(a: np.ndarray, b: np.ndarray) -> float:
+        return float(np.abs(a.astype(np.int16) - b.astype(np.int16)).mean())
+
+    assert mad(after[inside], want[inside]) * 3 < mad(after[inside], before[inside])
+    outside = np.ones(before.shape[:2], bool)
+    outside[inside] = False
+    assert mad(after[outside], before[outside]) < 4
+    assert mad(neighbour_after, neighbour_before) < 4  # other frames keep no mask
