@@ -152,6 +152,28 @@ def _at_frame(page: Page, seq: int, index: FrameIndex) -> None:
     assert _shown_number(page) == seq - 1  # the pattern numbers frames from 0
 
 
+def _open_editor(page: Page, server: str, token: str, video_id: str) -> None:
+    """Sign in with a token, then open the video from the list."""
+    page.goto(f"{server}/#/login")
+    page.get_by_test_id("token").fill(token)
+    page.get_by_test_id("sign-in").click()
+    expect(page.get_by_test_id("who")).to_contain_text("editor")
+    page.locator(f'tr[data-video="{video_id}"] [data-testid=open]').click()
+
+
+def _drag(page: Page, box: tuple[float, float, float, float]) -> None:
+    """Drag a rectangle given in video pixels on the editor's canvas."""
+    canvas = page.get_by_test_id("canvas").bounding_box()
+    assert canvas is not None
+    sx, sy = canvas["width"] / SPEC.size[0], canvas["height"] / SPEC.size[1]
+    x1, y1, x2, y2 = box
+    page.mouse.move(canvas["x"] + x1 * sx, canvas["y"] + y1 * sy)
+    page.mouse.down()
+    page.mouse.move(canvas["x"] + (x1 + x2) / 2 * sx, canvas["y"] + (y1 + y2) / 2 * sy, steps=4)
+    page.mouse.move(canvas["x"] + x2 * sx, canvas["y"] + y2 * sy, steps=4)
+    page.mouse.up()
+
+
 def test_review_draw_save_render(
     server: str, uploaded: tuple[str, Path], editor_token: str, chromium_browser: Browser, tmp_path: Path
 ) -> None:
@@ -161,11 +183,7 @@ def test_review_draw_save_render(
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
 
-    page.goto(f"{server}/#/login")
-    page.get_by_test_id("token").fill(editor_token)
-    page.get_by_test_id("sign-in").click()
-    expect(page.get_by_test_id("who")).to_contain_text("editor")
-    page.locator(f'tr[data-video="{video_id}"] [data-testid=open]').click()
+    _open_editor(page, server, editor_token, video_id)
     _at_frame(page, 1, index)
 
     # step with the buttons and the arrow keys
@@ -186,15 +204,7 @@ def test_review_draw_save_render(
     assert float(page.get_by_test_id("slider").input_value()) == pytest.approx(index.time_of(TARGET), abs=1e-3)
 
     # drag a rectangle on the canvas (video pixels -> screen pixels), then save
-    canvas = page.get_by_test_id("canvas").bounding_box()
-    assert canvas is not None
-    sx, sy = canvas["width"] / SPEC.size[0], canvas["height"] / SPEC.size[1]
-    x1, y1, x2, y2 = DRAWN
-    page.mouse.move(canvas["x"] + x1 * sx, canvas["y"] + y1 * sy)
-    page.mouse.down()
-    page.mouse.move(canvas["x"] + (x1 + x2) / 2 * sx, canvas["y"] + (y1 + y2) / 2 * sy, steps=4)
-    page.mouse.move(canvas["x"] + x2 * sx, canvas["y"] + y2 * sy, steps=4)
-    page.mouse.up()
+    _drag(page, DRAWN)
     expect(page.get_by_test_id("revision")).to_contain_text("unsaved")
     page.get_by_test_id("save").click()
     expect(page.get_by_test_id("message")).to_contain_text("Saved revision 1")
@@ -238,3 +248,36 @@ def test_review_draw_save_render(
     outside[inside] = False
     assert mad(after[outside], before[outside]) < 4
     assert mad(neighbour_after, neighbour_before) < 4  # other frames keep no mask
+
+
+def test_manual_track_is_interpolated_by_time(
+    server: str, uploaded: tuple[str, Path], editor_token: str, chromium_browser: Browser
+) -> None:
+    """Key boxes on frames 15 (30 fps stretch) and 25 (10 fps stretch); frame 20 lies 28 % of the way in time."""
+    video_id, src = uploaded
+    index = FrameIndex.build(src)
+    page = chromium_browser.new_page(viewport={"width": 1280, "height": 900})
+    _open_editor(page, server, editor_token, video_id)
+    _at_frame(page, 1, index)
+    page.get_by_test_id("mode-track").check()
+    page.keyboard.press("Shift+ArrowRight")
+    for _ in range(4):
+        page.keyboard.press("ArrowRight")
+    _at_frame(page, 15, index)
+    _drag(page, (20, 150, 60, 190))
+    page.keyboard.press("Shift+ArrowRight")
+    _at_frame(page, 25, index)
+    _drag(page, (220, 150, 260, 190))
+    page.get_by_test_id("save").click()
+    expect(page.get_by_test_id("message")).to_contain_text("Saved revision")
+    auth = {"Authorization": f"Bearer {editor_token}"}
+    [track] = httpx.get(f"{server}/api/videos/{video_id}/corrections", headers=auth).json()["corrections"]["tracks"]
+    assert [k["seq"] for k in track["keyframes"]] == [15, 25]
+    t = (index.time_of(20) - index.time_of(15)) / (index.time_of(25) - index.time_of(15))
+    assert 0.25 < t < 0.3  # by frame count it would be 0.5
+    x_key15, x_key25 = track["keyframes"][0]["x"], track["keyframes"][1]["x"]
+    doc = httpx.get(f"{server}/api/videos/{video_id}/frames?from=20&to=20", headers=auth).json()
+    [manual] = [b for b in doc["sequence"][0]["manual"] if b["y1"] >= 140]
+    assert manual["x1"] == pytest.approx(x_key15 + (x_key25 - x_key15) * t, abs=1.01)
+    before = httpx.get(f"{server}/api/videos/{video_id}/frames?from=14&to=14", headers=auth).json()
+    assert not [b for b in before["sequence"][0].get("manual", []) if b["y1"] >= 140]  # starts at its first key
