@@ -146,3 +146,15 @@ def test_stale_jobs_are_listed_for_re_announcement(db: Database) -> None:
     time.sleep(0.05)
     assert queue.stale_ids(older_than=0.0) == [job_id]
     assert queue.stale_ids(older_than=3600.0) == []
+
+
+def test_missing_models_fail_at_once(db: Database) -> None:
+    from framemask.errors import ModelError
+
+    queue = JobQueue(db)
+    job_id = queue.enqueue("test", max_attempts=5)
+    claim = queue.claim_next("w")
+    assert claim is not None
+    assert queue.fail(claim, ModelError("person model missing: run ./dev setup")) == "failed"
+    job = queue.get(job_id)
+    assert job is not None and job.error == "person model missing: run ./dev setup"

@@ -20,15 +20,16 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
-from framemask.errors import InputError
+from framemask.errors import InputError, ModelError
 from framemask.store.db import Database
 from framemask.store.models import Job, new_id, utcnow
 
-__all__ = ["Claim", "JobQueue", "backoff_seconds"]
+__all__ = ["PERMANENT", "Claim", "JobQueue", "backoff_seconds"]
 
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF_SECONDS = 300.0
+PERMANENT = (InputError, ModelError)  # retrying cannot fix bad input or missing models
 Finalize = Callable[[Session], None]
 
 
@@ -191,12 +192,13 @@ class JobQueue:
         return True
 
     def fail(self, claim: Claim, error: BaseException | str, on_final: Finalize | None = None) -> str:
-        """Record a failed attempt: retry later with back-off, or fail for good (bad input never retries).
+        """Record a failed attempt: retry later with back-off, or fail for good (bad input or missing
+        models never retry).
 
         Returns the job's new status (`queued`, `failed`, or `lost` if the claim had lapsed).
         """
         message = _message(error)
-        permanent = isinstance(error, InputError)
+        permanent = isinstance(error, PERMANENT)
         now = utcnow()
         with self.db.begin() as session:
             job = session.execute(select(Job).where(self._owned(claim)).with_for_update()).scalar_one_or_none()
@@ -225,4 +227,4 @@ def _message(error: BaseException | str) -> str:
     if isinstance(error, str):
         return error
     text = str(error).strip() or type(error).__name__
-    return text if isinstance(error, InputError) else f"{type(error).__name__}: {text}"[:2000]
+    return text if isinstance(error, PERMANENT) else f"{type(error).__name__}: {text}"[:2000]

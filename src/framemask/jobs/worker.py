@@ -116,10 +116,10 @@ def execute(services: Services, claim: Claim) -> str:
 
 
 def _readable(exc: BaseException) -> str:
-    from framemask.errors import InputError
+    from framemask.jobs.queue import PERMANENT
 
     text = str(exc).strip() or type(exc).__name__
-    return text if isinstance(exc, InputError) else f"processing failed: {text}"
+    return text if isinstance(exc, PERMANENT) else f"processing failed: {text}"
 
 
 def _due_in(services: Services, job_id: str) -> float:
