@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import tempfile
 import threading
 import time
@@ -36,7 +37,7 @@ from typing import Any, BinaryIO, Literal
 import av
 import av.error
 
-from framemask.errors import FramemaskError, InputError, NotAVideoError
+from framemask.errors import FramemaskError, InputError, NotAVideoError, StorageError
 from framemask.media import FrameIndex
 from framemask.store.objects import ObjectStore, parse_target
 from framemask.streams.timeline import Session, Stamped, Timeline
@@ -109,11 +110,12 @@ class _Output:
         self.last_end: int | None = None
         self._cm = store.open_write(bucket, key)
         self._fh: BinaryIO = self._cm.__enter__()
-        self._counter = _CountingWriter(self._fh)
+        self._writer = _BackgroundWriter(self._fh)
         try:
-            self._mux = av.open(self._counter, mode="w", format="mp4", options={"movflags": MOVFLAGS})
+            self._mux = av.open(self._writer, mode="w", format="mp4", options={"movflags": MOVFLAGS})
             self._stream = self._mux.add_stream_from_template(template)
         except BaseException as exc:
+            self._writer.finish(discard=True)
             self._cm.__exit__(type(exc), exc, exc.__traceback__)
             raise
 
@@ -132,39 +134,73 @@ class _Output:
         """Finish the MP4 and publish the object; returns its size."""
         try:
             self._mux.close()
+            self._writer.finish()
         except BaseException as exc:
+            self._writer.finish(discard=True)
             self._cm.__exit__(type(exc), exc, exc.__traceback__)
             raise
         self._cm.__exit__(None, None, None)
-        return self._counter.written
+        return self._writer.written
 
     def abort(self, exc: BaseException) -> None:
+        """Drop the file (the store removes the partial object)."""
         try:
             self._mux.close()
         except Exception:
             log.debug("closing muxer after error", exc_info=True)
+        self._writer.finish(discard=True)
         self._cm.__exit__(type(exc), exc, exc.__traceback__)
 
 
-class _CountingWriter:
-    """A non-seekable writer that counts bytes (PyAV then never seeks, which S3 uploads require)."""
+class _BackgroundWriter:
+    """A non-seekable writer that hands bytes to the store from a thread.
+
+    Non-seekable, so the muxer never goes back (an S3 upload cannot), and threaded, so a slow upload of an
+    S3 part never stalls receiving; memory is bounded by the queue (backpressure beyond it).
+    """
+
+    CHUNK = 1024 * 1024
+    QUEUE = 32
 
     def __init__(self, fh: BinaryIO) -> None:
         self._fh = fh
         self.written = 0
+        self._buf = bytearray()
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=self.QUEUE)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._drain, name="recording-upload", daemon=True)
+        self._thread.start()
 
     def write(self, data: bytes) -> int:
-        self._fh.write(data)
+        if self._error is not None:
+            raise StorageError(f"writing the recording failed: {self._error}") from self._error
+        self._buf += data
         self.written += len(data)
+        if len(self._buf) >= self.CHUNK:
+            self._queue.put(bytes(self._buf))
+            self._buf.clear()
         return len(data)
 
     def writable(self) -> bool:
         return True
 
-    def flush(self) -> None:
-        flush = getattr(self._fh, "flush", None)
-        if flush is not None:
-            flush()
+    def _drain(self) -> None:
+        while (chunk := self._queue.get()) is not None:
+            if self._error is None:
+                try:
+                    self._fh.write(chunk)
+                except BaseException as exc:  # re-raised in the recording thread
+                    self._error = exc
+
+    def finish(self, discard: bool = False) -> None:
+        """Hand over the rest and wait for the thread; raises what the store raised."""
+        if self._buf and not discard:
+            self._queue.put(bytes(self._buf))
+        self._buf.clear()
+        self._queue.put(None)
+        self._thread.join()
+        if self._error is not None and not discard:
+            raise StorageError(f"writing the recording failed: {self._error}") from self._error
 
 
 class _Drop(Exception):
@@ -221,6 +257,7 @@ class Recorder:
         self._last_arrival = 0.0
         self._last_key_pts: int | None = None
         self._template: Any = None
+        self._failures = 0
 
     # --- public ---------------------------------------------------------------------------------------------
 
@@ -290,7 +327,9 @@ class Recorder:
     def _reconnect(self, old: _Connection, reason: str) -> _Connection | None:
         """Reconnect after a drop (never after a normal end); resume file streams at the last key frame."""
         assert self._timeline is not None
-        for attempt in range(1, self.reconnect_attempts + 1):
+        while self._failures < self.reconnect_attempts:  # reset only once a reconnection delivers frames
+            self._failures += 1
+            attempt = self._failures
             if self._stop.is_set():
                 return None
             delay = min(self.reconnect_delay * 2 ** (attempt - 1), 30.0)
@@ -342,7 +381,10 @@ class Recorder:
                 if packet.size == 0:
                     continue
                 self._last_arrival = time.monotonic()
-                for item in self._timeline.feed(packet, packet.pts, packet.dts, packet.is_keyframe):
+                key = packet.is_keyframe
+                if not key and conn.stream.codec_context.name == "vp9" and _vp9_key(packet):
+                    packet.is_keyframe = key = True  # FFmpeg's VP9 depacketizer leaves the flag unset
+                for item in self._timeline.feed(packet, packet.pts, packet.dts, key):
                     if self._accept(item):
                         return "duration"
                 if self._stop.is_set():
@@ -387,6 +429,7 @@ class Recorder:
             self._origin = item.pts
         if self.duration is not None and (item.dts - self._origin) * tb >= self.duration:
             return True
+        self._failures = 0
         held = self._held
         if held is not None:
             self._write(held, item.dts - held.dts)
@@ -490,6 +533,21 @@ def _local_copy(store: ObjectStore, bucket: str, key: str) -> Iterator[Path]:
         local = Path(tmp) / Path(key).name
         store.get_file(bucket, key, local)
         yield local
+
+
+def _vp9_key(packet: Any) -> bool:
+    """Whether a VP9 frame is a key frame, from its uncompressed header's first byte."""
+    data = memoryview(packet)
+    if not len(data):
+        return False
+    byte = data[0]
+    if byte >> 6 != 0b10:  # frame_marker
+        return False
+    profile = ((byte >> 5) & 1) | (((byte >> 4) & 1) << 1)
+    bit = 3 if profile < 3 else 2  # profile 3 has a reserved zero bit before show_existing_frame
+    show_existing = (byte >> bit) & 1
+    frame_type = (byte >> (bit - 1)) & 1
+    return not show_existing and frame_type == 0
 
 
 def _reason(exc: BaseException) -> str:

@@ -25,6 +25,7 @@ from typing import Any
 from urllib.parse import quote
 
 from framemask.errors import FramemaskError, InputError
+from framemask.media import FrameIndex
 from framemask.media._av import map_av_errors, open_video
 
 log = logging.getLogger(__name__)
@@ -120,42 +121,36 @@ def _classes() -> tuple[type, type]:
 
         loop = False
 
+        def _segment_seek(self, flags: Any) -> None:
+            self.get_element().seek(
+                1.0, Gst.Format.TIME, flags | Gst.SeekFlags.SEGMENT, Gst.SeekType.SET, 0, Gst.SeekType.NONE, -1
+            )
+
         def do_prepared(self) -> None:
             if self.loop:  # a segment seek makes the pipeline post SEGMENT_DONE instead of EOS
-                self.get_element().seek(
-                    1.0,
-                    Gst.Format.TIME,
-                    Gst.SeekFlags.FLUSH | Gst.SeekFlags.SEGMENT,
-                    Gst.SeekType.SET,
-                    0,
-                    Gst.SeekType.NONE,
-                    -1,
-                )
+                self._segment_seek(Gst.SeekFlags.FLUSH)
 
         def do_handle_message(self, message: Any) -> bool:
             if self.loop and message.type == Gst.MessageType.SEGMENT_DONE:
-                # non-flushing: running time (hence RTP time) continues across the loop
-                self.get_element().seek(
-                    1.0, Gst.Format.TIME, Gst.SeekFlags.SEGMENT, Gst.SeekType.SET, 0, Gst.SeekType.NONE, -1
-                )
+                self._segment_seek(Gst.SeekFlags.NONE)  # non-flushing: RTP time continues across passes
                 return True
             return bool(GstRtspServer.RTSPMedia.do_handle_message(self, message))
 
     class FileFactory(GstRtspServer.RTSPMediaFactory):  # type: ignore[misc, name-defined]
         """Builds `filesrc ! demuxer ! [parser] ! payloader(pay0)` for one file, per client."""
 
-        def __init__(self, mount: Mount, loop: bool) -> None:
+        def __init__(self, mount: Mount, loop_period_ns: int | None) -> None:
             super().__init__()
-            self.mount, self.loop = mount, loop
+            self.mount, self.loop_period_ns = mount, loop_period_ns
             self.set_shared(False)
             self.set_media_gtype(LoopingMedia)
             self.connect("media-configure", self._configure)
 
         def _configure(self, _factory: Any, media: Any) -> None:
-            media.loop = self.loop
+            media.loop = self.loop_period_ns is not None
 
         def do_create_element(self, _url: Any) -> Any:
-            return _build_bin(Gst, self.mount)
+            return _build_bin(Gst, self.mount, self.loop_period_ns)
 
     return LoopingMedia, FileFactory
 
@@ -169,8 +164,8 @@ def _make(Gst: Any, factory: str, name: str | None = None, **props: Any) -> Any:
     return element
 
 
-def _build_bin(Gst: Any, mount: Mount) -> Any:
-    """The per-client bin; the demuxer's video pad is linked when it appears."""
+def _build_bin(Gst: Any, mount: Mount, loop_period_ns: int | None = None) -> Any:
+    """The per-client bin; the demuxer's video pad is linked when it appears (and timed, when looping)."""
     bin_ = Gst.Bin.new(None)
     src = _make(Gst, "filesrc", location=str(mount.path))
     demux = _make(Gst, mount.demuxer)
@@ -187,9 +182,38 @@ def _build_bin(Gst: Any, mount: Mount) -> Any:
     def on_pad_added(_demux: Any, pad: Any) -> None:
         if _DEMUX_VIDEO_PAD.match(pad.get_name()) and not sink.is_linked():
             pad.link(sink)
+            if loop_period_ns is not None:
+                pad.add_probe(Gst.PadProbeType.EVENT_DOWNSTREAM, _loop_timing(Gst, loop_period_ns))
 
     demux.connect("pad-added", on_pad_added)
     return bin_
+
+
+def _loop_period_ns(path: Path) -> int:
+    """Length of one pass: the last frame's time plus a typical frame interval (`FrameIndex.duration_ms`)."""
+    return round(FrameIndex.build(path).duration_ms * 1e6)
+
+
+def _loop_timing(Gst: Any, period_ns: int) -> Any:
+    """A probe that starts pass k of a looping file exactly k periods after the first frame.
+
+    A non-flushing segment seek continues running time from the last frame's *start* (the demuxer's
+    position), so each pass would begin one frame early, on the last frame's timestamp. The pad offset
+    moves every later pass to k * period; the demuxer's pad re-sends its segment with the new offset
+    before the next buffer.
+    """
+
+    def probe(pad: Any, info: Any) -> Any:
+        event = info.get_event()
+        if event is not None and event.type == Gst.EventType.SEGMENT:
+            base = event.parse_segment().base
+            passes = round(base / period_ns)
+            wanted = passes * period_ns - base
+            if wanted != pad.get_offset():
+                pad.set_offset(wanted)
+        return Gst.PadProbeReturn.OK
+
+    return probe
 
 
 class RtspFileServer:
@@ -236,7 +260,8 @@ class RtspFileServer:
         server.set_service(str(self.port))
         mounts = server.get_mount_points()
         for mount in self.mounts.values():
-            mounts.add_factory(f"/{mount.name}", factory_cls(mount, self.loop))
+            period = _loop_period_ns(mount.path) if self.loop else None
+            mounts.add_factory(f"/{mount.name}", factory_cls(mount, period))
         self._source_id = server.attach(self._context)
         if not self._source_id:
             raise InputError(f"cannot listen on {self.host}:{self.port} (address in use or not local)")
