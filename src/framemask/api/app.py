@@ -20,7 +20,7 @@ from fastapi.staticfiles import StaticFiles
 from framemask import __version__
 from framemask.api.auth import seed_admin_token
 from framemask.api.frames import ReaderPool
-from framemask.api.routes import admin, corrections, hooks, jobs, media, videos
+from framemask.api.routes import admin, corrections, events, hooks, jobs, media, videos
 from framemask.errors import FramemaskError, FrameRangeError, InputError, NotFoundError, StorageError
 from framemask.jobs.context import Services
 from framemask.jobs.worker import WorkerPool
@@ -97,7 +97,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.add_exception_handler(FramemaskError, _framemask_error)
-    for module in (videos, media, corrections, jobs, hooks, admin):
+    for module in (videos, media, corrections, events, jobs, hooks, admin):
         app.include_router(module.router)
 
     @app.get("/healthz", include_in_schema=False)

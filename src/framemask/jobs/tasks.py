@@ -20,11 +20,12 @@ from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_ex
 
 from framemask.errors import StorageError
 from framemask.jobs.context import Services
+from framemask.jobs.events_step import events_prefix, replace_events, store_events
 from framemask.jobs.pipeline import ProcessOutcome, Report, process_video
 from framemask.jobs.rerender import RENDER_KIND, rerender_task
 from framemask.store.layout import index_key, local_copy, processed_key
 from framemask.store.models import ProcessedFrame, Video, utcnow
-from framemask.store.objects import ObjectStore
+from framemask.store.objects import ObjectStore, delete_prefix
 
 __all__ = ["HANDLERS", "TaskRun", "apply_probe", "mark_video_failed"]
 
@@ -102,12 +103,15 @@ def process_video_task(run: TaskRun) -> Finalize | None:
     )
     _put_bytes(services.store, settings.bucket_processed, index_key(run.video_id), outcome.index.to_bytes())
     _put(services.store, settings.bucket_processed, processed_key(run.video_id), outcome.processed)
+    thumbs = settings.bucket_thumbnails
+    events = store_events(services.store, thumbs, run.video_id, outcome.processed, outcome.boxes, report=run.report)
     run.report(99.0, "store")
     if not _video_exists(services, run.video_id):  # deleted while we worked: leave nothing behind
         for name in (index_key(run.video_id), processed_key(run.video_id)):
             services.store.delete(settings.bucket_processed, name)
+        delete_prefix(services.store, thumbs, events_prefix(run.video_id))
         return None
-    return _finalize_processing(run.video_id, outcome)
+    return _finalize_processing(run.video_id, outcome, events)
 
 
 def _video_exists(services: Services, video_id: str) -> bool:
@@ -123,7 +127,7 @@ def _frame_rows(video_id: str, boxes_doc: dict[str, Any]) -> list[dict[str, Any]
     return rows
 
 
-def _finalize_processing(video_id: str, outcome: ProcessOutcome) -> Finalize:
+def _finalize_processing(video_id: str, outcome: ProcessOutcome, events: list[dict[str, Any]]) -> Finalize:
     rows = _frame_rows(video_id, outcome.boxes)
     info, index = outcome.info, outcome.index
 
@@ -134,6 +138,7 @@ def _finalize_processing(video_id: str, outcome: ProcessOutcome) -> Finalize:
         session.execute(delete(ProcessedFrame).where(ProcessedFrame.video_id == video_id))
         for start in range(0, len(rows), 1000):
             session.execute(insert(ProcessedFrame), rows[start : start + 1000])
+        replace_events(session, video_id, events)
         apply_probe(video, info)
         video.end_sequence = index.end_sequence
         video.key_frames = int(index.keys.sum())

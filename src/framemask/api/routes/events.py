@@ -1,0 +1,159 @@
+"""A video's event timeline (SPEC §5): scenes and people-present intervals with key-frame thumbnails.
+
+Thumbnails are cut from the processed video, so every role may see them. The listing hands out
+short-lived URLs: presigned S3 URLs, or (local storage) this API's own signed thumbnail URLs, which bind
+video, event, expiry and the issuing token like the signed stream URLs do.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Literal
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
+from fastapi.security import HTTPAuthorizationCredentials
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+
+from framemask.api.auth import Principal
+from framemask.api.deps import CurrentUser, ServicesDep, VideoDep, VideoId, _bearer, current_principal
+from framemask.api.signing import sign_stream, verify_stream
+from framemask.jobs.context import Services
+from framemask.store.models import ApiToken, Event
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/api/videos", tags=["events"])
+
+EventKind = Literal["scene", "presence"]
+
+
+class EventPublic(BaseModel):
+    """One event; times are ms from the first frame, seqs 1-based, `key_*` is the thumbnail's frame."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    kind: str
+    start_seq: int
+    end_seq: int
+    start_ms: float
+    end_ms: float = Field(description="end of the last frame (start of the next one)")
+    key_seq: int | None
+    key_ms: float | None
+    description: str | None
+    thumbnail_key: str | None
+    thumbnail_url: str | None = Field(None, description="short-lived URL of the key-frame JPEG")
+
+
+class EventList(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    video_id: str
+    end_sequence: int | None = Field(serialization_alias="endSequence")
+    expires_in: int = Field(description="seconds the thumbnail URLs stay valid")
+    events: list[EventPublic]
+
+
+def _signing_key(request: Request) -> bytes:
+    return request.app.state.signing_key  # type: ignore[no-any-return]
+
+
+def _resource(event_id: int) -> str:
+    """What a thumbnail signature covers besides the video (never a valid stream variant)."""
+    return f"event-thumbnail/{event_id}"
+
+
+def _thumbnail_url(request: Request, services: Services, event: Event, token_id: int | None) -> str | None:
+    if event.thumbnail_key is None:
+        return None
+    seconds = services.settings.signed_url_seconds
+    presigned = services.store.presign_get(services.settings.bucket_thumbnails, event.thumbnail_key, seconds)
+    if presigned is not None:
+        return presigned
+    expires = int(time.time()) + seconds
+    params: dict[str, int | str] = {
+        "expires": expires,
+        "signature": sign_stream(_signing_key(request), event.video_id, _resource(event.id), expires, token_id),
+    }
+    if token_id is not None:
+        params["tid"] = token_id
+    path = request.url_for("event_thumbnail", video_id=event.video_id, event_id=event.id).path
+    return f"{path}?{urlencode(params)}"
+
+
+@router.get("/{video_id}/events", response_model=EventList, response_model_by_alias=True)
+def list_events(
+    request: Request,
+    video: VideoDep,
+    services: ServicesDep,
+    user: CurrentUser,
+    kind: EventKind | None = None,
+) -> EventList:
+    """Scenes and presence intervals in timeline order, each with a short-lived key-frame thumbnail URL."""
+    if video.status != "ready":
+        raise HTTPException(status.HTTP_409_CONFLICT, f"video {video.id} is not processed yet (status {video.status})")
+    with services.db.session() as session:
+        query = select(Event).where(Event.video_id == video.id)
+        if kind is not None:
+            query = query.where(Event.kind == kind)
+        rows = session.scalars(query.order_by(Event.start_seq, Event.kind, Event.id)).all()
+    events = [
+        EventPublic.model_validate(row).model_copy(
+            update={"thumbnail_url": _thumbnail_url(request, services, row, user.token_id)}
+        )
+        for row in rows
+    ]
+    return EventList(
+        video_id=video.id,
+        end_sequence=video.end_sequence,
+        expires_in=services.settings.signed_url_seconds,
+        events=events,
+    )
+
+
+def thumbnail_principal(
+    request: Request,
+    video_id: VideoId,
+    event_id: int,
+    services: ServicesDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    expires: int | None = None,
+    signature: Annotated[str | None, Query(max_length=64)] = None,
+    tid: int | None = None,
+) -> Principal:
+    """A bearer token, or a valid signature (issued by the events listing) for this exact thumbnail."""
+    if signature is None or expires is None:
+        return current_principal(services, credentials)
+    if not verify_stream(_signing_key(request), video_id, _resource(event_id), expires, tid, signature):
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "invalid or expired thumbnail signature")
+    if tid is None:
+        return Principal(None, "signed-url", "viewer")
+    with services.db.session() as session:
+        token = session.get(ApiToken, tid)
+    if token is None or token.revoked:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "the token that signed this URL is revoked")
+    return Principal(token.id, token.name, token.role)
+
+
+@router.get(
+    "/{video_id}/events/{event_id}/thumbnail",
+    name="event_thumbnail",
+    response_class=Response,
+    responses={200: {"content": {"image/jpeg": {}}, "description": "the event's key frame (processed video)"}},
+)
+def event_thumbnail(
+    video_id: VideoId,
+    event_id: int,
+    services: ServicesDep,
+    _user: Annotated[Principal, Depends(thumbnail_principal)],
+) -> Response:
+    """The key-frame JPEG of one event (bearer token, or the signed URL from the listing)."""
+    with services.db.session() as session:
+        event = session.get(Event, event_id)
+    if event is None or event.video_id != video_id or event.thumbnail_key is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"video {video_id} has no event {event_id} with a thumbnail")
+    with services.store.open_read(services.settings.bucket_thumbnails, event.thumbnail_key) as fh:
+        body = fh.read()
+    return Response(body, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=300"})
