@@ -227,13 +227,24 @@ def _detect_stage(
         if (seq - 1) % stride and seq != info.end_sequence:
             pending.append((seq, rgb))
             continue
-        tracked = timer.timed("detect", lambda rgb=rgb: tracker.update(detect_frame(rgb, detectors)))
+        tracked = timer.timed("detect", lambda rgb=rgb: _detect_and_track(rgb, detectors, tracker))
         for mid_seq, mid_rgb, dets in _between(previous, (seq, tracked), pending, time_ms):
             if not out.put((mid_seq, mid_rgb, _pad(dets, info))):
                 return
         if not out.put((seq, rgb, _pad(tracked, info))):
             return
         previous, pending = (seq, tracked), []
+
+
+def _detect_and_track(rgb: np.ndarray, detectors: Sequence[Detector], tracker: Tracker) -> Detections:
+    """Tracked boxes (held through short gaps) plus any fresh detection the tracker has not confirmed
+    yet: a person is masked from the first frame they are detected in, not from when a track starts."""
+    raw = detect_frame(rgb, detectors)
+    tracked = tracker.update(raw)
+    fresh = (
+        raw if tracked.tracker_id is None else Detections(raw.xyxy, raw.confidence, raw.class_id, np.full(len(raw), -1))
+    )
+    return _union(tracked, [fresh])
 
 
 def _between(
@@ -249,9 +260,41 @@ def _between(
         return
     (seq_a, dets_a), (seq_b, dets_b) = before, after
     span = float(time_ms[seq_b - 1] - time_ms[seq_a - 1]) or 1.0
+    only_a, only_b = _unmatched(dets_a, dets_b), _unmatched(dets_b, dets_a)
     for seq, rgb in pending:
-        t = float(time_ms[seq - 1] - time_ms[seq_a - 1]) / span
-        yield seq, rgb, interpolate(dets_a, dets_b, min(max(t, 0.0), 1.0))
+        t = min(max(float(time_ms[seq - 1] - time_ms[seq_a - 1]) / span, 0.0), 1.0)
+        yield seq, rgb, _union(interpolate(dets_a, dets_b, t), [only_a, only_b])
+
+
+def _unmatched(dets: Detections, other: Detections) -> Detections:
+    """Boxes of `dets` whose track is absent from `other` (or that have no track): a person entering or
+    leaving between two detected frames stays masked in between instead of vanishing."""
+    if dets.tracker_id is None or other.tracker_id is None:
+        return dets
+    return dets[~np.isin(dets.tracker_id, other.tracker_id) | (dets.tracker_id < 0)]
+
+
+def _union(base: Detections, extras: Sequence[Detections], iou: float = 0.5) -> Detections:
+    """`base` plus every extra box not already covered by a `base` box of the same label (IoU > `iou`)."""
+    parts = [base]
+    for extra in extras:
+        if len(extra) == 0:
+            continue
+        keep = np.ones(len(extra), bool)
+        for i, (box, label) in enumerate(zip(extra.xyxy, extra.class_id, strict=True)):
+            same = base.xyxy[base.class_id == label]
+            keep[i] = not len(same) or _iou_max(box, same) <= iou
+        parts.append(extra[keep])
+    return Detections.merge(parts)
+
+
+def _iou_max(box: np.ndarray, boxes: np.ndarray) -> float:
+    ix = np.clip(np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0]), 0, None)
+    iy = np.clip(np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1]), 0, None)
+    inter = ix * iy
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    union = (box[2] - box[0]) * (box[3] - box[1]) + areas - inter
+    return float((inter / np.maximum(union, 1e-6)).max())
 
 
 def _pad(dets: Detections, info: VideoInfo) -> Detections:
