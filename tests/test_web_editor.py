@@ -289,3 +289,19 @@ def test_manual_track_is_interpolated_by_time(
     assert manual["x1"] == pytest.approx(x_key15 + (x_key25 - x_key15) * t, abs=1.01)
     before = httpx.get(f"{server}/api/videos/{video_id}/frames?from=14&to=14", headers=auth).json()
     assert not [b for b in before["sequence"][0].get("manual", []) if b["y1"] >= 140]  # starts at its first key
+
+
+def test_upload_from_the_video_list_shows_processing_until_ready(
+    server: str, editor_token: str, chromium_browser: Browser, tmp_path: Path
+) -> None:
+    clip = make_video(tmp_path / "short clip.mp4", VideoSpec(n=20, fps=10, size=(160, 120)))
+    page = chromium_browser.new_page()
+    page.goto(f"{server}/#/login")
+    page.get_by_test_id("token").fill(editor_token)
+    page.get_by_test_id("sign-in").click()
+    page.get_by_test_id("upload").set_input_files(str(clip))
+    row = page.locator("tr", has_text="short clip.mp4")
+    expect(row).to_be_visible(timeout=30_000)
+    expect(row.get_by_test_id("open")).to_be_visible(timeout=120_000)  # the Review link appears when ready
+    expect(row.get_by_test_id("status")).to_have_text("ready")
+    expect(row).to_contain_text("20")  # frames, counted by the server
