@@ -132,11 +132,13 @@ def test_scene_boundaries_at_the_real_frames(svc, cut_video: Path) -> None:
 
 
 def test_presence_only_after_the_cut(svc) -> None:
-    client, _settings, vid = svc
+    """People are in every frame from the cut on; the masking holds a new track back to the frame after the
+    last detection pass that found nobody, so presence may start up to one detection stride early."""
+    client, settings, vid = svc
     presence = _events(client, vid, kind="presence")["events"]
     assert len(presence) == 1, presence
     event = presence[0]
-    assert CUT_SEQ <= event["start_seq"] <= CUT_SEQ + 3 and event["end_seq"] == FRAMES
+    assert CUT_SEQ - settings.redact_stride < event["start_seq"] <= CUT_SEQ and event["end_seq"] == FRAMES
     assert "people" in event["description"] or "person" in event["description"]
 
 
@@ -173,7 +175,7 @@ def test_thumbnail_of_people_is_masked(svc) -> None:
         if (x2 - x1) * (y2 - y1) < 100:
             continue
         region = np.s_[y1:y2, x1:x2]
-        assert _mad(thumb[region], processed[region]) < _mad(thumb[region], original[region]) / 2, box
+        assert _mad(thumb[region], processed[region]) < _mad(thumb[region], original[region]) / 5, box
 
 
 def test_viewer_may_list_and_fetch(svc) -> None:
