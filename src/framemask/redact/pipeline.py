@@ -95,7 +95,7 @@ def anonymize_file(
     def boxes_stage(frames: Pipe, out: Pipe, timer: StageTimer) -> None:
         _detect_stage(frames, out, info, detectors, tracker, stride, timer)
 
-    return _render(src, dst, info, boxes_stage, masker, audio, boxes_path, progress, settings, targets)
+    return _render(src, dst, info, boxes_stage, masker, audio, boxes_path, progress, settings, LABELS)
 
 
 def render_with_boxes(
@@ -218,6 +218,20 @@ def _detect_stage(
     stride: int,
     timer: StageTimer,
 ) -> None:
+    """Boxes for every frame, in order, dilated by one frame in time."""
+    for item in _dilate(_detections(frames, info, detectors, tracker, stride, timer)):
+        if not out.put(item):
+            return
+
+
+def _detections(
+    frames: Pipe,
+    info: VideoInfo,
+    detectors: Sequence[Detector],
+    tracker: Tracker,
+    stride: int,
+    timer: StageTimer,
+) -> Iterator[tuple[int, np.ndarray, Detections]]:
     """Detect + track on every `stride`-th frame (and the last); interpolate the frames in between."""
     assert info.index is not None
     time_ms = info.index.time_ms
@@ -227,24 +241,45 @@ def _detect_stage(
         if (seq - 1) % stride and seq != info.end_sequence:
             pending.append((seq, rgb))
             continue
-        tracked = timer.timed("detect", lambda rgb=rgb: _detect_and_track(rgb, detectors, tracker))
+        seconds = float(time_ms[seq - 1]) / 1000.0
+        tracked = timer.timed("detect", lambda rgb=rgb, s=seconds: tracker.update(detect_frame(rgb, detectors), s))
         for mid_seq, mid_rgb, dets in _between(previous, (seq, tracked), pending, time_ms):
-            if not out.put((mid_seq, mid_rgb, _pad(dets, info))):
-                return
-        if not out.put((seq, rgb, _pad(tracked, info))):
-            return
+            yield mid_seq, mid_rgb, _pad(dets, info)
+        yield seq, rgb, _pad(tracked, info)
         previous, pending = (seq, tracked), []
 
 
-def _detect_and_track(rgb: np.ndarray, detectors: Sequence[Detector], tracker: Tracker) -> Detections:
-    """Tracked boxes (held through short gaps) plus any fresh detection the tracker has not confirmed
-    yet: a person is masked from the first frame they are detected in, not from when a track starts."""
-    raw = detect_frame(rgb, detectors)
-    tracked = tracker.update(raw)
-    fresh = (
-        raw if tracked.tracker_id is None else Detections(raw.xyxy, raw.confidence, raw.class_id, np.full(len(raw), -1))
-    )
-    return _union(tracked, [fresh])
+def _dilate(
+    items: Iterator[tuple[int, np.ndarray, Detections]],
+) -> Iterator[tuple[int, np.ndarray, Detections]]:
+    """Each frame also masks its neighbours' boxes that it has no counterpart for (IoU <= 0.3).
+
+    A box the detector fires on, misses for one frame and fires on again (low-confidence boxes that
+    never become tracks do this) would otherwise blink off for that frame: the leak users complain
+    about most. Boxes with a counterpart (a tracked person moving) are not doubled.
+    """
+    previous: tuple[int, np.ndarray, Detections] | None = None
+    current: tuple[int, np.ndarray, Detections] | None = None
+    for following in items:
+        if current is not None:
+            yield _with_neighbours(current, [n[2] for n in (previous, following) if n is not None])
+        previous, current = current, following
+    if current is not None:
+        yield _with_neighbours(current, [previous[2]] if previous is not None else [])
+
+
+def _with_neighbours(
+    item: tuple[int, np.ndarray, Detections], neighbours: Sequence[Detections]
+) -> tuple[int, np.ndarray, Detections]:
+    seq, rgb, dets = item
+    extra = []
+    for other in neighbours:
+        keep = [
+            not any(c == label and _iou(box, mine) > 0.3 for mine, c in zip(dets.xyxy, dets.class_id, strict=True))
+            for box, label in zip(other.xyxy, other.class_id, strict=True)
+        ]
+        extra.append(other[np.array(keep, bool)])
+    return seq, rgb, Detections.merge([dets, *extra]) if any(len(e) for e in extra) else dets
 
 
 def _between(
@@ -260,41 +295,39 @@ def _between(
         return
     (seq_a, dets_a), (seq_b, dets_b) = before, after
     span = float(time_ms[seq_b - 1] - time_ms[seq_a - 1]) or 1.0
-    only_a, only_b = _unmatched(dets_a, dets_b), _unmatched(dets_b, dets_a)
+    dets_a = _adopt_ids(dets_a, dets_b)
     for seq, rgb in pending:
         t = min(max(float(time_ms[seq - 1] - time_ms[seq_a - 1]) / span, 0.0), 1.0)
-        yield seq, rgb, _union(interpolate(dets_a, dets_b, t), [only_a, only_b])
+        yield seq, rgb, interpolate(dets_a, dets_b, t)  # tracks seen on one side only are held
 
 
-def _unmatched(dets: Detections, other: Detections) -> Detections:
-    """Boxes of `dets` whose track is absent from `other` (or that have no track): a person entering or
-    leaving between two detected frames stays masked in between instead of vanishing."""
-    if dets.tracker_id is None or other.tracker_id is None:
-        return dets
-    return dets[~np.isin(dets.tracker_id, other.tracker_id) | (dets.tracker_id < 0)]
+def _adopt_ids(a: Detections, b: Detections, min_iou: float = 0.3) -> Detections:
+    """Give boxes of `a` that have no track yet the id of the same-label box of `b` they overlap most.
 
-
-def _union(base: Detections, extras: Sequence[Detections], iou: float = 0.5) -> Detections:
-    """`base` plus every extra box not already covered by a `base` box of the same label (IoU > `iou`)."""
-    parts = [base]
-    for extra in extras:
-        if len(extra) == 0:
+    ByteTrack confirms a new person one update late, so their first box has no id; without this the box
+    would be held still next to the moving, tracked one instead of being interpolated towards it.
+    """
+    if a.tracker_id is None or b.tracker_id is None or not (a.tracker_id < 0).any():
+        return a
+    ids = a.tracker_id.copy()
+    free = set(range(len(b))) - {j for j, tid in enumerate(b.tracker_id) if tid < 0 or tid in set(ids)}
+    for i in np.flatnonzero(ids < 0):
+        candidates = [j for j in free if b.class_id[j] == a.class_id[i]]
+        if not candidates:
             continue
-        keep = np.ones(len(extra), bool)
-        for i, (box, label) in enumerate(zip(extra.xyxy, extra.class_id, strict=True)):
-            same = base.xyxy[base.class_id == label]
-            keep[i] = not len(same) or _iou_max(box, same) <= iou
-        parts.append(extra[keep])
-    return Detections.merge(parts)
+        overlaps = [_iou(a.xyxy[i], b.xyxy[j]) for j in candidates]
+        best = int(np.argmax(overlaps))
+        if overlaps[best] >= min_iou:
+            ids[i] = b.tracker_id[candidates[best]]
+            free.discard(candidates[best])
+    return Detections(a.xyxy, a.confidence, a.class_id, ids)
 
 
-def _iou_max(box: np.ndarray, boxes: np.ndarray) -> float:
-    ix = np.clip(np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0]), 0, None)
-    iy = np.clip(np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1]), 0, None)
-    inter = ix * iy
-    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    union = (box[2] - box[0]) * (box[3] - box[1]) + areas - inter
-    return float((inter / np.maximum(union, 1e-6)).max())
+def _iou(p: np.ndarray, q: np.ndarray) -> float:
+    ix = max(0.0, float(min(p[2], q[2]) - max(p[0], q[0])))
+    iy = max(0.0, float(min(p[3], q[3]) - max(p[1], q[1])))
+    union = float((p[2] - p[0]) * (p[3] - p[1]) + (q[2] - q[0]) * (q[3] - q[1])) - ix * iy
+    return ix * iy / union if union > 0 else 0.0
 
 
 def _pad(dets: Detections, info: VideoInfo) -> Detections:
