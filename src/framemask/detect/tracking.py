@@ -72,6 +72,7 @@ class Tracker:
             track_activation_threshold=0.0,  # detectors already thresholded: every box may start a track
             minimum_consecutive_frames=1,
             high_conf_det_threshold=0.5,
+            minimum_iou_threshold=0.3,  # 0.1 lets a lost track grab an overlapping neighbour in a crowd
         )
 
     def _our_id(self, class_id: int, byte_id: int) -> int:
