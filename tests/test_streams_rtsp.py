@@ -71,6 +71,17 @@ def assert_frames_of(original: Path, recorded: Path) -> int:
     return n
 
 
+def wait_recording(proc: subprocess.Popen[str]) -> list[str]:
+    """Read the recorder's stderr until it reports the connection (so a test acts mid-stream)."""
+    assert proc.stderr is not None
+    lines = []
+    for line in proc.stderr:
+        lines.append(line)
+        if line.startswith("recording rtsp://"):
+            return lines
+    pytest.fail(f"the recorder never connected: {''.join(lines)}")
+
+
 def serve_process(files: list[Path], port: int, *extra: str) -> subprocess.Popen[str]:
     """`framemask rtsp serve` in its own process (so a test can kill it), once it listens."""
     proc = subprocess.Popen(
@@ -255,9 +266,11 @@ def test_dropped_stream_keeps_what_was_recorded(make, tmp_path) -> None:
             stderr=subprocess.PIPE,
             text=True,
         )
-        time.sleep(2.0)
+        seen = wait_recording(rec)
+        time.sleep(1.0)  # mid-stream: the clip lasts 3.6 s
         srv.kill()
-        stdout, stderr = rec.communicate(timeout=60)
+        stdout, rest = rec.communicate(timeout=60)
+        stderr = "".join(seen) + rest
     finally:
         srv.kill()
         srv.wait()
@@ -273,9 +286,11 @@ def test_reconnects_after_a_drop_and_resumes_exactly(make, tmp_path) -> None:
     """The server dies and comes back on the same port: the recorder seeks back and loses nothing."""
     clip, port, out = make("bframes"), free_port(), tmp_path / "resumed.mp4"
     procs = [serve_process([clip], port)]
+    connected = threading.Event()
 
     def restart() -> None:
-        time.sleep(1.7)
+        connected.wait(30)
+        time.sleep(1.2)  # mid-stream: the clip lasts 3.6 s
         procs[0].kill()
         procs[0].wait()
         procs.append(serve_process([clip], port))
@@ -283,7 +298,12 @@ def test_reconnects_after_a_drop_and_resumes_exactly(make, tmp_path) -> None:
     killer = threading.Thread(target=restart)
     killer.start()
     try:
-        result = Recorder(f"rtsp://127.0.0.1:{port}/bframes", out, reconnect_delay=0.3, on_status=lambda _m: None).run()
+        result = Recorder(
+            f"rtsp://127.0.0.1:{port}/bframes",
+            out,
+            reconnect_delay=0.3,
+            on_status=lambda m: connected.set() if m.startswith("recording") else None,
+        ).run()
     finally:
         killer.join()
         for proc in procs:
@@ -325,9 +345,11 @@ def test_sigint_finishes_the_recording(make, tmp_path) -> None:
             stderr=subprocess.PIPE,
             text=True,
         )
-        time.sleep(2.5)
+        seen = wait_recording(rec)
+        time.sleep(1.0)
         rec.send_signal(signal.SIGINT)
-        stdout, stderr = rec.communicate(timeout=30)
+        stdout, rest = rec.communicate(timeout=30)
+        stderr = "".join(seen) + rest
     finally:
         srv.send_signal(signal.SIGINT)
         srv.wait(15)

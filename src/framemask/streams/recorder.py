@@ -78,6 +78,10 @@ class Recording:
     reconnects: int = 0
     repaired_timestamps: int = 0
     error: str | None = None
+    media_seconds: float = 0.0
+    """From the first to the last recorded frame's timestamp."""
+    wall_seconds: float = 0.0
+    """From the first to the last received packet, by the clock: exceeds `media_seconds` when receiving lags."""
 
     @property
     def frames(self) -> int:
@@ -255,6 +259,7 @@ class Recorder:
         self._recording = Recording(url=url, status="ended")
         self._origin: int | None = None
         self._last_arrival = 0.0
+        self._first_arrival: float | None = None
         self._last_key_pts: int | None = None
         self._template: Any = None
         self._failures = 0
@@ -296,6 +301,10 @@ class Recorder:
             if current is not None:
                 self._close_quietly(current)
         self._recording.repaired_timestamps = self._timeline.repaired
+        self._recording.wall_seconds = round(self._last_arrival - (self._first_arrival or self._last_arrival), 3)
+        if self._origin is not None and self._timeline.max_pts is not None:
+            media = (self._timeline.max_pts - self._origin) * self._timeline.time_base
+            self._recording.media_seconds = round(float(media), 3)
         self._say(self._summary())
         return self._recording
 
@@ -381,6 +390,8 @@ class Recorder:
                 if packet.size == 0:
                     continue
                 self._last_arrival = time.monotonic()
+                if self._first_arrival is None:
+                    self._first_arrival = self._last_arrival
                 key = packet.is_keyframe
                 if not key and conn.stream.codec_context.name == "vp9" and _vp9_key(packet):
                     packet.is_keyframe = key = True  # FFmpeg's VP9 depacketizer leaves the flag unset

@@ -120,19 +120,31 @@ def _classes() -> tuple[type, type]:
         """A media that, when its factory asks for it, plays its file again at each segment end."""
 
         loop = False
-
-        def _segment_seek(self, flags: Any) -> None:
-            self.get_element().seek(
-                1.0, Gst.Format.TIME, flags | Gst.SeekFlags.SEGMENT, Gst.SeekType.SET, 0, Gst.SeekType.NONE, -1
-            )
-
-        def do_prepared(self) -> None:
-            if self.loop:  # a segment seek makes the pipeline post SEGMENT_DONE instead of EOS
-                self._segment_seek(Gst.SeekFlags.FLUSH)
+        looping = False
 
         def do_handle_message(self, message: Any) -> bool:
+            if self.loop and not self.looping and _is_stream_blocking(message):
+                # Prerolled, still "preparing" (clients wait). A flushing segment seek now makes the demuxer
+                # end each pass with SEGMENT_DONE instead of EOS; the stream blocks again after it and that
+                # message marks the media prepared. Seeking after "prepared" races client requests: a PLAY
+                # answered between the flush and the new segment aborts gst-rtsp-server 1.22 (an assertion
+                # in gst_rtsp_media_get_rates).
+                self.looping = True
+                self.get_element().seek(
+                    1.0,
+                    Gst.Format.TIME,
+                    Gst.SeekFlags.FLUSH | Gst.SeekFlags.SEGMENT,
+                    Gst.SeekType.SET,
+                    0,
+                    Gst.SeekType.NONE,
+                    -1,
+                )
+                return True
             if self.loop and message.type == Gst.MessageType.SEGMENT_DONE:
-                self._segment_seek(Gst.SeekFlags.NONE)  # non-flushing: RTP time continues across passes
+                # a non-flushing segment seek: RTP time continues across passes
+                self.get_element().seek(
+                    1.0, Gst.Format.TIME, Gst.SeekFlags.SEGMENT, Gst.SeekType.SET, 0, Gst.SeekType.NONE, -1
+                )
                 return True
             return bool(GstRtspServer.RTSPMedia.do_handle_message(self, message))
 
@@ -192,6 +204,11 @@ def _build_bin(Gst: Any, mount: Mount, loop_period_ns: int | None = None) -> Any
 def _loop_period_ns(path: Path) -> int:
     """Length of one pass: the last frame's time plus a typical frame interval (`FrameIndex.duration_ms`)."""
     return round(FrameIndex.build(path).duration_ms * 1e6)
+
+
+def _is_stream_blocking(message: Any) -> bool:
+    structure = message.get_structure()
+    return structure is not None and structure.get_name() == "GstRTSPStreamBlocking"
 
 
 def _loop_timing(Gst: Any, period_ns: int) -> Any:
