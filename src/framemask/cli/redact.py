@@ -12,6 +12,7 @@ from tqdm import tqdm
 
 from framemask.redact import (
     DEFAULT_STRIDE,
+    DETECT_HZ,
     SHAPES,
     STYLES,
     AnonymizeResult,
@@ -32,7 +33,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--stride",
         type=int,
         default=DEFAULT_STRIDE,
-        help=f"detect on every K-th frame, track and interpolate in between (default {DEFAULT_STRIDE})",
+        help=f"detect on every K-th frame, track and interpolate in between (default: about {DETECT_HZ:g} "
+        "detections per second of video)",
     )
     _style_args(p)
     p.set_defaults(func=cmd_anonymize)
@@ -149,5 +151,6 @@ def _summary(result: AnonymizeResult) -> dict[str, object]:
         "endSequence": result.end_sequence,
         "gop_starts": result.gop_starts,
         "nudged_timestamps": result.nudged_timestamps,
+        "stride": result.stride,
         "timings": result.timings,
     }

@@ -10,6 +10,7 @@ from framemask.redact.boxes import BoxTrack, boxes_from_doc, load_boxes_doc
 from framemask.redact.encode import EncodeSettings, VideoWriter
 from framemask.redact.pipeline import (
     DEFAULT_STRIDE,
+    DETECT_HZ,
     PAD,
     AnonymizeResult,
     anonymize_file,
@@ -20,6 +21,7 @@ from framemask.redact.styles import SHAPES, STYLES, Blur, Fill, Masker, Mosaic, 
 
 __all__ = [
     "DEFAULT_STRIDE",
+    "DETECT_HZ",
     "PAD",
     "SHAPES",
     "STYLES",

@@ -158,7 +158,8 @@ def _frame_leaks(
                 continue
             same = next((lk for lk in leaks if lk.label == label and _iou(lk.box, box) > 0.5), None)
             if same is not None:
-                same.found_in.append(source)
+                if source not in same.found_in:
+                    same.found_in.append(source)
                 continue
             seed_box = {"x1": box[0], "x2": box[2], "y1": box[1], "y2": box[3]}
             leaks.append(Leak(seq, label, seed_box, round(visible, 3), [source]))
