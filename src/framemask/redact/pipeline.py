@@ -5,8 +5,12 @@ in the caller's thread. PyAV, onnxruntime, OpenCV and x264 release the GIL, so t
 separate cores, and at most a few frames per queue (plus one detection stride) are ever in memory.
 
 Detection runs on every `stride`-th frame and on the last one; frames in between get boxes interpolated
-by time between the neighbouring detected frames, matched by track id. The tracker bridges short gaps so a
-mask does not blink off for a frame or two. Every frame keeps its input timestamp (see `encode`).
+by presentation time between the neighbouring detected frames, matched by track id. Masks must not blink
+off for a frame or two (the leak users of per-frame tools complain about most), so three things hold them:
+the tracker bridges short gaps of confirmed tracks, boxes seen on only one side of an interval are held
+across it, and every frame also masks its neighbours' boxes that it has no counterpart for (a one-frame
+temporal dilation, which catches low-confidence boxes that never become tracks). Boxes are padded (PAD).
+Every frame keeps its input timestamp (see `encode`).
 """
 
 from __future__ import annotations
