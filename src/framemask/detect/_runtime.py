@@ -10,9 +10,10 @@ import cv2
 import numpy as np
 import onnxruntime as ort
 
+from framemask.detect.base import DEFAULT_THREADS
 from framemask.errors import ModelError
 
-DEFAULT_THREADS = 2
+__all__ = ["DEFAULT_THREADS", "check_rgb", "make_session", "nms", "onnx_errors"]
 _ORT_ERRORS = "onnxruntime.capi.onnxruntime_pybind11_state"  # its exceptions share no base class but Exception
 
 

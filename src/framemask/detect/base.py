@@ -8,7 +8,9 @@ import numpy as np
 
 from framemask.detect.detections import Detections
 
-__all__ = ["Detector"]
+__all__ = ["DEFAULT_THREADS", "Detector"]
+
+DEFAULT_THREADS = 2  # onnxruntime intra-op threads per model: the machine is shared with decode and encode
 
 
 @runtime_checkable

