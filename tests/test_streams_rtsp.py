@@ -261,7 +261,7 @@ def test_dropped_stream_keeps_what_was_recorded(make, tmp_path) -> None:
     srv = serve_process([clip], port)
     try:
         rec = subprocess.Popen(
-            [*CLI, "rtsp", "record", f"rtsp://127.0.0.1:{port}/bframes", "-o", str(out), "--reconnect", "2"],
+            [*CLI, "rtsp", "record", f"rtsp://127.0.0.1:{port}/bframes", "-o", str(out), "--reconnect", "1"],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
