@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from conftest import SHARED_MEDIA
 from fastapi.testclient import TestClient
 from PIL import Image
 
@@ -20,7 +21,6 @@ from framemask.api.app import create_app
 from framemask.settings import Settings
 
 ADMIN = "admin-token-for-tests-0123456789"
-SHARED_MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media"
 PEOPLE_VIDEO = SHARED_MEDIA / "TUD-Campus.mp4"  # 71 frames, 640x480, 4-6 walking people
 
 

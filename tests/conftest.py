@@ -11,7 +11,28 @@ import pytest
 from _servers import postgres_db, postgres_server, redis_server, rgw_server  # noqa: F401  (fixtures)
 from _videos import VideoSpec, make_video, vfr_times
 
-SHARED_MEDIA = Path(os.environ.get("FRAMEMASK_TEST_MEDIA", Path(__file__).resolve().parents[2] / "shared" / "media"))
+
+def find_shared_media() -> Path:
+    """The team's shared third-party test videos (`shared/media`, not in the repository).
+
+    Looked up from $FRAMEMASK_TEST_MEDIA, then beside every ancestor of this checkout and of the
+    repository it was cloned from (CI runs on a clean clone whose origin is the main checkout).
+    """
+    if os.environ.get("FRAMEMASK_TEST_MEDIA"):
+        return Path(os.environ["FRAMEMASK_TEST_MEDIA"])
+    repo = Path(__file__).resolve().parents[1]
+    roots = [repo]
+    origin = subprocess.run(["git", "-C", str(repo), "remote", "get-url", "origin"], capture_output=True, text=True)
+    if origin.returncode == 0 and Path(origin.stdout.strip()).is_dir():
+        roots.append(Path(origin.stdout.strip()).resolve())
+    for root in roots:
+        for folder in (root, *root.parents):
+            if (folder / "shared" / "media" / "TUD-Campus.mp4").exists():
+                return folder / "shared" / "media"
+    return repo.parent / "shared" / "media"
+
+
+SHARED_MEDIA = find_shared_media()
 MEDIA_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi", ".webm")
 
 GENERATED = {
