@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 from conftest import SHARED_MEDIA, ffprobe_count
 
-from framemask.detect import Detector, load_detectors
+from framemask.detect import Detector
 from framemask.redact import AnonymizeResult, anonymize_file, render_with_boxes
-from framemask.redact.audit import audit_file
+from framemask.redact.audit import audit_detectors, audit_file
+from framemask.redact.pipeline import default_detectors
 
 TUD = SHARED_MEDIA / "TUD-Campus.mp4"
 GT = SHARED_MEDIA / "TUD-Campus.gt.txt"
@@ -24,7 +25,12 @@ W, H = 640, 480
 
 @pytest.fixture(scope="module")
 def detectors() -> list[Detector]:
-    return load_detectors(("person", "face"))  # a ModelError here means: run ./dev setup
+    return default_detectors(("person", "face"))  # a ModelError here means: run ./dev setup
+
+
+@pytest.fixture(scope="module")
+def auditors() -> list[Detector]:
+    return audit_detectors(("person", "face"))
 
 
 @pytest.fixture(scope="module")
@@ -146,32 +152,31 @@ def test_boxes_json_is_complete_seed_format(tud: AnonymizeResult) -> None:
     assert people >= 300  # 359 ground-truth people; heavy overlaps may merge a few
 
 
-def test_audit_of_the_processed_video_finds_no_leaks(tud: AnonymizeResult, detectors: list[Detector]) -> None:
-    report = audit_file(tud.output, original=TUD, stride=3, detectors=detectors)
-    assert report["frames_checked"] == 25 and report["basis"] == "original"  # 1, 4, ..., 70 and 71
+def test_audit_of_the_processed_video_finds_no_leaks(tud: AnonymizeResult, auditors: list[Detector]) -> None:
+    report = audit_file(tud.output, original=TUD, detectors=auditors)
+    assert report["frames_checked"] == 71 and report["basis"] == "original"
     assert report["detections"]["original"] > 100  # the input had people to hide
     assert report["leaks"] == []
 
 
-def test_audit_catches_a_person_left_unmasked(tud: AnonymizeResult, detectors: list[Detector], tmp_path: Path) -> None:
+def test_audit_catches_a_person_left_unmasked(tud: AnonymizeResult, auditors: list[Detector], tmp_path: Path) -> None:
     """Drop the masks of frames 30-40 and re-render: the audit must report those frames."""
     doc = tud.boxes
     for entry in doc["sequence"][29:40]:
         entry["person"], entry["face"] = [], []
     leaky = render_with_boxes(TUD, tmp_path / "leaky.mp4", doc).output
-    report = audit_file(leaky, original=TUD, stride=3, detectors=detectors)
+    report = audit_file(leaky, original=TUD, stride=3, detectors=auditors)
     seqs = {leak["seq"] for leak in report["leaks"] if leak["label"] == "person"}
     assert seqs == {31, 34, 37, 40}, report["leaks"]  # the checked frames among 30-40, and nothing else
     for seq in seqs:  # what the input showed is reported, not only what the detector sees in the output
         assert any("original" in leak["found_in"] for leak in report["leaks"] if leak["seq"] == seq)
-    by_boxes = audit_file(leaky, boxes_doc=doc, stride=3, detectors=detectors)
+    by_boxes = audit_file(leaky, boxes_doc=doc, stride=3, detectors=auditors)
     assert {leak["seq"] for leak in by_boxes["leaks"]} & set(range(30, 41))
 
 
-def test_face_only_targets_mask_faces_only(detectors: list[Detector], tmp_path: Path) -> None:
+def test_face_only_targets_mask_faces_only(tmp_path: Path) -> None:
     src = SHARED_MEDIA / "mmaction2_test_ApplyEyeMakeup.avi"  # one large face, often half hidden by a hand
-    faces = [d for d in detectors if d.label == "face"]
-    result = anonymize_file(src, tmp_path / "face.mp4", targets=("face",), detectors=faces)
+    result = anonymize_file(src, tmp_path / "face.mp4", targets=("face",))
     seqs = result.boxes["sequence"]
     assert all(e["person"] == [] for e in seqs)
     with_face = sum(bool(e["face"]) for e in seqs)

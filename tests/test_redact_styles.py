@@ -88,3 +88,13 @@ def test_make_masker_rejects_unknown_names() -> None:
     with pytest.raises(ValueError, match="rect, ellipse"):
         make_masker("blur", "circle")
     assert isinstance(make_masker("fill", "ellipse"), Fill)
+
+
+def test_boxes_inside_a_painted_box_are_not_painted_again() -> None:
+    original = textured()
+    person, face = [20, 20, 220, 220], [60, 40, 100, 90]
+    both = Mosaic().apply(original.copy(), np.array([person, face]))
+    alone = Mosaic().apply(original.copy(), np.array([person]))
+    assert np.array_equal(both, alone)  # the face is already inside a masked region
+    face_first = Mosaic().apply(original.copy(), np.array([face, person]))
+    assert not np.array_equal(face_first[40:90, 60:100], original[40:90, 60:100])

@@ -33,8 +33,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--stride",
         type=int,
         default=DEFAULT_STRIDE,
-        help=f"detect on every K-th frame, track and interpolate in between (default: about {DETECT_HZ:g} "
-        "detections per second of video)",
+        help="detect on every K-th frame, track and interpolate in between (default: about "
+        f"{DETECT_HZ['person']:g} detections per second of video, {DETECT_HZ['face']:g} with faces only)",
     )
     _style_args(p)
     p.set_defaults(func=cmd_anonymize)

@@ -34,9 +34,9 @@ from framemask.errors import InputError
 from framemask.media import VideoInfo, iter_frames, probe, rotate
 from framemask.redact.boxes import boxes_from_doc
 from framemask.redact.encode import frame_to_rgb
-from framemask.redact.pipeline import Progress, check_targets, detect_frame
+from framemask.redact.pipeline import FACE_MAX_SIDE, Progress, check_targets, detect_frame
 
-__all__ = ["MAX_VISIBLE", "Leak", "audit_file", "visible_fraction"]
+__all__ = ["MAX_VISIBLE", "Leak", "audit_detectors", "audit_file", "visible_fraction"]
 
 MAX_VISIBLE: dict[str, float] = {"person": 0.5, "face": 0.25}
 BLOCK = 8
@@ -96,6 +96,13 @@ def covered_fraction(box: Sequence[int], masked: np.ndarray) -> float:
     return float(grid.mean())
 
 
+def audit_detectors(targets: Sequence[str]) -> list[Detector]:
+    """The detectors at their standard operating points (person 0.35, face 0.5), faces searched at full
+    resolution: what "detectable" means. The anonymizer runs lower thresholds so it masks more than
+    this finds (`pipeline.PERSON_THRESHOLD`)."""
+    return load_detectors(tuple(targets), face_max_side=FACE_MAX_SIDE[False])
+
+
 def audit_file(
     processed: str | os.PathLike[str],
     *,
@@ -112,7 +119,7 @@ def audit_file(
     info = probe(processed)
     orig_info = _check_original(original, info) if original is not None else None
     track = boxes_from_doc(boxes_doc, info.end_sequence, info.width, info.height) if boxes_doc else None
-    detectors = list(detectors) if detectors is not None else load_detectors(check_targets(targets))
+    detectors = list(detectors) if detectors is not None else audit_detectors(check_targets(targets))
     basis = "original" if original is not None else "boxes" if track is not None else "none"
     leaks: list[Leak] = []
     checked = 0
