@@ -61,6 +61,15 @@ def upload(client: TestClient, path: Path, token: str = ADMIN, name: str | None 
         return client.post("/api/videos", files={"file": (name or path.name, fh, "video/mp4")}, headers=auth(token))
 
 
+def upload_processed(client: TestClient, path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Upload `path` as admin and wait for its processing: (the 201 body, the video's final JSON)."""
+    resp = upload(client, path)
+    assert resp.status_code == 201, resp.text
+    created = resp.json()
+    assert resp.headers["location"] == f"/api/videos/{created['id']}"
+    return created, wait_for(client, created["id"])
+
+
 def wait_for(client: TestClient, video_id: str, timeout: float = 240.0, token: str = ADMIN) -> dict[str, Any]:
     """Poll until the video is ready or failed; returns its JSON."""
     deadline = time.monotonic() + timeout

@@ -28,6 +28,7 @@ from _api import (
     service,
     stored_files,
     upload,
+    upload_processed,
     wait_for,
 )
 from _videos import vfr_times
@@ -89,10 +90,7 @@ def svc(tmp_path_factory: pytest.TempPathFactory, cut_video: Path):
     data = tmp_path_factory.mktemp("svc-events") / "data"
     settings = make_settings(data, signed_url_seconds=SIGNED_SECONDS)
     with service(settings) as client:
-        resp = upload(client, cut_video)
-        assert resp.status_code == 201, resp.text
-        created = resp.json()
-        video = wait_for(client, created["id"])
+        created, video = upload_processed(client, cut_video)
         assert video["status"] == "ready", video
         yield client, settings, created["id"]
 

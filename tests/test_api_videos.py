@@ -23,6 +23,7 @@ from _api import (
     service,
     stored_files,
     upload,
+    upload_processed,
     wait_for,
 )
 from conftest import ffprobe_count
@@ -40,11 +41,7 @@ def svc(tmp_path_factory: pytest.TempPathFactory):
     data = tmp_path_factory.mktemp("svc") / "data"
     settings = make_settings(data)
     with service(settings) as client:
-        resp = upload(client, PEOPLE_VIDEO)
-        assert resp.status_code == 201, resp.text
-        created = resp.json()
-        assert resp.headers["location"] == f"/api/videos/{created['id']}"
-        video = wait_for(client, created["id"])
+        created, video = upload_processed(client, PEOPLE_VIDEO)
         yield client, settings, created, video
 
 

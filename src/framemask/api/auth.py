@@ -12,7 +12,7 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from sqlalchemy import select, update
 
@@ -92,37 +92,30 @@ def _touch(db: Database, token_id: int) -> None:
         session.execute(update(ApiToken).where(ApiToken.id == token_id).values(last_used_at=utcnow()))
 
 
-def audit_row(
-    session: Any,
-    principal: Principal | None,
-    action: str,
-    *,
-    video_id: str | None = None,
-    detail: dict[str, Any] | None = None,
-    client: str | None = None,
-) -> None:
+class AuditWhere(TypedDict, total=False):
+    """What an audit entry is about besides who and what: the video, details, the client's address."""
+
+    video_id: str | None
+    detail: dict[str, Any] | None
+    client: str | None
+
+
+def audit_row(session: Any, principal: Principal | None, action: str, **where: Unpack[AuditWhere]) -> None:
+    """Add one audit entry to `session` (committed with the change it records)."""
     session.add(
         AuditLog(
             token_id=principal.token_id if principal else None,
             actor=principal.name if principal else "system",
             role=principal.role if principal else None,
             action=action,
-            video_id=video_id,
-            client=client,
-            detail=detail,
+            video_id=where.get("video_id"),
+            client=where.get("client"),
+            detail=where.get("detail"),
         )
     )
 
 
-def audit(
-    db: Database,
-    principal: Principal | None,
-    action: str,
-    *,
-    video_id: str | None = None,
-    detail: dict[str, Any] | None = None,
-    client: str | None = None,
-) -> None:
+def audit(db: Database, principal: Principal | None, action: str, **where: Unpack[AuditWhere]) -> None:
     """Append one audit entry in its own transaction (before the protected bytes are sent)."""
     with db.begin() as session:
-        audit_row(session, principal, action, video_id=video_id, detail=detail, client=client)
+        audit_row(session, principal, action, **where)

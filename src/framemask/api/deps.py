@@ -1,18 +1,40 @@
-"""FastAPI dependencies as `Annotated` aliases: services, the calling principal, role checks, the video."""
+"""FastAPI dependencies as `Annotated` aliases: services, the calling principal, role checks, the video;
+and the shared guards of routes that take a signed URL instead of a bearer token, or a frame range."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Path, Request, status
+from fastapi import Depends, HTTPException, Path, Query, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from framemask.api.auth import Principal, authenticate
+from framemask.api.signing import verify_stream
+from framemask.errors import FrameRangeError
 from framemask.jobs.context import Services
-from framemask.store.models import Video
+from framemask.store.models import ApiToken, Video
 
-__all__ = ["AdminUser", "CurrentUser", "EditorUser", "ServicesDep", "VideoDep", "VideoId", "client_of"]
+__all__ = [
+    "AdminUser",
+    "CurrentUser",
+    "EditorUser",
+    "FirstSeq",
+    "LastSeq",
+    "ServicesDep",
+    "SignedRequest",
+    "SignedRequestDep",
+    "VideoDep",
+    "VideoId",
+    "client_of",
+    "frame_range",
+    "load_video",
+    "not_processed",
+    "require_ready",
+    "signed_or_bearer_principal",
+    "signing_key",
+]
 
 _bearer = HTTPBearer(auto_error=False, description="API token: `Authorization: Bearer <token>`")
 
@@ -22,11 +44,10 @@ def get_services(request: Request) -> Services:
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
-def current_principal(
-    services: ServicesDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
-) -> Principal:
+def current_principal(services: ServicesDep, credentials: Credentials) -> Principal:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing bearer token", {"WWW-Authenticate": "Bearer"})
     principal = authenticate(services.db, credentials.credentials)
@@ -51,9 +72,12 @@ EditorUser = Annotated[Principal, Depends(require("editor"))]
 AdminUser = Annotated[Principal, Depends(require("admin"))]
 
 VideoId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="video id (32 hex digits)")]
+FirstSeq = Annotated[int | None, Query(alias="from", ge=1)]
+LastSeq = Annotated[int | None, Query(alias="to", ge=1)]
 
 
-def get_video(video_id: VideoId, services: ServicesDep, _user: CurrentUser) -> Video:
+def load_video(services: Services, video_id: str) -> Video:
+    """The video row, or 404."""
     with services.db.session() as session:
         video = session.get(Video, video_id)
     if video is None:
@@ -61,8 +85,79 @@ def get_video(video_id: VideoId, services: ServicesDep, _user: CurrentUser) -> V
     return video
 
 
+def get_video(video_id: VideoId, services: ServicesDep, _user: CurrentUser) -> Video:
+    return load_video(services, video_id)
+
+
 VideoDep = Annotated[Video, Depends(get_video)]
+
+
+def not_processed(video: Video) -> HTTPException:
+    """The 409 of asking for processed material before it exists."""
+    return HTTPException(status.HTTP_409_CONFLICT, f"video {video.id} is not processed yet (status {video.status})")
+
+
+def require_ready(video: Video, *, processed: bool = False) -> None:
+    """409 unless the video is `ready` (and, with `processed`, its processed file is recorded)."""
+    if video.status != "ready" or (processed and video.processed_key is None):
+        raise not_processed(video)
+
+
+def frame_range(end: int, first: int | None, last: int | None) -> tuple[int, int]:
+    """`from`/`to` (both optional, 1-based, inclusive) clamped to 1..end; an empty range is an error."""
+    first, last = first or 1, min(last or end, end)
+    if first > last:
+        raise FrameRangeError(f"empty frame range {first}..{last} (the video has {end} frames)")
+    return first, last
 
 
 def client_of(request: Request) -> str | None:
     return request.client.host if request.client else None
+
+
+def signing_key(request: Request) -> bytes:
+    return request.app.state.signing_key  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True)
+class SignedRequest:
+    """How a request may prove who it is: a bearer token, or the query of a signed URL (`<video src>`,
+    `<img src>`, `<a href>` cannot send headers). Checked by `signed_or_bearer_principal`."""
+
+    services: Services
+    key: bytes
+    credentials: HTTPAuthorizationCredentials | None
+    expires: int | None
+    signature: str | None
+    tid: int | None
+
+
+def signed_request(
+    request: Request,
+    services: ServicesDep,
+    credentials: Credentials,
+    expires: int | None = None,
+    signature: Annotated[str | None, Query(max_length=64)] = None,
+    tid: int | None = None,
+) -> SignedRequest:
+    return SignedRequest(services, signing_key(request), credentials, expires, signature, tid)
+
+
+SignedRequestDep = Annotated[SignedRequest, Depends(signed_request)]
+
+
+def signed_or_bearer_principal(signed: SignedRequest, video_id: str, resource: str, what: str) -> Principal:
+    """The bearer token's principal when the URL carries no signature; else the signature must cover this
+    video, `resource`, the expiry and the issuing token id, and that token must not be revoked since
+    (401 `invalid or expired {what} signature` / `the token that signed this URL is revoked`)."""
+    if signed.signature is None or signed.expires is None:
+        return current_principal(signed.services, signed.credentials)
+    if not verify_stream(signed.key, video_id, resource, signed.expires, signed.tid, signed.signature):
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, f"invalid or expired {what} signature")
+    if signed.tid is None:
+        return Principal(None, "signed-url", "viewer")
+    with signed.services.db.session() as session:
+        token = session.get(ApiToken, signed.tid)
+    if token is None or token.revoked:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "the token that signed this URL is revoked")
+    return Principal(token.id, token.name, token.role)

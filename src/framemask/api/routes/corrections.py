@@ -15,9 +15,8 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import anyio
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 from fastapi.responses import FileResponse, RedirectResponse
-from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 
@@ -25,15 +24,21 @@ from framemask.api.auth import Principal, audit_row
 from framemask.api.deps import (
     CurrentUser,
     EditorUser,
+    FirstSeq,
+    LastSeq,
     ServicesDep,
+    SignedRequestDep,
     VideoDep,
     VideoId,
-    _bearer,
     client_of,
-    current_principal,
+    frame_range,
+    load_video,
+    require_ready,
+    signed_or_bearer_principal,
+    signing_key,
 )
-from framemask.api.signing import signed_stream_query, verify_stream
-from framemask.errors import FrameRangeError, NotFoundError
+from framemask.api.signing import signed_stream_query
+from framemask.errors import NotFoundError
 from framemask.jobs.context import Services
 from framemask.jobs.rerender import RENDER_KIND, active_render, effective_boxes, last_render, latest_revision
 from framemask.redact.corrections import Corrections
@@ -74,11 +79,6 @@ class RenderQueued(BaseModel):
     revision: int | None
 
 
-def _ready(video: Video) -> None:
-    if video.status != "ready" or video.processed_key is None:
-        raise HTTPException(status.HTTP_409_CONFLICT, f"video {video.id} is not processed yet (status {video.status})")
-
-
 def _public(row: Revision | None) -> RevisionPublic | None:
     if row is None:
         return None
@@ -117,7 +117,7 @@ def put_corrections(
     video: VideoDep, services: ServicesDep, user: EditorUser, body: Corrections, request: Request
 ) -> RevisionSaved:
     """Save the whole corrections document as a new revision (frames outside 1..endSequence: 422)."""
-    _ready(video)
+    require_ready(video, processed=True)
     body.check_range(int(video.end_sequence or 0))
     with services.db.session() as session:
         previous = latest_revision(session, video.id)
@@ -138,18 +138,10 @@ def list_revisions(video: VideoDep, services: ServicesDep, _user: EditorUser) ->
     return [p for p in map(_public, rows) if p is not None]
 
 
-def _range(video: Video, first: int | None, last: int | None) -> tuple[int, int]:
-    end = int(video.end_sequence or 0)
-    first, last = first or 1, min(last or end, end)
-    if first > end or first > last:
-        raise FrameRangeError(f"empty frame range {first}..{last} (the video has {end} frames)")
-    return first, last
-
-
 def effective_frames(services: Services, video: Video, first: int | None, last: int | None) -> dict[str, Any]:
     """The seed document of frames first..last as they are to be masked (latest revision applied)."""
-    _ready(video)
-    first, last = _range(video, first, last)
+    require_ready(video, processed=True)
+    first, last = frame_range(int(video.end_sequence or 0), first, last)
     with services.db.session() as session:
         row = latest_revision(session, video.id)
     return effective_boxes(services, video, row).to_doc(first, last)
@@ -160,12 +152,12 @@ def get_boxes(
     video: VideoDep,
     services: ServicesDep,
     _user: CurrentUser,
-    first: Annotated[int | None, Query(alias="from", ge=1)] = None,
-    last: Annotated[int | None, Query(alias="to", ge=1)] = None,
+    first: FirstSeq = None,
+    last: LastSeq = None,
 ) -> dict[str, Any]:
     """Each frame's boxes for review: `{x1, x2, y1, y2, label, source, track, excluded}` (latest revision)."""
-    _ready(video)
-    first, last = _range(video, first, last)
+    require_ready(video, processed=True)
+    first, last = frame_range(int(video.end_sequence or 0), first, last)
     with services.db.session() as session:
         row = latest_revision(session, video.id)
     boxes = effective_boxes(services, video, row)
@@ -176,7 +168,7 @@ def get_boxes(
 @router.post("/{video_id}/render", status_code=status.HTTP_202_ACCEPTED, response_model=RenderQueued)
 def render(video: VideoDep, services: ServicesDep, user: EditorUser, request: Request) -> RenderQueued:
     """Queue a re-render of the latest revision; only GOPs whose frames changed are re-encoded."""
-    _ready(video)
+    require_ready(video, processed=True)
     with services.db.begin() as session:
         if active_render(session, video.id) is not None:
             raise HTTPException(status.HTTP_409_CONFLICT, f"video {video.id} is already being rendered")
@@ -201,29 +193,13 @@ def render(video: VideoDep, services: ServicesDep, user: EditorUser, request: Re
     return RenderQueued(job_id=job_id, revision=number)
 
 
-def _final_principal(
-    request: Request,
-    video_id: VideoId,
-    services: ServicesDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    expires: int | None = None,
-    signature: Annotated[str | None, Query(max_length=64)] = None,
-    tid: int | None = None,
-) -> Principal:
+def _final_principal(video_id: VideoId, signed: SignedRequestDep) -> Principal:
     """A bearer token, or the signature of a link issued by `/final/url` (for `<a href>` and `<video src>`)."""
-    if signature is None or expires is None:
-        return current_principal(services, credentials)
-    key: bytes = request.app.state.signing_key
-    if not verify_stream(key, video_id, FINAL_VARIANT, expires, tid, signature):
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "invalid or expired link signature")
-    return Principal(tid, "signed-url", "viewer")
+    return signed_or_bearer_principal(signed, video_id, FINAL_VARIANT, "link")
 
 
 def _final_video(services: Services, video_id: str) -> Video:
-    with services.db.session() as session:
-        video = session.get(Video, video_id)
-    if video is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no video {video_id}")
+    video = load_video(services, video_id)
     if video.final_key is None:
         raise HTTPException(status.HTTP_409_CONFLICT, f"video {video_id} has no final render yet")
     return video
@@ -260,6 +236,6 @@ def final_url(request: Request, video: VideoDep, services: ServicesDep, user: Cu
     if video.final_key is None:
         raise HTTPException(status.HTTP_409_CONFLICT, f"video {video.id} has no final render yet")
     seconds = services.settings.signed_url_seconds
-    query = signed_stream_query(request.app.state.signing_key, video.id, FINAL_VARIANT, seconds, user.token_id)
+    query = signed_stream_query(signing_key(request), video.id, FINAL_VARIANT, seconds, user.token_id)
     query = query.replace(f"variant={FINAL_VARIANT}&", "")
     return {"url": f"{request.url_for('get_final', video_id=video.id).path}?{query}", "expires_in": seconds}

@@ -11,16 +11,24 @@ import time
 from typing import Annotated, Literal
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
-from fastapi.security import HTTPAuthorizationCredentials
+from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from framemask.api.auth import Principal
-from framemask.api.deps import CurrentUser, ServicesDep, VideoDep, VideoId, _bearer, current_principal
-from framemask.api.signing import sign_stream, verify_stream
+from framemask.api.deps import (
+    CurrentUser,
+    ServicesDep,
+    SignedRequestDep,
+    VideoDep,
+    VideoId,
+    require_ready,
+    signed_or_bearer_principal,
+    signing_key,
+)
+from framemask.api.signing import sign_stream
 from framemask.jobs.context import Services
-from framemask.store.models import ApiToken, Event
+from framemask.store.models import Event
 
 __all__ = ["router"]
 
@@ -56,10 +64,6 @@ class EventList(BaseModel):
     events: list[EventPublic]
 
 
-def _signing_key(request: Request) -> bytes:
-    return request.app.state.signing_key  # type: ignore[no-any-return]
-
-
 def _resource(event_id: int) -> str:
     """What a thumbnail signature covers besides the video (never a valid stream variant)."""
     return f"event-thumbnail/{event_id}"
@@ -75,7 +79,7 @@ def _thumbnail_url(request: Request, services: Services, event: Event, token_id:
     expires = int(time.time()) + seconds
     params: dict[str, int | str] = {
         "expires": expires,
-        "signature": sign_stream(_signing_key(request), event.video_id, _resource(event.id), expires, token_id),
+        "signature": sign_stream(signing_key(request), event.video_id, _resource(event.id), expires, token_id),
     }
     if token_id is not None:
         params["tid"] = token_id
@@ -92,8 +96,7 @@ def list_events(
     kind: EventKind | None = None,
 ) -> EventList:
     """Scenes and presence intervals in timeline order, each with a short-lived key-frame thumbnail URL."""
-    if video.status != "ready":
-        raise HTTPException(status.HTTP_409_CONFLICT, f"video {video.id} is not processed yet (status {video.status})")
+    require_ready(video)
     with services.db.session() as session:
         query = select(Event).where(Event.video_id == video.id)
         if kind is not None:
@@ -113,28 +116,9 @@ def list_events(
     )
 
 
-def thumbnail_principal(
-    request: Request,
-    video_id: VideoId,
-    event_id: int,
-    services: ServicesDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    expires: int | None = None,
-    signature: Annotated[str | None, Query(max_length=64)] = None,
-    tid: int | None = None,
-) -> Principal:
+def thumbnail_principal(video_id: VideoId, event_id: int, signed: SignedRequestDep) -> Principal:
     """A bearer token, or a valid signature (issued by the events listing) for this exact thumbnail."""
-    if signature is None or expires is None:
-        return current_principal(services, credentials)
-    if not verify_stream(_signing_key(request), video_id, _resource(event_id), expires, tid, signature):
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "invalid or expired thumbnail signature")
-    if tid is None:
-        return Principal(None, "signed-url", "viewer")
-    with services.db.session() as session:
-        token = session.get(ApiToken, tid)
-    if token is None or token.revoked:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "the token that signed this URL is revoked")
-    return Principal(token.id, token.name, token.role)
+    return signed_or_bearer_principal(signed, video_id, _resource(event_id), "thumbnail")
 
 
 @router.get(

@@ -12,21 +12,35 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 from fastapi.responses import FileResponse, RedirectResponse
-from fastapi.security import HTTPAuthorizationCredentials
 from sqlalchemy import select
 
 from framemask.api.auth import Principal, audit
-from framemask.api.deps import CurrentUser, ServicesDep, VideoDep, VideoId, _bearer, client_of, current_principal
+from framemask.api.deps import (
+    CurrentUser,
+    FirstSeq,
+    LastSeq,
+    ServicesDep,
+    SignedRequestDep,
+    VideoDep,
+    VideoId,
+    client_of,
+    frame_range,
+    load_video,
+    not_processed,
+    require_ready,
+    signed_or_bearer_principal,
+    signing_key,
+)
 from framemask.api.frames import ReaderPool, encode_image, load_index, open_reader, sprite, variant_file
 from framemask.api.routes.corrections import effective_frames
 from framemask.api.schemas import FrameIndexDoc
-from framemask.api.signing import signed_stream_query, verify_stream
+from framemask.api.signing import signed_stream_query
 from framemask.errors import FrameRangeError, NotFoundError
 from framemask.jobs.context import Services
 from framemask.jobs.rerender import latest_revision
 from framemask.media import FrameIndex
 from framemask.store.layout import thumbnail_key
-from framemask.store.models import ApiToken, ProcessedFrame, Video
+from framemask.store.models import ProcessedFrame, Video
 
 __all__ = ["router"]
 
@@ -57,23 +71,18 @@ def _guard_variant(
             raise HTTPException(status.HTTP_403_FORBIDDEN, "originals are for editors and admins only")
         audit(services.db, user, f"original.{action}", video_id=video.id, detail=detail, client=client_of(request))
     elif video.processed_key is None:
-        raise HTTPException(status.HTTP_409_CONFLICT, f"video {video.id} is not processed yet (status {video.status})")
-
-
-def _ready(video: Video) -> None:
-    if video.status != "ready":
-        raise HTTPException(status.HTTP_409_CONFLICT, f"video {video.id} is not processed yet (status {video.status})")
+        raise not_processed(video)
 
 
 @router.get("/{video_id}/frames")
 def get_boxes(
     video: VideoDep,
     services: ServicesDep,
-    first: Annotated[int | None, Query(alias="from", ge=1)] = None,
-    last: Annotated[int | None, Query(alias="to", ge=1)] = None,
+    first: FirstSeq = None,
+    last: LastSeq = None,
 ) -> dict[str, Any]:
     """The masked boxes per frame in the seed format: `{"endSequence": N, "sequence": [{"seq", "person", ...}]}`."""
-    _ready(video)
+    require_ready(video)
     end = int(video.end_sequence or 0)
     first, last = first or 1, min(last or end, end)
     if first > end:
@@ -100,15 +109,13 @@ def _index(services: Services, video: Video) -> FrameIndex:
 def get_index(
     video: VideoDep,
     services: ServicesDep,
-    first: Annotated[int | None, Query(alias="from", ge=1)] = None,
-    last: Annotated[int | None, Query(alias="to", ge=1)] = None,
+    first: FirstSeq = None,
+    last: LastSeq = None,
 ) -> FrameIndexDoc:
     """Per-frame presentation time (ms from the first frame) and key-frame flag, in presentation order."""
     index = _index(services, video)
     end = index.end_sequence
-    first, last = first or 1, min(last or end, end)
-    if first > last:
-        raise FrameRangeError(f"empty frame range {first}..{last} (the video has {end} frames)")
+    first, last = frame_range(end, first, last)
     times, keys = index.time_ms[first - 1 : last], index.keys[first - 1 : last]
     frames = [
         {"seq": first + i, "time_ms": round(float(t), 3), "key": bool(k)}
@@ -216,40 +223,9 @@ def _tile_height(jpeg: bytes, count: int) -> int:
         return image.height // rows
 
 
-def _signing_key(request: Request) -> bytes:
-    return request.app.state.signing_key  # type: ignore[no-any-return]
-
-
-def stream_principal(
-    request: Request,
-    video_id: VideoId,
-    services: ServicesDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    variant: Variant = "processed",
-    expires: int | None = None,
-    signature: Annotated[str | None, Query(max_length=64)] = None,
-    tid: int | None = None,
-) -> Principal:
+def stream_principal(video_id: VideoId, signed: SignedRequestDep, variant: Variant = "processed") -> Principal:
     """A bearer token, or a valid signed-URL signature (issued by `/stream/url`) for this exact stream."""
-    if signature is None or expires is None:
-        return current_principal(services, credentials)
-    if not verify_stream(_signing_key(request), video_id, variant, expires, tid, signature):
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "invalid or expired stream signature")
-    if tid is None:
-        return Principal(None, "signed-url", "viewer")
-    with services.db.session() as session:
-        token = session.get(ApiToken, tid)
-    if token is None or token.revoked:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "the token that signed this URL is revoked")
-    return Principal(token.id, token.name, token.role)
-
-
-def _load(services: Services, video_id: str) -> Video:
-    with services.db.session() as session:
-        video = session.get(Video, video_id)
-    if video is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no video {video_id}")
-    return video
+    return signed_or_bearer_principal(signed, video_id, variant, "stream")
 
 
 @router.head("/{video_id}/stream", include_in_schema=False)
@@ -270,7 +246,7 @@ def stream(
     variant: Variant = "processed",
 ) -> Response:
     """The video bytes with HTTP Range support (seekable in `<video>`); from S3 a 307 to a presigned URL."""
-    video = _load(services, video_id)
+    video = load_video(services, video_id)
     _guard_variant(services, video, variant, user, request, "stream", {"range": request.headers.get("range")})
     bucket, key = _object_of(services, video, variant)
     path = services.store.local_path(bucket, key)
@@ -310,6 +286,6 @@ def stream_url(
     bucket, key = _object_of(services, video, variant)
     presigned = services.store.presign_get(bucket, key, seconds)
     if presigned is None:
-        query = signed_stream_query(_signing_key(request), video.id, variant, seconds, user.token_id)
+        query = signed_stream_query(signing_key(request), video.id, variant, seconds, user.token_id)
         presigned = f"{request.url_for('stream', video_id=video.id).path}?{query}"
     return {"url": presigned, "expires_in": seconds}
