@@ -5,10 +5,10 @@ detection is judged by how much of its fine detail is still visible:
 
 - `basis="original"` (with the original video, recommended): the detectors run on the processed frame
   *and* on the original frame. For each box, the original's high-pass detail is compared with the
-  processed one block by block (8x8); a block still shows the original when their detail correlates
-  (> 0.5) with at least half the amplitude. `visible` is the share of the box's detail energy in such
-  blocks. Flat areas carry no identity and do not count. This catches a person the renderer missed
-  (found in the original, still visible in the output) even where the detector on the output misses it.
+  processed one block by block (`visible_fraction`); `visible` is the (centre-weighted) share of the
+  box's detail that survives. Flat areas carry no identity and do not count. This catches a person the
+  renderer missed (found in the original, still visible in the output) even where the detector on the
+  output misses it.
 - `basis="boxes"` (with the boxes document): `visible` is the share of the box outside the recorded masked
   regions. This trusts that those regions really were masked (the render tests check the pixels).
 - `basis="none"`: nothing can be proven masked, so every detection on the output is reported.
@@ -62,7 +62,14 @@ def high_pass(rgb: np.ndarray) -> np.ndarray:
 
 
 def visible_fraction(orig_hp: np.ndarray, proc_hp: np.ndarray, box: Sequence[int]) -> float:
-    """Share of the original detail inside `box` that the processed frame still shows (0 = all masked)."""
+    """Share of the original detail inside `box` that the processed frame still shows (0 = all masked).
+
+    Per 8x8 block, detail is "shown" when the processed high-pass correlates with the original's
+    (> 0.6) at a similar amplitude (0.25-2x): compression keeps both, while a mosaic keeps neither
+    (its cell edges add detail the original does not have), nor does a blur or a fill. Calibrated on
+    the 720p bench clip: 1.8% of masked blocks pass, 97% of unmasked ones. Blocks are weighted towards
+    the box centre (Gaussian, sigma half the box), where a detector's box holds the face or body rather
+    than the background its edges include; flat blocks carry no identity and do not count."""
     x1, y1, x2, y2 = (int(v) for v in box)
     a, b = _blocks(orig_hp[y1:y2, x1:x2]), _blocks(proc_hp[y1:y2, x1:x2])
     if a is None or b is None:
@@ -72,8 +79,17 @@ def visible_fraction(orig_hp: np.ndarray, proc_hp: np.ndarray, box: Sequence[int
     if not detailed.any():
         return 0.0
     corr = eab / np.sqrt(ea * eb + 1e-6)
-    shown = detailed & (corr > 0.5) & (eb > 0.25 * ea)
-    return float(ea[shown].sum() / ea[detailed].sum())
+    ratio = eb / np.maximum(ea, 1e-6)
+    shown = detailed & (corr > 0.6) & (ratio > 0.25) & (ratio < 2.0)
+    weight = ea * _centre_weight(*ea.shape)
+    return float(weight[shown].sum() / weight[detailed].sum())
+
+
+def _centre_weight(rows: int, cols: int) -> np.ndarray:
+    """Gaussian weight of each block by its distance from the box centre (in half-box units)."""
+    y = (np.arange(rows) + 0.5) / rows * 2 - 1
+    x = (np.arange(cols) + 0.5) / cols * 2 - 1
+    return np.exp(-(y[:, None] ** 2 + x[None, :] ** 2) / (2 * 0.5**2))
 
 
 def _blocks(region: np.ndarray) -> np.ndarray | None:

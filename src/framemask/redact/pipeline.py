@@ -29,7 +29,7 @@ import numpy as np
 
 from framemask.detect import LABELS, Detections, Detector, Tracker, interpolate, load_detectors
 from framemask.errors import InputError, NotAVideoError
-from framemask.media import VideoInfo, iter_frames, probe, rotate
+from framemask.media import FrameIndex, VideoInfo, iter_frames, probe, rotate
 from framemask.redact._stages import Pipe, Stages, StageTimer
 from framemask.redact.boxes import BoxTrack, boxes_from_doc
 from framemask.redact.encode import EncodeSettings, VideoWriter, frame_to_rgb, monotonic_pts
@@ -51,12 +51,14 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]
-DETECT_HZ: dict[str, float] = {"person": 6.0, "face": 8.0}
+DETECT_HZ: dict[str, float] = {"person": 6.0, "face": 12.0}
 """Default detection rate per second of video, by the smallest thing looked for: with people in the
-targets `stride` = round(fps / 6) (4 at 25 fps, 5 at 30), faces only round(fps / 8). Interpolation error
-scales with motion relative to box size, and a face box is a fraction of its person's. Measured with the
-leak audit (every frame, standard thresholds) on TUD-Campus: no leak at strides 2-6 for 640x480, none
-at 3-4 but one face at 6 for the 720p bench clip; ground-truth coverage stays at 100%."""
+targets `stride` = round(fps / 6) (4 at 25 fps, 5 at 30), faces only round(fps / 12) (2 at 25-30 fps).
+Interpolation error scales with motion relative to box size, and a face box is a fraction of its
+person's; small faces also flicker around the detection threshold, so a face seen only on frames that
+were not searched goes unmasked. Chosen with the leak audit (bench/anonymize.py, every 5th frame): with
+people, no leak at strides 2-6 on TUD-Campus 640x480 and none at 3-4 on the 720p clips (one face at 6);
+faces only on the two 720p clips: 9 + 1 leaks at stride 1, 10 + 2 at 2, 28 + 6 at 3 (deface: 4 + 52)."""
 DEFAULT_STRIDE = None
 PERSON_THRESHOLD = 0.25
 FACE_THRESHOLD = 0.3
@@ -109,15 +111,17 @@ def anonymize_file(
     progress: Progress | None = None,
     detectors: Sequence[Detector] | None = None,
     settings: EncodeSettings | None = None,
+    index: FrameIndex | None = None,
 ) -> AnonymizeResult:
     """Detect people/faces in `src`, mask them, write the H.264 master to `dst` (and the boxes JSON).
 
-    `stride` K detects on every K-th frame (default: `auto_stride`, see `DETECT_HZ`)."""
+    `stride` K detects on every K-th frame (default: `auto_stride`, see `DETECT_HZ`). Pass the video's
+    `index` when it is already built (the service has it) to skip indexing again."""
     targets = check_targets(targets)
     if stride is not None and stride < 1:
         raise InputError(f"stride must be >= 1, got {stride}")
     masker = _masker(style, shape, strength)
-    info = _probe_for_output(src, dst)
+    info = _probe_for_output(src, dst, index)
     stride = stride or auto_stride(info.fps, targets)
     detectors = list(detectors) if detectors is not None else default_detectors(targets)
     tracker = Tracker(fps=max(1.0, info.fps / stride))
@@ -141,10 +145,11 @@ def render_with_boxes(
     audio: bool = True,
     progress: Progress | None = None,
     settings: EncodeSettings | None = None,
+    index: FrameIndex | None = None,
 ) -> AnonymizeResult:
     """Render `src` masking exactly the boxes of a seed document (no detection, no padding added)."""
     masker = _masker(style, shape, strength)
-    info = _probe_for_output(src, dst)
+    info = _probe_for_output(src, dst, index)
     track = boxes_from_doc(boxes_doc, info.end_sequence, info.width, info.height)
 
     def boxes_stage(frames: Pipe, out: Pipe, timer: StageTimer) -> None:
@@ -411,9 +416,11 @@ def _masker(style: str, shape: str, strength: float) -> Masker:
         raise InputError(str(exc)) from None
 
 
-def _probe_for_output(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> VideoInfo:
+def _probe_for_output(
+    src: str | os.PathLike[str], dst: str | os.PathLike[str], index: FrameIndex | None = None
+) -> VideoInfo:
     """Probe the input (InputError if unusable) and refuse to overwrite it or write into a missing folder."""
-    info = probe(src)
+    info = probe(src, index=index)
     out = Path(dst)
     if out.exists() and out.resolve() == Path(src).resolve():
         raise InputError(f"{dst}: refusing to overwrite the input video")
