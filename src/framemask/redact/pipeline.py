@@ -332,14 +332,20 @@ def _with_neighbours(
     item: tuple[int, np.ndarray, Detections], neighbours: Sequence[Detections]
 ) -> tuple[int, np.ndarray, Detections]:
     seq, rgb, dets = item
-    extra = []
-    for other in neighbours:
-        keep = [
-            not any(c == label and _iou(box, mine) > 0.3 for mine, c in zip(dets.xyxy, dets.class_id, strict=True))
-            for box, label in zip(other.xyxy, other.class_id, strict=True)
-        ]
-        extra.append(other[np.array(keep, bool)])
+    extra = [other[~(_iou_matrix(other, dets) > 0.3).any(axis=1)] for other in neighbours if len(other)]
     return seq, rgb, Detections.merge([dets, *extra]) if any(len(e) for e in extra) else dets
+
+
+def _iou_matrix(a: Detections, b: Detections) -> np.ndarray:
+    """IoU of every box of `a` with every box of `b` of the same label (0 across labels)."""
+    p, q = a.xyxy[:, None, :], b.xyxy[None, :, :]
+    ix = np.clip(np.minimum(p[..., 2], q[..., 2]) - np.maximum(p[..., 0], q[..., 0]), 0, None)
+    iy = np.clip(np.minimum(p[..., 3], q[..., 3]) - np.maximum(p[..., 1], q[..., 1]), 0, None)
+    inter = ix * iy
+    area = (a.xyxy[:, 2] - a.xyxy[:, 0]) * (a.xyxy[:, 3] - a.xyxy[:, 1])
+    area_b = (b.xyxy[:, 2] - b.xyxy[:, 0]) * (b.xyxy[:, 3] - b.xyxy[:, 1])
+    iou = inter / np.maximum(area[:, None] + area_b[None, :] - inter, 1e-6)
+    return np.where(a.class_id[:, None] == b.class_id[None, :], iou, 0.0)
 
 
 def _between(
