@@ -24,6 +24,8 @@ def make_session(model: bytes | Path, threads: int = DEFAULT_THREADS, name: str 
     opts.inter_op_num_threads = 1
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.log_severity_level = 3
+    # idle intra-op threads spin-wait by default, burning a core the decoder and encoder need
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     with onnx_errors(name):
         source = str(model) if isinstance(model, Path) else model
         return ort.InferenceSession(source, opts, providers=["CPUExecutionProvider"])

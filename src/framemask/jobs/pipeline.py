@@ -64,6 +64,7 @@ def process_video(
         stride=stride or DEFAULT_STRIDE,
         audio=audio,
         progress=on_frames,
+        index=index,
     )
     if result.end_sequence != index.end_sequence:
         raise FramemaskError(f"processed video has {result.end_sequence} frames, the original {index.end_sequence}")
