@@ -62,11 +62,12 @@ def pattern(i: int, width: int, height: int) -> np.ndarray:
 def make_video(path: Path, spec: VideoSpec) -> Path:
     """Encode `spec` into `path` (container from the suffix)."""
     width, height = spec.size
+    tb = TIME_BASE if spec.codec != "mpeg4" else Fraction(1, 600)  # MPEG-4 part 2 allows denominators < 65536
     with av.open(str(path), mode="w") as out:
         stream = out.add_stream(spec.codec, rate=spec.fps)
         stream.width, stream.height, stream.pix_fmt = width, height, spec.pix_fmt
-        stream.time_base = TIME_BASE
-        stream.codec_context.time_base = TIME_BASE
+        stream.time_base = tb
+        stream.codec_context.time_base = tb
         stream.codec_context.gop_size = spec.gop
         stream.codec_context.max_b_frames = spec.bframes
         if spec.codec == "libx264":
@@ -77,8 +78,8 @@ def make_video(path: Path, spec: VideoSpec) -> Path:
         audio = out.add_stream("aac", rate=48000) if spec.audio else None
         for i, t in enumerate(spec.frame_times()):
             frame = av.VideoFrame.from_ndarray(pattern(i, width, height), format="rgb24")
-            frame.pts = round((t + spec.start) / TIME_BASE)
-            frame.time_base = TIME_BASE
+            frame.pts = round((t + spec.start) / tb)
+            frame.time_base = tb
             out.mux(stream.encode(frame))
         out.mux(stream.encode(None))
         if audio is not None:

@@ -44,6 +44,7 @@ GENERATED = {
     "late_start": VideoSpec(n=45, fps=15, start=2.5),
     "hd_gop2s": VideoSpec(n=150, fps=30, size=(1280, 720), gop=60, bframes=2),
     "audio": VideoSpec(n=60, fps=30, audio=True),
+    "mpeg4_bframes": VideoSpec(n=75, fps=25, codec="mpeg4", bframes=2, gop=25),
 }
 
 

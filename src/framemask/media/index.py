@@ -26,8 +26,15 @@ from framemask.media._av import map_av_errors, open_video
 
 log = logging.getLogger(__name__)
 
-ONE_PACKET_ONE_FRAME = frozenset({"h264", "hevc", "av1", "vp8", "mjpeg", "prores", "dnxhd", "ffv1", "png", "rawvideo"})
-"""Codecs whose packets each hold one frame (VP9 superframes and MPEG-4 packed/not-coded VOPs do not)."""
+ONE_PACKET_ONE_FRAME = frozenset(
+    {"h264", "hevc", "av1", "vp8", "mpeg4", "mjpeg", "prores", "dnxhd", "ffv1", "png", "rawvideo"}
+)
+"""Codecs whose packets each hold one frame once hidden (VP8) and not-coded or packed (MPEG-4) ones are
+ruled out per packet; VP9 superframes may hold several."""
+
+_VOP_START = b"\x00\x00\x01\xb6"
+_NOT_CODED_VOP_MAX = 32
+"""A not-coded MPEG-4 VOP (no frame output) is a bare header of a few bytes; coded VOPs are larger."""
 
 NO_REORDERING = frozenset({"vp8", "mjpeg", "png", "ffv1", "rawvideo", "prores", "dnxhd"})
 """Intra-only or forward-only codecs: packet order is display order, so equal timestamps keep their order."""
@@ -222,9 +229,7 @@ def _demux(container: av.container.InputContainer, stream: av.VideoStream, path:
     for packet in container.demux(stream):
         if packet.size == 0 and packet.pts is None and packet.dts is None:
             continue  # the flush packet at the end
-        shown = True
-        if packet.stream.codec_context.name == "vp8" and packet.size:
-            shown = bool(bytes(packet)[0] & 0x10)  # VP8 frame tag: show_frame bit; hidden frames are never output
+        shown = _one_shown_frame(packet)
         packets.append((packet.pts, packet.is_keyframe, packet.dts, packet.size, packet.is_discard, shown))
     if not packets:
         raise NotAVideoError(f"{path}: the video has zero frames")
@@ -232,6 +237,17 @@ def _demux(container: av.container.InputContainer, stream: av.VideoStream, path:
     if declared and len(packets) < declared:
         raise NotAVideoError(f"{path}: truncated ({len(packets)} of {declared} frames present)")
     return packets
+
+
+def _one_shown_frame(packet: av.Packet) -> bool:
+    """False when a packet may not decode to exactly one displayed frame (then the video is decoded)."""
+    codec = packet.stream.codec_context.name
+    if codec == "vp8" and packet.size:
+        return bool(bytes(packet)[0] & 0x10)  # VP8 frame tag: show_frame bit; hidden frames are never output
+    if codec == "mpeg4":
+        # packed B-frames hold two VOPs; a not-coded VOP (a bare header) outputs no frame
+        return packet.size > _NOT_CODED_VOP_MAX and bytes(packet).count(_VOP_START) == 1
+    return True
 
 
 def _packets_reliable(packets: list[tuple], codec: str, container_format: str) -> bool:
