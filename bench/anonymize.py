@@ -1,6 +1,6 @@
 """Anonymisation benchmark (issue 3): framemask vs the anchor `deface` vs a plain x264 transcode, at 720p.
 
-Clips (made once under bench/work/ from the shared test media with PyAV, x264 crf 18):
+Clips (made once under bench/scratch/ from the shared test media with PyAV, x264 crf 18):
 - `tud_720p`: TUD-Campus (640x480, 25 fps, 71 frames, MOT ground truth) scaled 1.5x to 960x720 and
   pillar-boxed to 1280x720, played forward and backward in 8 passes (561 frames, 22.4 s); the ground
   truth is mapped the same way (x*1.5+160, y*1.5), so coverage is measured at 720p.
@@ -13,7 +13,7 @@ The machine is shared, so each framemask run is paired with a transcode run righ
 ratio is taken per pair, over `ROUNDS` rounds (median reported); the load average is recorded too.
 
 - `framemask anonymize` with its defaults (person+face) and with `--targets face`.
-- `deface` 1.5.0 from PyPI in its own venv (bench/work/deface-venv, with onnxruntime so it uses its
+- `deface` 1.5.0 from PyPI in its own venv (bench/scratch/deface-venv, with onnxruntime so it uses its
   fastest backend), default settings: CenterFace at full resolution, threshold 0.2, libx264.
 - `ffmpeg -c:v libx264` with the preset/crf of framemask's master (decode + encode only: the floor).
 

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 RESULTS = Path(__file__).parent / "results"
-WORK = Path(__file__).parent / "work"
+WORK = Path(__file__).parent / "scratch"
 
 
 def machine() -> dict[str, Any]:
