@@ -23,7 +23,6 @@ from __future__ import annotations
 import bisect
 import contextlib
 import os
-import queue
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -38,6 +37,7 @@ import numpy as np
 from framemask.errors import FramemaskError, InputError, NotAVideoError
 from framemask.media import FrameIndex, FrameReader, rotate
 from framemask.media._av import map_av_errors
+from framemask.redact._stages import Pipe
 from framemask.redact.boxes import BoxTrack, boxes_from_doc
 from framemask.redact.encode import EncodeSettings, frame_to_rgb, rgb_to_frame
 from framemask.redact.styles import Masker, make_masker
@@ -305,39 +305,26 @@ def annexb_to_avcc(data: bytes, length_size: int = 4) -> bytes:
 class _Prefetch:
     """Runs an iterator in a daemon thread, a few items ahead, so producing and consuming overlap.
 
-    Errors reach the consumer; closing stops the producer at its next item."""
-
-    _END = object()
+    Built on the render pipeline's `Pipe`; errors reach the consumer; closing stops the producer at its next item."""
 
     def __init__(self, source: Iterator[Any], size: int = 6) -> None:
-        self._source, self._queue = source, queue.Queue[Any](maxsize=size)
+        self._source = source
         self._stop = threading.Event()
+        self._pipe = Pipe(size, self._stop)
         self._thread = threading.Thread(target=self._produce, name="framemask-patch-decode", daemon=True)
         self._thread.start()
 
     def _produce(self) -> None:
         try:
             for item in self._source:
-                if not self._put(item):
+                if not self._pipe.put(item):
                     return
-            self._put(self._END)
         except BaseException as exc:
-            self._put(_Failed(exc))
-
-    def _put(self, item: Any) -> bool:
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
+            self._pipe.put(_Failed(exc))
+        self._pipe.close()
 
     def __iter__(self) -> Iterator[Any]:
-        while True:
-            item = self._queue.get()
-            if item is self._END:
-                return
+        for item in self._pipe:
             if isinstance(item, _Failed):
                 raise item.error
             yield item
