@@ -9,7 +9,7 @@ from typing import Any
 
 from framemask.errors import InputError
 from framemask.events import extract_events, keyframe_jpeg
-from framemask.media import FrameIndex, FrameReader
+from framemask.media import FrameIndex, FrameReader, round_ms
 from framemask.media.sampling import fixed_rate_samples
 
 
@@ -61,7 +61,17 @@ def cmd_events(args: argparse.Namespace) -> int:
 def cmd_sample(args: argparse.Namespace) -> int:
     index = FrameIndex.build(args.file)
     samples = fixed_rate_samples(index, args.rate)
-    print(json.dumps({"rate": args.rate, "duration_ms": round(index.duration_ms, 3), "count": len(samples),
-                      "samples": [{"k": s.k, "time_ms": round(s.time_ms, 3), "seq": s.seq,
-                                   "frame_time_ms": round(s.frame_time_ms, 3)} for s in samples]}))
+    print(
+        json.dumps(
+            {
+                "rate": args.rate,
+                "duration_ms": round_ms(index.duration_ms),
+                "count": len(samples),
+                "samples": [
+                    {"k": s.k, "time_ms": round_ms(s.time_ms), "seq": s.seq, "frame_time_ms": round_ms(s.frame_time_ms)}
+                    for s in samples
+                ],
+            }
+        )
+    )
     return 0

@@ -9,7 +9,7 @@ from pathlib import Path
 from PIL import Image
 
 from framemask.errors import InputError
-from framemask.media import FrameIndex, FrameReader, probe
+from framemask.media import FrameIndex, FrameReader, probe, round_ms
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -45,7 +45,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
     if args.frames and info.index is not None:
         index = info.index
         data["frames"] = [
-            {"seq": i + 1, "time_ms": round(float(t), 3), "key": bool(k)}
+            {"seq": i + 1, "time_ms": round_ms(float(t)), "key": bool(k)}
             for i, (t, k) in enumerate(zip(index.time_ms, index.keys, strict=True))
         ]
     print(json.dumps(data))
@@ -55,7 +55,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
 def cmd_locate(args: argparse.Namespace) -> int:
     index = FrameIndex.build(args.file)
     seq = index.frame_at(args.ms) if args.mode == "at" else index.nearest(args.ms)
-    print(json.dumps({"seq": seq, "time_ms": round(index.time_of(seq), 3)}))
+    print(json.dumps({"seq": seq, "time_ms": round_ms(index.time_of(seq))}))
     return 0
 
 
@@ -72,5 +72,5 @@ def cmd_frame(args: argparse.Namespace) -> int:
         Image.fromarray(image).save(out)
     except OSError as exc:
         raise InputError(f"{out}: cannot write ({exc.strerror or exc})") from exc
-    print(json.dumps({"seq": seq, "time_ms": round(reader.index.time_of(seq), 3), "output": str(out)}))
+    print(json.dumps({"seq": seq, "time_ms": round_ms(reader.index.time_of(seq)), "output": str(out)}))
     return 0

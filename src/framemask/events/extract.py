@@ -12,7 +12,7 @@ from PIL import Image
 from framemask.events.describe import Describer, SummaryDescriber
 from framemask.events.presence import presence_intervals
 from framemask.events.scenes import scene_starts
-from framemask.media import FrameIndex, FrameReader
+from framemask.media import FrameIndex, FrameReader, round_ms
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,10 @@ class Event:
     description: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        for name in ("start_ms", "end_ms", "key_ms"):
+            data[name] = round_ms(data[name])
+        return data
 
 
 def extract_events(path: str | os.PathLike[str], boxes: dict[str, Any] | None = None,

@@ -1,11 +1,12 @@
 """The frame-exact media core: probe, frame index, exact frame reader. Library code, no server."""
 
-from framemask.media.index import FrameIndex
+from framemask.media.index import TIME_TOLERANCE_MS, FrameIndex, round_ms
 from framemask.media.probe import VideoInfo, probe
 from framemask.media.reader import FrameReader, iter_frames
 from framemask.media.rotate import displayed_size, normalize_rotation, rotate
 
 __all__ = [
+    "TIME_TOLERANCE_MS",
     "FrameIndex",
     "FrameReader",
     "VideoInfo",
@@ -14,4 +15,5 @@ __all__ = [
     "normalize_rotation",
     "probe",
     "rotate",
+    "round_ms",
 ]

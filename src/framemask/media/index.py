@@ -39,6 +39,23 @@ _NOT_CODED_VOP_MAX = 32
 NO_REORDERING = frozenset({"vp8", "mjpeg", "png", "ffv1", "rawvideo", "prores", "dnxhd"})
 """Intra-only or forward-only codecs: packet order is display order, so equal timestamps keep their order."""
 
+TIME_DECIMALS = 3
+"""Every time framemask prints or stores in JSON is rounded to this many decimals of a ms (1 µs)."""
+TIME_TOLERANCE_MS = 0.5 * 10.0**-TIME_DECIMALS
+"""Half the printed precision: a printed time lies at most this far before the frame it was printed for,
+so `frame_at` reaches that frame from it. A time truly further before a frame never maps to it."""
+
+
+def round_ms(ms: float) -> float:
+    """A time as framemask prints it: rounded to `TIME_DECIMALS` decimals of a ms (no float noise, no -0.0)."""
+    return round(float(ms), TIME_DECIMALS) + 0.0
+
+
+def _float_slack(ms: float) -> float:
+    """Float64 noise of a time and of its rounding (a few ulps), far below `TIME_TOLERANCE_MS`."""
+    return 1e-9 + abs(ms) * 1e-15
+
+
 FORMAT_VERSION = 1
 _MAGIC = b"FMIX"
 _HEADER = struct.Struct("<4sHQqqBq")
@@ -172,8 +189,14 @@ class FrameIndex:
         return float(self.time_ms[self.check_seq(seq) - 1])
 
     def frame_at(self, ms: float) -> int:
-        """The frame on screen at `ms`: the last frame whose time is <= ms, clamped to 1..end_sequence."""
-        i = int(np.searchsorted(self.time_ms, ms + 1e-6, side="right"))
+        """The frame on screen at `ms`: the last frame whose time is <= ms, clamped to 1..end_sequence.
+
+        A time up to `TIME_TOLERANCE_MS` before a frame counts as that frame, so every time framemask
+        prints (`round_ms`) maps back to its own frame. Frames with equal timestamps are never on screen
+        except the last of them, which is the one returned.
+        """
+        ms = float(ms)
+        i = int(np.searchsorted(self.time_ms, ms + TIME_TOLERANCE_MS + _float_slack(ms), side="right"))
         return min(max(i, 1), self.end_sequence)
 
     def nearest(self, ms: float) -> int:

@@ -9,7 +9,7 @@ from typing import Any
 
 from framemask.errors import NotAVideoError
 from framemask.media._av import MAX_DIMENSION, map_av_errors, open_video
-from framemask.media.index import FrameIndex
+from framemask.media.index import FrameIndex, round_ms
 from framemask.media.rotate import displayed_size, normalize_rotation
 
 
@@ -44,7 +44,7 @@ class VideoInfo:
         data.pop("index")
         data["time_base"] = f"{self.time_base.numerator}/{self.time_base.denominator}"
         data["endSequence"] = data.pop("end_sequence")
-        data["duration_ms"] = round(self.duration_ms, 3)
+        data["duration_ms"] = round_ms(self.duration_ms)
         data["fps"] = round(self.fps, 4)
         return data
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from framemask.errors import InputError
-from framemask.media import FrameIndex, iter_frames
+from framemask.media import FrameIndex, iter_frames, round_ms
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ class Alignment:
 
     def to_json(self) -> dict[str, float | int]:
         return {
-            "offset_ms": round(self.offset_ms, 3),
+            "offset_ms": round_ms(self.offset_ms),
             "offset_frames": self.offset_frames,
             "confidence": round(self.confidence, 4),
             "matched_frames": self.matched_frames,

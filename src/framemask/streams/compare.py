@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from framemask.errors import InputError
-from framemask.media import FrameIndex, FrameReader
+from framemask.media import FrameIndex, FrameReader, round_ms
 from framemask.store.objects import parse_target
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ class MomentFrame:
     """Frames before it (seq - 1): how many frames were passed to reach the moment."""
 
     def to_json(self, *, skipped: bool = False) -> dict[str, float | int]:
-        data: dict[str, float | int] = {"seq": self.seq, "time_ms": round(self.time_ms, 3)}
+        data: dict[str, float | int] = {"seq": self.seq, "time_ms": round_ms(self.time_ms)}
         if skipped:
             data["skipped"] = self.skipped
         return data

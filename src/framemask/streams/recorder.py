@@ -38,7 +38,7 @@ import av
 import av.error
 
 from framemask.errors import FramemaskError, InputError, NotAVideoError, StorageError
-from framemask.media import FrameIndex
+from framemask.media import FrameIndex, round_ms
 from framemask.store.objects import ObjectStore, parse_target
 from framemask.streams.timeline import Session, Stamped, Timeline
 
@@ -491,8 +491,8 @@ class Recorder:
         info = SegmentInfo(
             target=_display(out.store, out.bucket, out.key, self.target),
             frames=out.frames,
-            start_ms=round((first - self._origin) * tb * 1000, 3),
-            duration_ms=round(((out.last_end or first) - first) * tb * 1000, 3),
+            start_ms=round_ms((first - self._origin) * tb * 1000),
+            duration_ms=round_ms(((out.last_end or first) - first) * tb * 1000),
             bytes=size,
         )
         self._index(out, info)

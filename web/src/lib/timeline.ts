@@ -16,15 +16,17 @@ export function nearestSeq(frames: IndexFrame[], ms: number): number {
   return frames[lo]!.seq
 }
 
-/** `m:ss.mmm` (or `h:mm:ss.mmm`) of a time in milliseconds. */
+/** `m:ss.uuuuuu` (or `h:mm:ss.uuuuuu`) of a time in milliseconds: microsecond precision, as the server
+ * prints every time (3 decimals of a ms), so the shown time maps back to its own frame through `frame_at`
+ * (`GET /frame?ms=`, `framemask locate --ms`). Whole milliseconds would land on the previous frame. */
 export function formatTime(ms: number): string {
-  const total = Math.max(0, Math.round(ms))
-  const milli = total % 1000
-  const s = Math.floor(total / 1000) % 60
-  const m = Math.floor(total / 60000) % 60
-  const h = Math.floor(total / 3600000)
+  const total = Math.max(0, Math.round(ms * 1000)) // µs
+  const micro = total % 1_000_000
+  const s = Math.floor(total / 1_000_000) % 60
+  const m = Math.floor(total / 60_000_000) % 60
+  const h = Math.floor(total / 3_600_000_000)
   const mm = h ? String(m).padStart(2, '0') : String(m)
-  return `${h ? `${h}:` : ''}${mm}:${String(s).padStart(2, '0')}.${String(milli).padStart(3, '0')}`
+  return `${h ? `${h}:` : ''}${mm}:${String(s).padStart(2, '0')}.${String(micro).padStart(6, '0')}`
 }
 
 /** A manual track's box on `seq`: its key box, or linear by presentation time between key boxes. */
