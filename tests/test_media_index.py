@@ -106,14 +106,6 @@ def test_blob_round_trip(path):
     assert len(blob) < 100 + 2 * index.end_sequence
 
 
-def test_for_file_reuses_the_cache(make, tmp_path, monkeypatch):
-    path = make("cfr")
-    first = FrameIndex.for_file(path, tmp_path)
-    assert len(list(tmp_path.glob("*.fmix"))) == 1
-    monkeypatch.setattr(FrameIndex, "build", classmethod(lambda cls, p: pytest.fail("rebuilt")))
-    assert np.array_equal(FrameIndex.for_file(path, tmp_path).pts, first.pts)
-
-
 def test_probe_facts(make):
     info = probe(make("rotated"))
     assert (info.width, info.height, info.coded_width, info.coded_height) == (240, 320, 320, 240)

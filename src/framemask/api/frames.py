@@ -1,7 +1,8 @@
 """Serving exact frames: local copies of a video's files, a small pool of open FrameReaders, encoding.
 
-A FrameReader is not thread-safe and opening one costs an index, so the pool keeps a few open
-readers (one lock each) keyed by video and variant; a deleted video's readers are dropped.
+A FrameReader is not thread-safe, so the pool keeps a few open readers (one lock each) keyed by video and
+variant; a deleted video's readers are dropped. Readers open on the stored frame index of their file
+(`video_index`) instead of indexing it again.
 """
 
 from __future__ import annotations
@@ -20,10 +21,10 @@ from PIL import Image
 from framemask.errors import NotFoundError
 from framemask.jobs.context import Services
 from framemask.media import FrameIndex, FrameReader
-from framemask.store.layout import local_copy
+from framemask.store.layout import Variant, index_key, load_index, local_copy, save_index
 from framemask.store.models import Video
 
-__all__ = ["ReaderPool", "encode_image", "sprite", "variant_file"]
+__all__ = ["ReaderPool", "encode_image", "open_reader", "sprite", "variant_file", "video_index"]
 
 IMAGE_TYPES = {"jpeg": ("JPEG", "image/jpeg"), "webp": ("WEBP", "image/webp"), "png": ("PNG", "image/png")}
 
@@ -96,18 +97,27 @@ def variant_file(services: Services, video: Video, variant: str) -> Path:
     return local_copy(services.store, settings.bucket_processed, video.processed_key, cache / "processed.mp4")
 
 
-def load_index(services: Services, video: Video) -> FrameIndex | None:
-    """The stored frame index of the original, if processing already built it."""
-    if not video.index_key:
-        return None
-    with services.store.open_read(services.settings.bucket_processed, video.index_key) as fh:
-        return FrameIndex.from_bytes(fh.read())
+def _index_key(video: Video, variant: str) -> str:
+    # the original's key is on the row (older rows name it differently); the processed one is derived
+    if variant == "original":
+        return video.index_key or index_key(video.id)
+    return index_key(video.id, "processed")
+
+
+def video_index(services: Services, video: Video, variant: Variant = "original") -> FrameIndex:
+    """The frame index of the video's original or processed file: the stored blob, else built once and stored."""
+    bucket = services.settings.bucket_processed
+    key = _index_key(video, variant)
+    index = load_index(services.store, bucket, key)
+    if index is None:  # only videos processed before the processed index was stored (or a lost blob)
+        index = FrameIndex.build(variant_file(services, video, variant))
+        save_index(services.store, bucket, key, index)
+    return index
 
 
 def open_reader(services: Services, video: Video, variant: str) -> FrameReader:
     path = variant_file(services, video, variant)
-    index = load_index(services, video) if variant == "original" else None
-    return FrameReader(path, index=index)
+    return FrameReader(path, index=video_index(services, video, "processed" if variant == "processed" else "original"))
 
 
 def encode_image(rgb: np.ndarray, fmt: str, quality: int | None = None) -> tuple[bytes, str]:

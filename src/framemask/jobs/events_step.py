@@ -64,13 +64,17 @@ def store_events(
     *,
     report: Report | None = None,
     describer: Describer | None = None,
+    index: FrameIndex | None = None,
 ) -> list[dict[str, Any]]:
-    """Extract the events of `processed`, store their key frames in `bucket`; returns the `event` rows."""
+    """Extract the events of `processed`, store their key frames in `bucket`; returns the `event` rows.
+
+    `index` is the processed master's frame index when the caller has it (processing does); it is built
+    from `processed` only when not given."""
     from framemask.events import extract_events, keyframe_jpeg  # scene detection loads OpenCV: only in workers
 
     say = report or (lambda _pct, _stage: None)
     say(EVENTS_START, "events")
-    index = FrameIndex.build(processed)
+    index = index if index is not None else FrameIndex.build(processed)
     if boxes is not None and int(boxes["endSequence"]) != index.end_sequence:
         raise FramemaskError(f"boxes cover {boxes['endSequence']} frames, the processed video {index.end_sequence}")
     events = extract_events(processed, boxes=boxes, index=index, describer=describer)

@@ -1,7 +1,9 @@
 """The processing pipeline of one upload, as plain library code (no database, queue or web imports).
 
 probe + frame index -> detect/track + render the processed master (`framemask.redact.anonymize_file`)
--> the outcome the task layer stores. Progress is reported as (percent, stage).
+-> the processed master's frame index -> the outcome the task layer stores. Progress is reported as
+(percent, stage). Each file is indexed once: the original's index comes in when the upload already
+built it, the processed master is indexed here and every later step (events, readers) uses that.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ class ProcessOutcome:
     processed: Path
     boxes: dict[str, Any]
     gop_starts: list[int]
+    processed_index: FrameIndex
+    """The processed master's own index (same frames and times as `index`, its own timestamps)."""
 
 
 def process_video(
@@ -42,14 +46,19 @@ def process_video(
     stride: int | None = None,
     audio: bool = True,
     report: Report | None = None,
+    index: FrameIndex | None = None,
 ) -> ProcessOutcome:
-    """Probe, index and anonymize `src` into `work_dir/processed.mp4`."""
+    """Probe and anonymize `src` into `work_dir/processed.mp4`, then index the processed master.
+
+    `index` is the original's stored index (built at upload); without it the original is indexed here.
+    """
     from framemask.redact import DEFAULT_STRIDE, anonymize_file
 
     say = report or (lambda _pct, _stage: None)
     say(0.0, "probe")
-    info = probe(src)
-    index = info.index if info.index is not None else FrameIndex.build(src)
+    info = probe(src, index=index)
+    assert info.index is not None  # probe returns the index it was given or built
+    index = info.index
     say(_PROBE_SHARE, "anonymize")
 
     def on_frames(done: int, total: int) -> None:
@@ -66,7 +75,9 @@ def process_video(
         progress=on_frames,
         index=index,
     )
-    if result.end_sequence != index.end_sequence:
-        raise FramemaskError(f"processed video has {result.end_sequence} frames, the original {index.end_sequence}")
+    processed_index = FrameIndex.build(result.output)
+    for frames in (result.end_sequence, processed_index.end_sequence):
+        if frames != index.end_sequence:
+            raise FramemaskError(f"processed video has {frames} frames, the original {index.end_sequence}")
     say(_PROBE_SHARE + _RENDER_SHARE, "store")
-    return ProcessOutcome(info, index, Path(result.output), result.boxes, list(result.gop_starts))
+    return ProcessOutcome(info, index, Path(result.output), result.boxes, list(result.gop_starts), processed_index)

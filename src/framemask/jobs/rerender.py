@@ -27,7 +27,7 @@ from framemask.media import FrameIndex
 from framemask.redact.boxes import boxes_from_doc
 from framemask.redact.corrections import Corrections, EffectiveBoxes
 from framemask.redact.patch import changed_seqs, patch_render
-from framemask.store.layout import local_copy, store_file, video_prefix
+from framemask.store.layout import load_index, local_copy, store_file, video_prefix
 from framemask.store.models import Job, ProcessedFrame, Revision, Video, utcnow
 
 if TYPE_CHECKING:
@@ -104,10 +104,10 @@ def _detected_doc(session: Session, video: Video) -> dict[str, Any]:
 
 
 def _index(services: Services, video: Video) -> FrameIndex:
-    if not video.index_key:
+    index = load_index(services.store, services.settings.bucket_processed, video.index_key)
+    if index is None:
         raise NotFoundError(f"video {video.id} has no frame index yet")
-    with services.store.open_read(services.settings.bucket_processed, video.index_key) as fh:
-        return FrameIndex.from_bytes(fh.read())
+    return index
 
 
 def effective_boxes(services: Services, video: Video, revision: Revision | None) -> EffectiveBoxes:

@@ -23,7 +23,7 @@ from framemask.jobs.context import Services
 from framemask.jobs.events_step import events_prefix, replace_events, store_events
 from framemask.jobs.pipeline import ProcessOutcome, Report, process_video
 from framemask.jobs.rerender import RENDER_KIND, rerender_task
-from framemask.store.layout import index_key, local_copy, processed_key
+from framemask.store.layout import index_key, load_index, local_copy, processed_key
 from framemask.store.models import ProcessedFrame, Video, utcnow
 from framemask.store.objects import ObjectStore, delete_prefix
 
@@ -88,8 +88,9 @@ def process_video_task(run: TaskRun) -> Finalize | None:
         video = session.get(Video, run.video_id)
         if video is None:  # deleted while queued: nothing to do
             return None
-        bucket, key = video.raw_bucket, video.raw_key
+        bucket, key, stored_key = video.raw_bucket, video.raw_key, video.index_key
     _set_video(services, run.video_id, status="processing", error=None)
+    stored = load_index(services.store, settings.bucket_processed, stored_key)  # built at upload
     cache = settings.cache_dir / "videos" / run.video_id / Path(key).name
     src = _fetch(services.store, bucket, key, cache)
     outcome = process_video(
@@ -100,18 +101,31 @@ def process_video_task(run: TaskRun) -> Finalize | None:
         stride=settings.redact_stride,
         audio=settings.keep_audio,
         report=run.report,
+        index=stored,
     )
-    _put_bytes(services.store, settings.bucket_processed, index_key(run.video_id), outcome.index.to_bytes())
+    original_key = stored_key if stored is not None and stored_key else index_key(run.video_id)
+    if stored is None:  # e.g. ingested by an S3 hook: this is the original's one indexing
+        _put_bytes(services.store, settings.bucket_processed, original_key, outcome.index.to_bytes())
+    processed_index_key = index_key(run.video_id, "processed")
+    _put_bytes(services.store, settings.bucket_processed, processed_index_key, outcome.processed_index.to_bytes())
     _put(services.store, settings.bucket_processed, processed_key(run.video_id), outcome.processed)
     thumbs = settings.bucket_thumbnails
-    events = store_events(services.store, thumbs, run.video_id, outcome.processed, outcome.boxes, report=run.report)
+    events = store_events(
+        services.store,
+        thumbs,
+        run.video_id,
+        outcome.processed,
+        outcome.boxes,
+        report=run.report,
+        index=outcome.processed_index,
+    )
     run.report(99.0, "store")
     if not _video_exists(services, run.video_id):  # deleted while we worked: leave nothing behind
-        for name in (index_key(run.video_id), processed_key(run.video_id)):
+        for name in (original_key, processed_index_key, processed_key(run.video_id)):
             services.store.delete(settings.bucket_processed, name)
         delete_prefix(services.store, thumbs, events_prefix(run.video_id))
         return None
-    return _finalize_processing(run.video_id, outcome, events)
+    return _finalize_processing(run.video_id, outcome, events, original_key)
 
 
 def _video_exists(services: Services, video_id: str) -> bool:
@@ -127,7 +141,9 @@ def _frame_rows(video_id: str, boxes_doc: dict[str, Any]) -> list[dict[str, Any]
     return rows
 
 
-def _finalize_processing(video_id: str, outcome: ProcessOutcome, events: list[dict[str, Any]]) -> Finalize:
+def _finalize_processing(
+    video_id: str, outcome: ProcessOutcome, events: list[dict[str, Any]], original_index_key: str
+) -> Finalize:
     rows = _frame_rows(video_id, outcome.boxes)
     info, index = outcome.info, outcome.index
 
@@ -143,7 +159,7 @@ def _finalize_processing(video_id: str, outcome: ProcessOutcome, events: list[di
         video.end_sequence = index.end_sequence
         video.key_frames = int(index.keys.sum())
         video.last_frame_ms = float(index.time_ms[-1])
-        video.index_key = index_key(video_id)
+        video.index_key = original_index_key
         video.processed_key = processed_key(video_id)
         video.gop_starts = outcome.gop_starts
         video.boxes_total = sum(len(v) for r in rows for v in r["boxes"].values() if isinstance(v, list))

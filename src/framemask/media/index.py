@@ -9,14 +9,12 @@ instead, so the count is what a decoder really outputs (what `ffprobe -count_fra
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import struct
 import zlib
 from dataclasses import dataclass, field
 from fractions import Fraction
-from pathlib import Path
 
 import av
 import numpy as np
@@ -121,24 +119,6 @@ class FrameIndex:
             raise NotAVideoError(f"{path}: the video has zero decodable frames")
         pts, exact = _repair_pts(pts_list)
         return cls(pts=pts, keys=np.array(keys, dtype=np.bool_), time_base=time_base, exact_pts=exact)
-
-    @classmethod
-    def for_file(cls, path: str | os.PathLike[str], cache_dir: str | os.PathLike[str] | None = None) -> FrameIndex:
-        """Build the index once and reuse it: cached under `cache_dir`, keyed by path, size and mtime."""
-        if cache_dir is None:
-            return cls.build(path)
-        cache = Path(cache_dir) / f"{_file_key(path)}.fmix"
-        if cache.exists():
-            try:
-                return cls.from_bytes(cache.read_bytes())
-            except (ValueError, KeyError, OSError):
-                log.warning("ignoring unreadable index cache %s", cache)
-        index = cls.build(path)
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_bytes(index.to_bytes())
-        tmp.replace(cache)
-        return index
 
     # --- storage --------------------------------------------------------------------------------------------
 
@@ -296,9 +276,3 @@ def _repair_pts(pts_list: list[int | None]) -> tuple[np.ndarray, bool]:
     if np.all(np.diff(arr) >= 0):
         return arr, True
     return np.sort(arr), False
-
-
-def _file_key(path: str | os.PathLike[str]) -> str:
-    p = Path(path).resolve()
-    st = p.stat()
-    return hashlib.sha256(f"{p}|{st.st_size}|{st.st_mtime_ns}|{FORMAT_VERSION}".encode()).hexdigest()[:32]

@@ -2,13 +2,34 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 from pathlib import Path, PurePosixPath
+from typing import Literal
 
+from framemask.media.index import FrameIndex
 from framemask.store.objects import ObjectStore, validate_key
 
-__all__ = ["index_key", "local_copy", "processed_key", "raw_key", "thumbnail_key", "video_prefix"]
+__all__ = [
+    "INDEX_SUFFIX",
+    "Variant",
+    "index_key",
+    "load_index",
+    "local_copy",
+    "processed_key",
+    "raw_key",
+    "save_index",
+    "sidecar_index_key",
+    "thumbnail_key",
+    "video_prefix",
+]
+
+log = logging.getLogger(__name__)
+
+Variant = Literal["original", "processed"]
+INDEX_SUFFIX = ".index"
+"""Every stored frame index blob (`FrameIndex.to_bytes`) ends in this; there is no other name for it."""
 
 _SUFFIX_RE = re.compile(r"^\.[A-Za-z0-9]{1,8}$")
 _copy_locks: dict[Path, threading.Lock] = {}
@@ -29,8 +50,40 @@ def processed_key(video_id: str) -> str:
     return f"{video_prefix(video_id)}processed.mp4"
 
 
-def index_key(video_id: str) -> str:
-    return f"{video_prefix(video_id)}index.npz"
+def index_key(video_id: str, variant: Variant = "original") -> str:
+    """The frame index blob of a video's original or processed master (in the processed bucket).
+
+    Built once per file: the original's at upload (or by the first processing when it arrived by an S3
+    hook), the processed master's right after rendering it. Readers load it with `load_index`.
+    """
+    if variant not in ("original", "processed"):
+        raise ValueError(f"unknown variant {variant!r}")
+    return f"{video_prefix(video_id)}{variant}{INDEX_SUFFIX}"
+
+
+def sidecar_index_key(key: str) -> str:
+    """The index blob stored next to an object that is not a video of the service (an RTSP recording)."""
+    return f"{key}{INDEX_SUFFIX}"
+
+
+def load_index(store: ObjectStore, bucket: str, key: str | None) -> FrameIndex | None:
+    """The one loader of stored frame indexes: the blob at `key`, or None if there is none (or it is unreadable)."""
+    if not key or not store.exists(bucket, key):
+        return None
+    with store.open_read(bucket, key) as fh:
+        blob = fh.read()
+    try:
+        return FrameIndex.from_bytes(blob)
+    except ValueError:
+        log.warning("ignoring unreadable stored frame index %s/%s", bucket, key)
+        return None
+
+
+def save_index(store: ObjectStore, bucket: str, key: str, index: FrameIndex) -> str:
+    """Store `index` at `key`; returns the key."""
+    with store.open_write(bucket, key) as fh:
+        fh.write(index.to_bytes())
+    return key
 
 
 def thumbnail_key(video_id: str, name: str) -> str:

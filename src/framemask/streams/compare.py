@@ -23,7 +23,8 @@ from PIL import Image, ImageDraw, ImageFont
 
 from framemask.errors import InputError
 from framemask.media import FrameIndex, FrameReader, round_ms
-from framemask.store.objects import parse_target
+from framemask.store.layout import load_index, sidecar_index_key
+from framemask.store.objects import ObjectStore, parse_target
 
 log = logging.getLogger(__name__)
 
@@ -76,16 +77,8 @@ def opened(target: str | os.PathLike[str]) -> Iterator[tuple[Path, FrameIndex]]:
         yield path, _stored_index(store, bucket, key) or FrameIndex.build(path)
 
 
-def _stored_index(store, bucket: str, key: str) -> FrameIndex | None:  # type: ignore[no-untyped-def]
-    if not store.exists(bucket, f"{key}.index"):
-        return None
-    with store.open_read(bucket, f"{key}.index") as fh:
-        blob = fh.read()
-    try:
-        return FrameIndex.from_bytes(blob)
-    except ValueError:
-        log.warning("ignoring unreadable stored index of %s/%s", bucket, key)
-        return None
+def _stored_index(store: ObjectStore, bucket: str, key: str) -> FrameIndex | None:
+    return load_index(store, bucket, sidecar_index_key(key))
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:

@@ -31,7 +31,7 @@ from framemask.api.deps import (
     signed_or_bearer_principal,
     signing_key,
 )
-from framemask.api.frames import ReaderPool, encode_image, load_index, open_reader, sprite, variant_file
+from framemask.api.frames import ReaderPool, encode_image, open_reader, sprite, video_index
 from framemask.api.routes.corrections import effective_frames
 from framemask.api.schemas import FrameIndexDoc
 from framemask.api.signing import signed_stream_query
@@ -101,8 +101,7 @@ def get_boxes(
 
 
 def _index(services: Services, video: Video) -> FrameIndex:
-    stored = load_index(services, video)
-    return stored if stored is not None else FrameIndex.build(variant_file(services, video, "original"))
+    return video_index(services, video, "original")
 
 
 @router.get("/{video_id}/index", response_model=FrameIndexDoc, response_model_by_alias=True)

@@ -18,7 +18,7 @@ from framemask.errors import InputError
 from framemask.jobs.context import Services
 from framemask.jobs.tasks import apply_probe
 from framemask.media import VideoInfo, probe
-from framemask.store.layout import index_key, raw_key, store_file, video_prefix
+from framemask.store.layout import index_key, raw_key, save_index, store_file, video_prefix
 from framemask.store.models import Job, Video, new_id
 from framemask.store.objects import delete_prefix
 
@@ -71,9 +71,8 @@ def _store_upload(services: Services, video: Video, upload: Upload, info: VideoI
     """The original into the raw bucket (moved, for a local store) and its frame index blob."""
     store_file(services.store, video.raw_bucket, video.raw_key, upload.path)
     if info.index is not None:
-        video.index_key = index_key(video.id)
-        with services.store.open_write(services.settings.bucket_processed, video.index_key) as fh:
-            fh.write(info.index.to_bytes())
+        bucket = services.settings.bucket_processed
+        video.index_key = save_index(services.store, bucket, index_key(video.id), info.index)
 
 
 def _forget_objects(services: Services, video: Video) -> None:
