@@ -70,12 +70,19 @@ def _style_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+PLAIN_STEP_PERCENT = 10
+"""Without a terminal, progress is one plain line per this many percent (no per-frame `\\r` updates)."""
+
+
 @contextmanager
 def _progress(enabled: bool, what: str) -> Iterator[Callable[[int, int], None] | None]:
-    """A tqdm bar on stderr driven by (done, total) callbacks, shown from the first frame on (so an input
-    error stays the only line on stderr)."""
+    """Progress on stderr driven by (done, total) callbacks, shown from the first frame on (so an input
+    error stays the only line on stderr): a tqdm bar on a terminal, else one line per 10 % (logs, pipes)."""
     if not enabled:
         yield None
+        return
+    if not _is_tty(sys.stderr):
+        yield _plain_progress(what)
         return
     bars: list[tqdm] = []
 
@@ -89,6 +96,28 @@ def _progress(enabled: bool, what: str) -> Iterator[Callable[[int, int], None] |
     finally:
         for bar in bars:
             bar.close()
+
+
+def _is_tty(stream: object) -> bool:
+    try:
+        return bool(stream.isatty())  # type: ignore[attr-defined]
+    except (AttributeError, ValueError):
+        return False
+
+
+def _plain_progress(what: str) -> Callable[[int, int], None]:
+    """`what: 30% (123/410 frames)` each time another `PLAIN_STEP_PERCENT` is complete."""
+    shown = [-1]
+
+    def update(done: int, total: int) -> None:
+        if total <= 0:
+            return
+        step = min(100, done * 100 // total) // PLAIN_STEP_PERCENT * PLAIN_STEP_PERCENT
+        if step > shown[0]:
+            shown[0] = step
+            print(f"{what}: {step}% ({done}/{total} frames)", file=sys.stderr, flush=True)
+
+    return update
 
 
 def _targets(text: str) -> tuple[str, ...]:
