@@ -6,8 +6,8 @@ there is one line per 10 % (issue 10).
 
 from __future__ import annotations
 
-import json
 import fcntl
+import json
 import os
 import pty
 import struct
@@ -32,8 +32,7 @@ def test_render_to_a_pipe_prints_one_line_per_ten_percent(make, tmp_path: Path) 
     out = tmp_path / "out.mp4"
     proc = subprocess.run(
         [*FRAMEMASK, "render", str(src), "--boxes", str(boxes), "-o", str(out)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        capture_output=True,
         text=True,
         timeout=300,
     )
