@@ -14,12 +14,22 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, Request, status
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from framemask import __version__
 from framemask.api.auth import seed_admin_token
 from framemask.api.frames import ReaderPool
+from framemask.api.hardening import (
+    PREPARE_FIX,
+    BodyLimit,
+    install_log_redaction,
+    models_checked_here,
+    models_state,
+    scrub_paths,
+    validation_error,
+)
 from framemask.api.routes import admin, corrections, events, hooks, jobs, media, videos
 from framemask.errors import FramemaskError, FrameRangeError, InputError, NotFoundError, StorageError
 from framemask.jobs.context import Services
@@ -47,10 +57,19 @@ async def _framemask_error(_request: Request, exc: Exception) -> JSONResponse:
     code = _status_of(exc)
     if code >= 500:
         log.error("request failed: %s", exc, exc_info=exc)
-    return JSONResponse({"detail": str(exc)}, status_code=code)
+    return JSONResponse({"detail": scrub_paths(str(exc))}, status_code=code)
 
 
 def _start(app: FastAPI, settings: Settings) -> None:
+    install_log_redaction()
+    if models_checked_here(settings):
+        state = models_state(settings)
+        if not state["ready"]:
+            log.warning(
+                "detection models are not ready (%s): uploads answer 503 until you run `%s`",
+                state["detail"],
+                PREPARE_FIX,
+            )
     services = Services.create(settings)
     app.state.services = services
     app.state.readers = ReaderPool()
@@ -97,12 +116,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.add_exception_handler(FramemaskError, _framemask_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_middleware(BodyLimit)
     for module in (videos, media, corrections, events, jobs, hooks, admin):
         app.include_router(module.router)
 
     @app.get("/healthz", include_in_schema=False)
-    def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    def healthz() -> dict[str, object]:
+        """Liveness (always 200) and whether uploads can be processed: `models.ready`, else the fix."""
+        models = models_state(settings)
+        degraded = models_checked_here(settings) and not models["ready"]
+        return {"status": "degraded" if degraded else "ok", "models": models}
 
     if (STATIC_DIR / "index.html").is_file():
         app.mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="editor")

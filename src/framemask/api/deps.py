@@ -11,14 +11,17 @@ from fastapi import Depends, HTTPException, Path, Query, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from framemask.api.auth import Principal, authenticate
+from framemask.api.hardening import MAX_DB_INT
 from framemask.api.signing import verify_stream
 from framemask.errors import FrameRangeError
 from framemask.jobs.context import Services
 from framemask.store.models import ApiToken, Video
 
 __all__ = [
+    "MAX_SEQ",
     "AdminUser",
     "CurrentUser",
+    "DbId",
     "EditorUser",
     "FirstSeq",
     "LastSeq",
@@ -72,8 +75,11 @@ EditorUser = Annotated[Principal, Depends(require("editor"))]
 AdminUser = Annotated[Principal, Depends(require("admin"))]
 
 VideoId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="video id (32 hex digits)")]
-FirstSeq = Annotated[int | None, Query(alias="from", ge=1)]
-LastSeq = Annotated[int | None, Query(alias="to", ge=1)]
+MAX_SEQ = 2**31 - 1
+"""Largest frame number the API accepts (far beyond any real video; keeps every query in range)."""
+FirstSeq = Annotated[int | None, Query(alias="from", ge=1, le=MAX_SEQ)]
+LastSeq = Annotated[int | None, Query(alias="to", ge=1, le=MAX_SEQ)]
+DbId = Annotated[int, Path(ge=1, le=MAX_DB_INT, description="numeric id")]
 
 
 def load_video(services: Services, video_id: str) -> Video:
@@ -136,9 +142,9 @@ def signed_request(
     request: Request,
     services: ServicesDep,
     credentials: Credentials,
-    expires: int | None = None,
+    expires: Annotated[int | None, Query(ge=0, le=MAX_DB_INT)] = None,
     signature: Annotated[str | None, Query(max_length=64)] = None,
-    tid: int | None = None,
+    tid: Annotated[int | None, Query(ge=1, le=MAX_DB_INT)] = None,
 ) -> SignedRequest:
     return SignedRequest(services, signing_key(request), credentials, expires, signature, tid)
 

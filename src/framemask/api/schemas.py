@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from framemask.api.hardening import scrub_paths
 from framemask.store.models import Job, Video
 
 __all__ = [
@@ -42,7 +43,8 @@ class JobPublic(BaseModel):
 
     @classmethod
     def of(cls, job: Job) -> JobPublic:
-        return cls.model_validate(job)
+        public = cls.model_validate(job)
+        return public.model_copy(update={"error": scrub_paths(public.error)})
 
 
 class VideoCreated(BaseModel):
@@ -84,6 +86,7 @@ class VideoPublic(BaseModel):
     def of(cls, video: Video, job: Job | None = None) -> VideoPublic:
         fields = {name: getattr(video, name) for name in cls.model_fields if hasattr(video, name)}
         fields.update(processed=video.processed_key is not None, job=JobPublic.of(job) if job else None)
+        fields["error"] = scrub_paths(fields.get("error"))
         return cls(**fields)
 
 

@@ -34,6 +34,7 @@ __all__ = [
     "load_detectors",
     "model_status",
     "prepare_models",
+    "readiness",
 ]
 
 Log = Callable[[str], None]
@@ -235,6 +236,43 @@ def model_status(model_dir: Path | None = None) -> list[ModelStatus]:
     """Every model with its source, licence, path, sha256 and whether it is ready to use."""
     model_dir = model_dir or default_model_dir()
     return [_nanodet_status(model_dir), _retinaface_status()]
+
+
+_ready_cache: dict[tuple[str, tuple[str, ...]], tuple[tuple[Any, ...], tuple[bool, str]]] = {}
+
+
+def _stat_key(model_dir: Path) -> tuple[Any, ...]:
+    out: list[Any] = []
+    for path in (model_dir / NANODET_ONNX, _manifest_path(model_dir)):
+        try:
+            st = path.stat()
+            out.append((st.st_size, st.st_mtime_ns))
+        except OSError:
+            out.append(None)
+    return tuple(out)
+
+
+def readiness(targets: Sequence[str] = ("person", "face"), model_dir: Path | None = None) -> tuple[bool, str]:
+    """Whether the models for `targets` are ready, and a one-line reason when not (for health checks and
+    guards that run often: the checksums are only recomputed when a model file changes)."""
+    model_dir = model_dir or default_model_dir()
+    key = (str(model_dir), tuple(targets))
+    stamp = _stat_key(model_dir)
+    cached = _ready_cache.get(key)
+    if cached is not None and cached[0] == stamp:
+        return cached[1]
+    problems = []
+    if "person" in targets:
+        status = _nanodet_status(model_dir)
+        if not status.ready:
+            problems.append(f"person model {status.name}: {status.detail}")
+    if "face" in targets:
+        status = _retinaface_status()
+        if not status.ready:
+            problems.append(f"face model {status.name}: {status.detail}")
+    result = (not problems, "; ".join(problems) or "ok")
+    _ready_cache[key] = (stamp, result)
+    return result
 
 
 def prepare_models(model_dir: Path | None = None, log: Log = lambda _msg: None) -> list[ModelStatus]:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
@@ -29,7 +30,9 @@ __all__ = ["PERMANENT", "Claim", "JobQueue", "backoff_seconds"]
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF_SECONDS = 300.0
-PERMANENT = (InputError, ModelError)  # retrying cannot fix bad input or missing models
+PERMANENT = (InputError, ModelError, ValidationError, OverflowError, UnicodeError)
+"""Deterministic failures: retrying cannot fix bad input, missing models, or stored data that fails its own
+validation (a corrupt corrections document, numbers out of range); the job fails at its first attempt."""
 Finalize = Callable[[Session], None]
 
 

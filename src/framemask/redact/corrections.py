@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -44,6 +44,21 @@ LINK_GAP = 5
 """Detected boxes link into one track across up to this many frames without a match."""
 MATCH_PX = 1.0
 """An excluded box matches a detected one whose every coordinate is within this many pixels."""
+MAX_COORD = 65536.0
+"""Coordinates and sizes are displayed-frame pixels: bounded (frames are at most 16384 wide), so that
+`x + width` and interpolation stay finite."""
+MAX_SEQ = 2**31 - 1
+MAX_TRACK_ID = 2**53
+MAX_RECTS_PER_FRAME = 256
+"""Drawn rectangles on one frame, and excluded boxes on one frame (each)."""
+MAX_REGIONS = 20_000
+"""Drawn rectangles + excluded boxes + manual key boxes in one corrections document."""
+MAX_TRACKS = 1000
+MAX_EXCLUDED_TRACKS = 10_000
+
+Coord = Annotated[float, Field(ge=-MAX_COORD, le=MAX_COORD, allow_inf_nan=False)]
+Size = Annotated[float, Field(gt=0, le=2 * MAX_COORD, allow_inf_nan=False)]
+Seq = Annotated[int, Field(ge=1, le=MAX_SEQ)]
 
 
 class Rect(BaseModel):
@@ -51,10 +66,10 @@ class Rect(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    x: float = Field(allow_inf_nan=False)
-    y: float = Field(allow_inf_nan=False)
-    width: float = Field(gt=0, allow_inf_nan=False)
-    height: float = Field(gt=0, allow_inf_nan=False)
+    x: Coord
+    y: Coord
+    width: Size
+    height: Size
 
     def xyxy(self) -> tuple[float, float, float, float]:
         return self.x, self.y, self.x + self.width, self.y + self.height
@@ -63,7 +78,7 @@ class Rect(BaseModel):
 class KeyBox(Rect):
     """A manual track's box on one key frame."""
 
-    seq: int = Field(ge=1)
+    seq: Seq
 
 
 class BoxRef(BaseModel):
@@ -71,11 +86,11 @@ class BoxRef(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    x1: float = Field(allow_inf_nan=False)
-    x2: float = Field(allow_inf_nan=False)
-    y1: float = Field(allow_inf_nan=False)
-    y2: float = Field(allow_inf_nan=False)
-    label: str | None = None
+    x1: Coord
+    x2: Coord
+    y1: Coord
+    y2: Coord
+    label: str | None = Field(None, max_length=32)
 
 
 class ManualTrack(BaseModel):
@@ -85,7 +100,7 @@ class ManualTrack(BaseModel):
 
     id: str = Field(min_length=1, max_length=64)
     label: str = Field(MANUAL, pattern=r"^[a-z][a-z0-9_]{0,31}$")
-    keyframes: list[KeyBox] = Field(min_length=1)
+    keyframes: list[KeyBox] = Field(min_length=1, max_length=MAX_REGIONS)
 
     @field_validator("keyframes")
     @classmethod
@@ -101,10 +116,16 @@ class Corrections(BaseModel):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    drawn: dict[int, list[Rect]] = Field(default_factory=dict, alias="drawnRectangles")
-    excluded: dict[int, list[BoxRef]] = Field(default_factory=dict)
-    excluded_tracks: list[int] = Field(default_factory=list, alias="excludedTracks")
-    tracks: list[ManualTrack] = Field(default_factory=list)
+    drawn: dict[Seq, Annotated[list[Rect], Field(max_length=MAX_RECTS_PER_FRAME)]] = Field(
+        default_factory=dict, alias="drawnRectangles", max_length=MAX_REGIONS
+    )
+    excluded: dict[Seq, Annotated[list[BoxRef], Field(max_length=MAX_RECTS_PER_FRAME)]] = Field(
+        default_factory=dict, max_length=MAX_REGIONS
+    )
+    excluded_tracks: list[Annotated[int, Field(ge=0, le=MAX_TRACK_ID)]] = Field(
+        default_factory=list, alias="excludedTracks", max_length=MAX_EXCLUDED_TRACKS
+    )
+    tracks: list[ManualTrack] = Field(default_factory=list, max_length=MAX_TRACKS)
     note: str | None = Field(None, max_length=2000)
 
     @model_validator(mode="after")
@@ -112,6 +133,12 @@ class Corrections(BaseModel):
         ids = [t.id for t in self.tracks]
         if len(set(ids)) != len(ids):
             raise ValueError("manual track ids must be unique")
+        regions = sum(map(len, self.drawn.values())) + sum(map(len, self.excluded.values()))
+        regions += sum(len(t.keyframes) for t in self.tracks)
+        if regions > MAX_REGIONS:
+            raise ValueError(
+                f"{regions} regions (drawn rectangles, excluded boxes and key boxes) exceed the limit of {MAX_REGIONS}"
+            )
         return self
 
     def seqs(self) -> Iterator[int]:

@@ -8,7 +8,7 @@ from fastapi import APIRouter, HTTPException, Query, Request, status
 from sqlalchemy import select
 
 from framemask.api.auth import audit, create_token
-from framemask.api.deps import AdminUser, CurrentUser, ServicesDep, client_of
+from framemask.api.deps import AdminUser, CurrentUser, DbId, ServicesDep, client_of
 from framemask.api.schemas import AuditEntry, TokenCreate, TokenCreated, TokenPublic
 from framemask.store.models import ApiToken, AuditLog
 
@@ -37,7 +37,7 @@ def list_tokens(services: ServicesDep, _user: AdminUser) -> list[TokenPublic]:
 
 
 @router.delete("/tokens/{token_id}", status_code=status.HTTP_204_NO_CONTENT)
-def revoke_token(token_id: int, services: ServicesDep, user: AdminUser, request: Request) -> None:
+def revoke_token(token_id: DbId, services: ServicesDep, user: AdminUser, request: Request) -> None:
     with services.db.begin() as session:
         token = session.get(ApiToken, token_id)
         if token is None:

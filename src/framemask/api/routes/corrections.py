@@ -16,8 +16,8 @@ from typing import Annotated, Any
 
 import anyio
 from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
-from fastapi.responses import FileResponse, RedirectResponse
-from pydantic import BaseModel, Field
+from fastapi.responses import RedirectResponse
+from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import func, select
 
 from framemask.api.auth import Principal, audit_row
@@ -37,11 +37,13 @@ from framemask.api.deps import (
     signed_or_bearer_principal,
     signing_key,
 )
+from framemask.api.hardening import StrictRangeFileResponse
 from framemask.api.signing import signed_stream_query
 from framemask.errors import NotFoundError
 from framemask.jobs.context import Services
-from framemask.jobs.rerender import RENDER_KIND, active_render, effective_boxes, last_render, latest_revision
-from framemask.redact.corrections import Corrections
+from framemask.jobs.rerender import RENDER_KIND, active_render, last_render, latest_revision
+from framemask.jobs.rerender import effective_boxes as _effective_boxes
+from framemask.redact.corrections import Corrections, EffectiveBoxes
 from framemask.store.models import Revision, Video
 
 __all__ = ["effective_frames", "router"]
@@ -79,6 +81,19 @@ class RenderQueued(BaseModel):
     revision: int | None
 
 
+def effective_boxes(services: Services, video: Video, revision: Revision | None) -> EffectiveBoxes:
+    """The effective boxes of `revision`; a stored revision that fails today's validation (saved before the
+    limits existed) answers 409 naming it instead of failing every read with 500."""
+    try:
+        return _effective_boxes(services, video, revision)
+    except ValidationError:
+        number = revision.number if revision else None
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            f"stored corrections revision {number} of video {video.id} is invalid; save a new revision",
+        ) from None
+
+
 def _public(row: Revision | None) -> RevisionPublic | None:
     if row is None:
         return None
@@ -93,10 +108,17 @@ def get_corrections(video: VideoDep, services: ServicesDep, _user: EditorUser) -
         rendered = last_render(session, video)
     return CorrectionsPublic(
         revision=_public(row),
-        corrections=Corrections.model_validate(row.edits if row else {}).to_doc(),
+        corrections=_stored(row).to_doc(),
         rendered_revision=(rendered.get("revision") or 0) if rendered else None,
         final=video.final_key is not None,
     )
+
+
+def _stored(row: Revision | None) -> Corrections:
+    try:
+        return Corrections.model_validate(row.edits if row else {})
+    except ValidationError:
+        return Corrections()  # an invalid stored revision reads as empty; the next save replaces it
 
 
 def _save(services: Services, video: Video, body: Corrections, user: Principal, client: str | None) -> Revision:
@@ -121,7 +143,10 @@ def put_corrections(
     body.check_range(int(video.end_sequence or 0))
     with services.db.session() as session:
         previous = latest_revision(session, video.id)
-    before = effective_boxes(services, video, previous)
+    try:
+        before = effective_boxes(services, video, previous)
+    except HTTPException:  # the previous revision is invalid: compare with the detection alone
+        before = effective_boxes(services, video, None)
     row = _save(services, video, body, user, client_of(request))
     after = effective_boxes(services, video, row)
     changed = sum(before.seed_entry(s) != after.seed_entry(s) for s in range(1, after.end_sequence + 1))
@@ -227,7 +252,7 @@ async def get_final(
     if not path.is_file():
         raise NotFoundError(f"the final video of {video_id} is missing from storage")
     disposition = "attachment" if download else "inline"
-    return FileResponse(path, media_type="video/mp4", filename=name, content_disposition_type=disposition)
+    return StrictRangeFileResponse(path, media_type="video/mp4", filename=name, content_disposition_type=disposition)
 
 
 @router.get("/{video_id}/final/url")

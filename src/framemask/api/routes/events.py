@@ -18,6 +18,7 @@ from sqlalchemy import select
 from framemask.api.auth import Principal
 from framemask.api.deps import (
     CurrentUser,
+    DbId,
     ServicesDep,
     SignedRequestDep,
     VideoDep,
@@ -116,7 +117,7 @@ def list_events(
     )
 
 
-def thumbnail_principal(video_id: VideoId, event_id: int, signed: SignedRequestDep) -> Principal:
+def thumbnail_principal(video_id: VideoId, event_id: DbId, signed: SignedRequestDep) -> Principal:
     """A bearer token, or a valid signature (issued by the events listing) for this exact thumbnail."""
     return signed_or_bearer_principal(signed, video_id, _resource(event_id), "thumbnail")
 
@@ -129,7 +130,7 @@ def thumbnail_principal(video_id: VideoId, event_id: int, signed: SignedRequestD
 )
 def event_thumbnail(
     video_id: VideoId,
-    event_id: int,
+    event_id: DbId,
     services: ServicesDep,
     _user: Annotated[Principal, Depends(thumbnail_principal)],
 ) -> Response:

@@ -10,15 +10,18 @@ from urllib.parse import unquote_plus
 
 from fastapi import APIRouter, Body, Depends, HTTPException, status
 from fastapi.security import HTTPAuthorizationCredentials
+from pydantic import BaseModel, ConfigDict, Field, StrictStr
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from framemask.api.auth import Principal, audit
 from framemask.api.deps import ServicesDep, _bearer, current_principal
+from framemask.api.hardening import require_models
 from framemask.api.routes.videos import create_video_row
 from framemask.errors import InputError, NotFoundError
 from framemask.jobs.context import Services
 from framemask.store.models import Video, new_id
+from framemask.store.objects import validate_key
 
 __all__ = ["router"]
 
@@ -41,18 +44,45 @@ def hook_principal(
     return principal
 
 
-def _records(event: dict[str, Any]) -> list[tuple[str, str, str]]:
-    """(event name, bucket, decoded key) of every record; 422 if the body is not an S3 event."""
-    records = event.get("Records")
-    if not isinstance(records, list) or not records:
-        raise InputError("not an S3 event notification: no Records[]")
+MAX_RECORDS = 1000
+
+
+class _Lenient(BaseModel):
+    model_config = ConfigDict(extra="allow")  # S3 and MinIO send many more fields; only these are read
+
+
+class S3Bucket(_Lenient):
+    name: StrictStr = Field(min_length=1, max_length=255)
+
+
+class S3Object(_Lenient):
+    key: StrictStr = Field(min_length=1, max_length=3072, description="URL-encoded object key")
+
+
+class S3Entity(_Lenient):
+    bucket: S3Bucket
+    object: S3Object
+
+
+class S3Record(_Lenient):
+    eventName: StrictStr = Field("", max_length=256)
+    s3: S3Entity
+
+
+class S3Event(_Lenient):
+    """An S3 / MinIO bucket event notification (`Records[]`), type-checked."""
+
+    Records: list[S3Record] = Field(min_length=1, max_length=MAX_RECORDS)
+
+
+def _records(event: S3Event) -> list[tuple[str, str, str]]:
+    """(event name, bucket, decoded key) of every record; 422 for a key that is not a valid object name."""
     out = []
-    for record in records:
-        try:
-            s3 = record["s3"]
-            out.append((str(record.get("eventName", "")), str(s3["bucket"]["name"]), unquote_plus(s3["object"]["key"])))
-        except (KeyError, TypeError) as exc:
-            raise InputError(f"malformed S3 event record: missing {exc}") from None
+    for record in event.Records:
+        key = unquote_plus(record.s3.object.key)
+        if len(key) > 1024 or not key.isprintable():
+            raise InputError(f"invalid object key in the S3 event: {key[:64]!r}")
+        out.append((record.eventName, record.s3.bucket.name, key))
     return out
 
 
@@ -84,15 +114,19 @@ def _ingest(services: Services, bucket: str, key: str, by: Principal) -> dict[st
 def s3_event(
     services: ServicesDep,
     principal: Annotated[Principal, Depends(hook_principal)],
-    event: Annotated[dict[str, Any], Body(description="S3 / MinIO bucket event notification")],
+    event: Annotated[S3Event, Body(description="S3 / MinIO bucket event notification")],
 ) -> dict[str, Any]:
     """Queue processing for objects created in the raw bucket; other events and buckets are ignored."""
-    accepted, ignored = [], []
+    accepted, ignored, wanted = [], [], []
     for name, bucket, key in _records(event):
         created = "ObjectCreated" in name or name == ""
         if not created or bucket != services.settings.bucket_raw or key.startswith(OWN_PREFIX):
             ignored.append({"key": key, "bucket": bucket, "event": name})
-            continue
+        else:
+            wanted.append((name, bucket, validate_key(key)))  # every record checked before any is queued
+    if wanted:
+        require_models(services.settings)
+    for name, bucket, key in wanted:
         try:
             accepted.append(_ingest(services, bucket, key, principal))
         except NotFoundError:

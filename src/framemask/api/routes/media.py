@@ -11,11 +11,12 @@ from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
-from fastapi.responses import FileResponse, RedirectResponse
+from fastapi.responses import RedirectResponse
 from sqlalchemy import select
 
 from framemask.api.auth import Principal, audit
 from framemask.api.deps import (
+    MAX_SEQ,
     CurrentUser,
     FirstSeq,
     LastSeq,
@@ -32,14 +33,15 @@ from framemask.api.deps import (
     signing_key,
 )
 from framemask.api.frames import ReaderPool, encode_image, open_reader, sprite, video_index
+from framemask.api.hardening import NO_STORE, StrictRangeFileResponse
 from framemask.api.routes.corrections import effective_frames
 from framemask.api.schemas import FrameIndexDoc
 from framemask.api.signing import signed_stream_query
+from framemask.api.sprites import MAX_SPRITE_PIXELS, SpriteCache, sprite_key
 from framemask.errors import FrameRangeError, NotFoundError
 from framemask.jobs.context import Services
 from framemask.jobs.rerender import latest_revision
 from framemask.media import FrameIndex
-from framemask.store.layout import thumbnail_key
 from framemask.store.models import ProcessedFrame, Video
 
 __all__ = ["router"]
@@ -54,6 +56,18 @@ SPRITE_COLUMNS = 10
 
 def _readers(request: Request) -> ReaderPool:
     return request.app.state.readers  # type: ignore[no-any-return]
+
+
+def _sprites(request: Request, services: Services) -> SpriteCache:
+    cache = getattr(request.app.state, "sprites", None)
+    if cache is None:
+        cache = request.app.state.sprites = SpriteCache(services.store, services.settings.bucket_thumbnails)
+    return cache  # type: ignore[no-any-return]
+
+
+def cache_control(variant: str, seconds: int = 3600) -> str:
+    """Originals (unmasked pixels) must never stay in a browser or proxy cache."""
+    return NO_STORE if variant == "original" else f"private, max-age={seconds}"
 
 
 def _guard_variant(
@@ -134,8 +148,10 @@ def get_frame(
     video: VideoDep,
     services: ServicesDep,
     user: CurrentUser,
-    seq: Annotated[int | None, Query(ge=1, description="frame number, 1..endSequence")] = None,
-    ms: Annotated[float | None, Query(ge=0, description="the frame on screen at this time (ms)")] = None,
+    seq: Annotated[int | None, Query(ge=1, le=MAX_SEQ, description="frame number, 1..endSequence")] = None,
+    ms: Annotated[
+        float | None, Query(ge=0, le=1e12, allow_inf_nan=False, description="the frame on screen at this time (ms)")
+    ] = None,
     variant: Variant = "processed",
     format: ImageFormat = "jpeg",
     width: Annotated[int | None, Query(ge=16, le=7680)] = None,
@@ -153,7 +169,7 @@ def get_frame(
     headers = {
         "X-Frame-Seq": str(target),
         "X-Frame-Time-Ms": f"{time_ms:.3f}",
-        "Cache-Control": "private, max-age=3600",
+        "Cache-Control": cache_control(variant),
     }
     return Response(body, media_type=media_type, headers=headers)
 
@@ -168,7 +184,7 @@ def get_thumbnails(
     video: VideoDep,
     services: ServicesDep,
     user: CurrentUser,
-    every: Annotated[int | None, Query(ge=1, description="one thumbnail every N frames")] = None,
+    every: Annotated[int | None, Query(ge=1, le=MAX_SEQ, description="one thumbnail every N frames")] = None,
     width: Annotated[int, Query(ge=16, le=640)] = 160,
     variant: Variant = "processed",
 ) -> Response:
@@ -185,20 +201,25 @@ def get_thumbnails(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
             f"{len(seqs)} thumbnails is too many: raise `every` to keep at most {MAX_THUMBNAILS}",
         )
+    tile_area = width * max(1, round(width * int(video.height or width) / max(int(video.width or width), 1)))
+    if len(seqs) * tile_area > MAX_SPRITE_PIXELS:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            f"a sprite of {len(seqs)} tiles {width} pixels wide exceeds the limit of {MAX_SPRITE_PIXELS} pixels: "
+            "raise `every` or lower `width`",
+        )
     _guard_variant(services, video, variant, user, request, "thumbnails", {"every": every, "width": width})
-    key = thumbnail_key(video.id, f"sprite-{variant}-{every}-{width}.jpg")
-    bucket = services.settings.bucket_thumbnails
-    try:
-        with services.store.open_read(bucket, key) as fh:
-            body = fh.read()
+    cache = _sprites(request, services)
+    key = sprite_key(video.id, variant, every, width)
+    body = cache.get(key)
+    if body is not None:
         tile_h = int(_tile_height(body, len(seqs)))
-    except NotFoundError:
+    else:
         with _readers(request).reader((video.id, variant), lambda: open_reader(services, video, variant)) as reader:
             tiles = [image for _, image in reader.thumbnails(seqs, width)]
         body, _ = encode_image(sprite(tiles, SPRITE_COLUMNS), "jpeg", 75)
         tile_h = tiles[0].shape[0]
-        with services.store.open_write(bucket, key) as fh:
-            fh.write(body)
+        cache.put(video.id, key, body)
     headers = {
         "X-Thumbnail-Count": str(len(seqs)),
         "X-Thumbnail-Every": str(every),
@@ -206,7 +227,7 @@ def get_thumbnails(
         "X-Thumbnail-Width": str(width),
         "X-Thumbnail-Height": str(tile_h),
         "X-Thumbnail-Seqs": ",".join(map(str, seqs)),
-        "Cache-Control": "private, max-age=3600",
+        "Cache-Control": cache_control(variant),
     }
     return Response(body, media_type="image/jpeg", headers=headers)
 
@@ -249,23 +270,17 @@ def stream(
     _guard_variant(services, video, variant, user, request, "stream", {"range": request.headers.get("range")})
     bucket, key = _object_of(services, video, variant)
     path = services.store.local_path(bucket, key)
+    headers = {"Cache-Control": cache_control(variant)}
     if path is None:
         url = services.store.presign_get(bucket, key, services.settings.signed_url_seconds)
-        return RedirectResponse(str(url), status_code=status.HTTP_307_TEMPORARY_REDIRECT)
+        return RedirectResponse(str(url), status_code=status.HTTP_307_TEMPORARY_REDIRECT, headers=headers)
     if not path.is_file():
         raise NotFoundError(f"stored file of video {video.id} ({variant}) is missing")
     prefix = services.settings.accel_redirect_prefix
     if prefix:  # nginx sends the bytes (sendfile, Range); we only decided who may have them
-        return Response(headers={"X-Accel-Redirect": f"{prefix}{quote(bucket)}/{quote(key)}"})
+        return Response(headers={"X-Accel-Redirect": f"{prefix}{quote(bucket)}/{quote(key)}", **headers})
     media_type = "video/mp4" if variant == "processed" else (mimetypes.guess_type(key)[0] or "application/octet-stream")
-    return _LargeChunkFileResponse(path, media_type=media_type, headers={"Cache-Control": "private, max-age=3600"})
-
-
-class _LargeChunkFileResponse(FileResponse):
-    """Starlette reads files in 64 KiB chunks, one worker-thread hop each; 1 MiB chunks cut the hops
-    (and the latency of a typical player range request) by 16 for the same memory bound."""
-
-    chunk_size = 1024 * 1024
+    return StrictRangeFileResponse(path, media_type=media_type, headers=headers)
 
 
 def _object_of(services: Services, video: Video, variant: str) -> tuple[str, str]:

@@ -12,9 +12,10 @@ from sqlalchemy import delete, func, select
 
 from framemask.api.auth import audit
 from framemask.api.deps import CurrentUser, EditorUser, ServicesDep, VideoDep, client_of
+from framemask.api.hardening import MAX_DB_INT, require_models
 from framemask.api.schemas import VideoCreated, VideoList, VideoPublic
 from framemask.api.uploads import Upload, receive_upload
-from framemask.errors import InputError
+from framemask.errors import InputError, NotAVideoError
 from framemask.jobs.context import Services
 from framemask.jobs.tasks import apply_probe
 from framemask.media import VideoInfo, probe
@@ -62,9 +63,32 @@ def create_video_row(services: Services, video: Video, info: VideoInfo | None) -
     return job_id
 
 
+IMAGE_CONTAINERS = frozenset({"image2", "gif", "apng", "webp", "ico", "jpegxl_anim"})
+"""FFmpeg demuxers of still (or animated) images; every `*_pipe` demuxer (png_pipe, jpeg_pipe, …) too."""
+IMAGE_CODECS = frozenset(
+    {"png", "apng", "mjpeg", "jpeg2000", "jpegls", "jpegxl", "bmp", "gif", "webp", "tiff", "qoi", "pam", "pbm",
+     "pgm", "ppm", "pcx", "sgi", "targa", "xbm", "xpm", "xwd", "dds", "exr", "hdr", "psd", "sunrast", "pictor"}
+)  # fmt: skip
+"""Image codecs: refused in a one-frame file (a photo renamed .mp4); MJPEG/PNG video in AVI/MOV is fine."""
+
+
+def refuse_images(info: VideoInfo, filename: str) -> None:
+    """NotAVideoError for a still or animated image, whatever its file name says."""
+    container = info.container.split(",")[0]
+    if (
+        container in IMAGE_CONTAINERS
+        or container.endswith("_pipe")
+        or (info.end_sequence <= 1 and info.codec in IMAGE_CODECS)
+    ):
+        raise NotAVideoError(f"{filename} is an image ({info.codec} in {container}), not a video; upload a video file")
+
+
 def _validated(upload: Upload) -> VideoInfo:
-    """Probe the spooled upload (decodes a frame and indexes every packet); NotAVideoError if not a video."""
-    return probe(upload.path)
+    """Probe the spooled upload (decodes a frame and indexes every packet); NotAVideoError if not a video
+    (images included)."""
+    info = probe(upload.path)
+    refuse_images(info, upload.filename)
+    return info
 
 
 def _store_upload(services: Services, video: Video, upload: Upload, info: VideoInfo) -> None:
@@ -86,11 +110,16 @@ def _forget_objects(services: Services, video: Video) -> None:
     status_code=status.HTTP_201_CREATED,
     response_model=VideoCreated,
     openapi_extra=_UPLOAD_BODY,
-    responses={413: {"description": "over FRAMEMASK_MAX_UPLOAD_MB"}, 422: {"description": "not a playable video"}},
+    responses={
+        413: {"description": "over FRAMEMASK_MAX_UPLOAD_MB"},
+        422: {"description": "not a playable video (images included)"},
+        503: {"description": "detection models not ready: run `framemask models --prepare`"},
+    },
 )
 async def upload_video(request: Request, response: Response, services: ServicesDep, user: EditorUser) -> VideoCreated:
     """Upload a video (multipart field `file`). It is validated, stored in the raw bucket and queued."""
     settings = services.settings
+    await anyio.to_thread.run_sync(require_models, settings)
     upload = await receive_upload(request, settings.data_dir / "uploads", settings.max_upload_bytes)
     try:
         try:
@@ -126,7 +155,7 @@ def list_videos(
     services: ServicesDep,
     _user: CurrentUser,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_DB_INT)] = 0,
     status_filter: Annotated[str | None, Query(alias="status", pattern="^[a-z]+$")] = None,
 ) -> VideoList:
     """Videos, newest first."""
@@ -154,6 +183,9 @@ def delete_video(video: VideoDep, services: ServicesDep, user: EditorUser, reque
     pool = getattr(request.app.state, "readers", None)
     if pool is not None:
         pool.drop_video(video.id)
+    sprites = getattr(request.app.state, "sprites", None)
+    if sprites is not None:
+        sprites.forget(video.id)
     _forget_objects(services, video)
     shutil.rmtree(settings.cache_dir / "videos" / video.id, ignore_errors=True)
     audit(
