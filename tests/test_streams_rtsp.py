@@ -16,10 +16,12 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 from _servers import free_port
-from _videos import VideoSpec, make_video
+from _videos import VideoSpec, make_video, vfr_times
+from conftest import SHARED_MEDIA
 from PIL import Image
 
 from framemask.errors import InputError, NotAVideoError
@@ -29,6 +31,7 @@ from framemask.streams.recorder import Recorder, Recording
 from framemask.streams.server import RtspFileServer, plan_mount
 
 CLI = [sys.executable, "-m", "framemask"]
+NASA_VFR = SHARED_MEDIA / "torchcodec_nasa_13013_vfr.mp4"
 EXACT = ["vfr", "bframes", "mkv", "hevc", "vp9", "vfr_again"]
 
 
@@ -358,3 +361,62 @@ def test_sigint_finishes_the_recording(make, tmp_path) -> None:
     data = json.loads(stdout)
     assert data["status"] == "stopped" and data["frames"] > 0
     assert FrameIndex.build(out).end_sequence == data["frames"]
+
+
+def _hold_last_frame(src: Path, dst: Path) -> Path:
+    """Remux `src` so its last frame lasts as long as the interval before it (as VFR encoders write it)."""
+    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
+        stream = inp.streams.video[0]
+        copy = out.add_stream_from_template(stream)
+        packets = [p for p in inp.demux(stream) if p.size]
+        pts = sorted(p.pts for p in packets)
+        for packet in packets:
+            if packet.pts == pts[-1]:
+                packet.duration = pts[-1] - pts[-2]
+            packet.stream = copy
+            out.mux(packet)
+    return dst
+
+
+def test_vfr_file_whose_last_frame_ends_before_the_announced_end_is_a_normal_end(tmp_path) -> None:
+    """Issue 10: a VFR file ending in a slow stretch (its last frame lasts 0.5 s) used to end as a drop after
+    5 reconnects (exit 1). The stream ends at the last frame's start, within that frame's duration of the
+    announced range: a normal end, exit 0 at once, every frame kept."""
+    src = make_video(tmp_path / "slow_end_src.mp4", VideoSpec(times=vfr_times(((30, 30), (4, 2))), gop=30))
+    clip = _hold_last_frame(src, tmp_path / "slow_end.mp4")
+    with av.open(str(clip)) as probe_:
+        announced = probe_.duration / 1_000_000
+    last = FrameIndex.build(clip).time_ms[-1] / 1000
+    assert announced - last == pytest.approx(0.5, abs=0.01)  # more than the old 0.25 s slack
+    out, port = tmp_path / "slow_end_rec.mp4", free_port()
+    srv = serve_process([clip], port)
+    try:
+        started = time.monotonic()
+        done = run_cli("rtsp", "record", f"rtsp://127.0.0.1:{port}/slow_end", "-o", out, timeout=60)
+        elapsed = time.monotonic() - started
+    finally:
+        srv.kill()
+        srv.wait()
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    assert data["status"] == "ended" and data["reconnects"] == 0 and data["error"] is None
+    assert data["frames"] == 34 and "reconnecting" not in done.stderr
+    assert elapsed < last + 4.0  # no reconnection rounds: it ends when the stream does
+    assert_exact(clip, out)
+
+
+@pytest.mark.skipif(not NASA_VFR.exists(), reason="torchcodec_nasa_13013_vfr.mp4 not in shared media")
+def test_nasa_vfr_recording_ends_normally(tmp_path) -> None:
+    """The shared VFR clip (its container ends 33 ms before the last frame's start) records whole, exit 0."""
+    clip = NASA_VFR
+    out, port = tmp_path / "nasa.mp4", free_port()
+    srv = serve_process([clip], port)
+    try:
+        done = run_cli("rtsp", "record", f"rtsp://127.0.0.1:{port}/{clip.stem}", "-o", out, timeout=60)
+    finally:
+        srv.kill()
+        srv.wait()
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    assert data["status"] == "ended" and data["reconnects"] == 0 and data["frames"] == 50
+    assert_exact(clip, out)

@@ -421,7 +421,13 @@ class Recorder:
         return any(self._accept(item) for item in self._timeline.flush())
 
     def _ended_normally(self, conn: _Connection) -> bool:
-        """A file-backed stream that delivered frames up to its announced end; a live stream never ends."""
+        """A file-backed stream that delivered frames up to its announced end; a live stream never ends.
+
+        RTP does not carry the last frame's duration, so the stream's end (the last frame's start) may lie
+        up to that duration before the announced end: within about a frame of it (and within the longest
+        recent frame interval, for VFR files whose last frames are slow) is a normal end. A server that
+        dies mid-stream looks the same to FFmpeg (a clean end of stream), so anything earlier is a drop.
+        """
         assert self._timeline is not None
         if conn.duration_s is None or self._timeline.max_pts is None:
             return False
@@ -430,7 +436,8 @@ class Recorder:
         slack = max(0.25, 3 * self._timeline.frame_ticks() * tb)
         if last > conn.duration_s + slack:
             return False  # past the announced end: the server loops, so this end is a drop
-        return last + slack >= conn.duration_s
+        last_frame = self._timeline.longest_recent_step() * tb + self._timeline.frame_ticks() * tb
+        return last + max(slack, last_frame) >= conn.duration_s
 
     def _accept(self, item: Stamped) -> bool:
         """Write the held packet and hold `item`; True when `duration` is reached (item not written)."""

@@ -94,6 +94,16 @@ class Timeline:
         diffs = diffs[diffs > 0]
         return int(np.median(diffs)) if len(diffs) else 1
 
+    def longest_recent_step(self) -> int:
+        """The longest interval between neighbouring frames among the last written ones (0 if unknown).
+
+        At the end of a file stream this bounds the last frame's duration, which RTP does not carry: a VFR
+        file's last frame may last as long as its slowest recent stretch.
+        """
+        if len(self._recent) < 2:
+            return 0
+        return int(np.diff(np.sort(np.fromiter(self._recent, dtype=np.int64))).max())
+
     # --- packets --------------------------------------------------------------------------------------------
 
     def feed(self, packet: object, pts: int | None, dts: int | None, key: bool) -> list[Stamped]:
