@@ -66,8 +66,16 @@ def _body_limit(scope: Scope) -> int | None:
     return MAX_CORRECTIONS_BODY if _CORRECTIONS_PATH.match(path) else MAX_JSON_BODY
 
 
-class _TooLarge(Exception):
-    pass
+class _TooLarge(HTTPException):
+    """Raised from `receive` while the body streams in: an HTTPException, so FastAPI's body parsing passes
+    it on (it turns any other exception into a 400) and its handler answers 413."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(status.HTTP_413_CONTENT_TOO_LARGE, _limit_message(limit))
+
+
+def _limit_message(limit: int) -> str:
+    return f"request body exceeds the limit of {limit} bytes"
 
 
 class BodyLimit:
@@ -94,7 +102,7 @@ class BodyLimit:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:
-                    raise _TooLarge
+                    raise _TooLarge(limit)
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -112,10 +120,7 @@ class BodyLimit:
 
 
 def _too_large(limit: int) -> JSONResponse:
-    return JSONResponse(
-        {"detail": f"request body exceeds the limit of {limit} bytes"},
-        status_code=status.HTTP_413_CONTENT_TOO_LARGE,
-    )
+    return JSONResponse({"detail": _limit_message(limit)}, status_code=status.HTTP_413_CONTENT_TOO_LARGE)
 
 
 # --- validation errors ---------------------------------------------------------------------------------------
