@@ -6,6 +6,7 @@ import json
 import math
 import subprocess
 import sys
+from fractions import Fraction
 
 import pytest
 from _videos import vfr_times
@@ -13,6 +14,9 @@ from _videos import vfr_times
 from framemask.events import extract_events, presence_intervals
 from framemask.media import FrameIndex
 from framemask.media.sampling import fixed_rate_samples
+
+CUT_TIMES = vfr_times(((40, 30), (30, 10)))
+CUT_DURATION_MS = (CUT_TIMES[-1] + 1 / 30) * 1000  # the last frame lasts the median frame time (1/30 s)
 
 
 @pytest.fixture(scope="module")
@@ -48,13 +52,18 @@ def test_scene_cut_at_the_real_frame(cut_video):
     scenes = [e for e in events if e.kind == "scene"]
     assert [(e.start_seq, e.end_seq) for e in scenes] == [(1, 40), (41, 70)]
     assert scenes[1].start_ms == pytest.approx(40 / 30 * 1000, abs=0.05)
-    assert scenes[1].end_ms == pytest.approx(index.duration_ms)
+    assert scenes[1].end_ms == pytest.approx(CUT_DURATION_MS, abs=0.05)
 
 
 def boxes_doc(n: int, present: set[int]) -> dict:
     box = {"x1": 1, "x2": 10, "y1": 1, "y2": 10}
-    return {"endSequence": n, "sequence": [{"seq": s, "person": [box] * (2 if s == 25 else 1) if s in present else [],
-                                            "face": []} for s in range(1, n + 1)]}
+    return {
+        "endSequence": n,
+        "sequence": [
+            {"seq": s, "person": [box] * (2 if s == 25 else 1) if s in present else [], "face": []}
+            for s in range(1, n + 1)
+        ],
+    }
 
 
 def test_presence_bridges_short_gaps_and_drops_blips():
@@ -68,27 +77,37 @@ def test_presence_events_from_boxes(cut_video):
     events = extract_events(cut_video, boxes=boxes_doc(70, set(range(5, 16))), index=index)
     presence = [e for e in events if e.kind == "presence"]
     assert len(presence) == 1 and (presence[0].start_seq, presence[0].end_seq) == (5, 15)
-    assert "1 person" in presence[0].description and presence[0].key_ms == index.time_of(presence[0].key_seq)
+    assert "1 person" in presence[0].description
+    assert presence[0].key_ms == pytest.approx(CUT_TIMES[presence[0].key_seq - 1] * 1000, abs=1e-3)
 
 
-@pytest.mark.parametrize("rate", [1, 5, 7.5, 30])
-def test_fixed_rate_sampling_has_exact_count_on_vfr(make, rate):
+@pytest.mark.parametrize(("rate", "count"), [(1, 4), (5, 20), (7.5, 30), (30, 120)])
+def test_fixed_rate_sampling_has_exact_count_on_vfr(make, rate, count):
+    """The `vfr` video: 30 frames at 30 fps, 10 at 10 fps, 60 at 30 fps = 4 s (its last frame lasts 1/30 s).
+
+    Sample k lies at k / rate; it shows the last frame that started at or before then, worked out here in
+    exact fractions from the times the video was generated with."""
     index = FrameIndex.build(make("vfr"))
     samples = fixed_rate_samples(index, rate)
-    assert len(samples) == math.floor(index.duration_ms * rate / 1000 + 1e-9)
-    for s in samples:
-        assert s.frame_time_ms <= s.time_ms + 1e-6
-        assert s.seq == index.frame_at(s.time_ms)
+    assert len(samples) == count
+    starts = [Fraction(round(t * 90000), 90000) for t in vfr_times()]
+    for k, s in enumerate(samples):
+        at = Fraction(k) / Fraction(rate)
+        seq = sum(1 for t in starts if t <= at)
+        assert (s.k, s.seq) == (k, seq), f"sample {k} at {float(at):.4f} s"
+        assert s.time_ms == pytest.approx(float(at) * 1000)
+        assert s.frame_time_ms == pytest.approx(float(starts[seq - 1]) * 1000)
 
 
 def test_events_and_sample_cli(cut_video, tmp_path):
     run = [sys.executable, "-m", "framemask"]
-    out = subprocess.run([*run, "events", str(cut_video), "--keyframes", str(tmp_path)], capture_output=True,
-                         text=True, check=True)
+    out = subprocess.run(
+        [*run, "events", str(cut_video), "--keyframes", str(tmp_path)], capture_output=True, text=True, check=True
+    )
     data = json.loads(out.stdout)
     assert data["endSequence"] == 70 and len(data["events"]) == 2
     assert all((tmp_path / p.split("/")[-1]).exists() for p in (e["keyframe"] for e in data["events"]))
     out = subprocess.run([*run, "sample", str(cut_video), "--rate", "4"], capture_output=True, text=True, check=True)
-    assert json.loads(out.stdout)["count"] == math.floor(FrameIndex.build(cut_video).duration_ms * 4 / 1000)
+    assert json.loads(out.stdout)["count"] == math.floor(CUT_DURATION_MS * 4 / 1000) == 17
     bad = subprocess.run([*run, "events", str(cut_video), "--boxes", str(cut_video)], capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1
