@@ -442,3 +442,14 @@ def test_serve_logs_missing_models_once_and_redacts_signatures(tmp_path: Path) -
     assert text.count("signature=[redacted]") >= 3, text
     lines = [ln for ln in text.splitlines() if "models are not ready" in ln]
     assert len(lines) == 1 and "framemask models --prepare" in lines[0], text
+
+
+def test_non_ascii_signature_is_401_not_500(svc) -> None:
+    """Found by the fuzzer: `hmac.compare_digest` raised TypeError on a non-ASCII signature."""
+    client, _settings, vid, _tokens = svc
+    for url in (
+        f"/api/videos/{vid}/stream?expires=9999999999&tid=1&signature=%C3%A2",
+        f"/api/videos/{vid}/final?expires=9999999999&signature=%E2%98%83",
+        f"/api/videos/{vid}/events/1/thumbnail?expires=9999999999&signature=%F0%9F%98%80",
+    ):
+        assert client.get(url).status_code == 401, url

@@ -31,4 +31,6 @@ def signed_stream_query(key: bytes, video_id: str, variant: str, seconds: int, t
 def verify_stream(key: bytes, video_id: str, variant: str, expires: int, token_id: int | None, signature: str) -> bool:
     if expires < time.time():
         return False
-    return hmac.compare_digest(sign_stream(key, video_id, variant, expires, token_id), signature)
+    expected = sign_stream(key, video_id, variant, expires, token_id).encode()
+    # bytes: compare_digest refuses non-ASCII str (a TypeError, i.e. a 500, for `signature=â`)
+    return hmac.compare_digest(expected, signature.encode("utf-8", "surrogateescape"))
