@@ -48,6 +48,33 @@ GENERATED = {
 }
 
 
+SLOW_MODULES = frozenset(
+    {
+        # end to end: a running service processing real videos with the real detectors, real servers
+        # (PostgreSQL, Redis, radosgw, RTSP, uvicorn, Chromium) or long renders. `-m "not slow"` skips them.
+        "test_api_events",
+        "test_api_fuzz",
+        "test_api_server",
+        "test_api_services",
+        "test_api_videos",
+        "test_faults",
+        "test_jobs_worker",
+        "test_patch_api",
+        "test_redact_anonymize",
+        "test_streams_rtsp",
+        "test_streams_s3",
+        "test_web_editor",
+    }
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test of SLOW_MODULES `slow` (one list, not a marker line in each file)."""
+    for item in items:
+        if item.module is not None and item.module.__name__ in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
+
+
 def shared_media() -> list[Path]:
     if not SHARED_MEDIA.is_dir():
         return []
