@@ -59,6 +59,13 @@ def pattern(i: int, width: int, height: int) -> np.ndarray:
     return img
 
 
+def frame_number(rgb: np.ndarray) -> int:
+    """The number `pattern` drew into the top-left blocks (read back from decoded pixels)."""
+    block = max(rgb.shape[1] // 10, 4)
+    bits = [rgb[2 : block - 2, b * block + 2 : (b + 1) * block - 2].mean() > 128 for b in range(8)]
+    return sum(1 << b for b, on in enumerate(bits) if on)
+
+
 def make_video(path: Path, spec: VideoSpec) -> Path:
     """Encode `spec` into `path` (container from the suffix)."""
     width, height = spec.size

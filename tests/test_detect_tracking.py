@@ -1,4 +1,6 @@
-"""Tracking: stable ids on real detections, gaps bridged without a blink, reset, and interpolation."""
+"""Tracking: stable ids on real detections, an id kept across a short gap, spawns named from their first
+detection, confirmation, reset, and interpolation. (Holding the *mask* across gaps is the mask policy's
+job: tests/test_tracks.py.)"""
 
 from __future__ import annotations
 
@@ -40,9 +42,9 @@ def _by_id(dets: Detections) -> dict[int, np.ndarray]:
 def test_ids_stay_stable_on_real_tud_frames(tud_detections: list[Detections]) -> None:
     tracker = Tracker(fps=25)
     outputs = [tracker.update(d) for d in tud_detections]
-    # every detection comes back, with an id once ByteTrack has matched it
+    # every detection comes back, nothing is invented
     for d, out in zip(tud_detections, outputs, strict=True):
-        assert len(out) >= len(d)
+        assert len(out) == len(d)
     # an id follows one person: between consecutive frames its box centre moves by a fraction of the box
     # width (measured 90th percentile: 0.34 for persons, 0.49 for faces, which walk ~8 px per frame)
     for label in ("person", "face"):
@@ -50,16 +52,18 @@ def test_ids_stay_stable_on_real_tud_frames(tud_detections: list[Detections]) ->
         for prev, cur in itertools.pairwise(outputs):
             a, b = _by_id(prev.with_label(label)), _by_id(cur.with_label(label))
             shifts += [_shift(a[i], b[i]) for i in a.keys() & b.keys()]
-        assert len(shifts) > 150, label
+        assert len(shifts) > 120, label  # enough matched pairs to judge (measured: 138 faces, more people)
         assert np.percentile(shifts, 90) < 0.6, label
-    # the walkers in frame 10 keep their ids until frame 20
-    early, late = _by_id(outputs[9].with_label("person")), _by_id(outputs[19].with_label("person"))
-    assert len(early.keys() & late.keys()) >= 3
+    # the walkers around frame 10 keep their ids until frame 20 (a single missed frame is no new id)
+    def around(i: int) -> set[int]:
+        return set().union(*(_by_id(o.with_label("person")).keys() for o in outputs[i - 1 : i + 2]))
+
+    assert len(around(9) & around(19)) >= 3
     # ids are unique across labels
     assert not (_by_id(outputs[-1].with_label("person")).keys() & _by_id(outputs[-1].with_label("face")).keys())
 
 
-def test_gap_of_two_frames_is_bridged_with_the_same_id(tud_detections: list[Detections]) -> None:
+def test_gap_of_two_frames_keeps_the_same_id(tud_detections: list[Detections]) -> None:
     tracker = Tracker(fps=25)
     outs = [tracker.update(d) for d in tud_detections[:12]]
     people = _by_id(outs[-1].with_label("person"))
@@ -67,15 +71,10 @@ def test_gap_of_two_frames_is_bridged_with_the_same_id(tud_detections: list[Dete
     box = people[target]
     for k in (12, 13):  # delete that person's detection for two frames
         d = tud_detections[k]
-        iou_keep = [
-            not (d.class_id[j] == 0 and _iou(d.xyxy[j], box) > 0.3) for j in range(len(d))
-        ]
-        held = _by_id(tracker.update(d[np.array(iou_keep)]))
-        assert target in held, f"frame {k + 1}: track {target} blinked off"
-        assert _iou(held[target], box) > 0.6
-        box = held[target]
+        keep = [not (d.class_id[j] == 0 and _iou(d.xyxy[j], box) > 0.3) for j in range(len(d))]
+        assert target not in _by_id(tracker.update(d[np.array(keep)]))
     after = _by_id(tracker.update(tud_detections[14]))
-    assert target in after and _iou(after[target], box) > 0.5  # re-associated, same id
+    assert target in after and _iou(after[target], box) > 0.3  # re-associated three frames on: same id
 
 
 def _shift(a: np.ndarray, b: np.ndarray) -> float:
@@ -89,19 +88,22 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
     return inter / (float(np.prod(a[2:] - a[:2])) + float(np.prod(b[2:] - b[:2])) - inter)
 
 
-def test_lost_track_is_extrapolated_then_dropped_after_max_gap() -> None:
-    tracker = Tracker(fps=30, max_gap=3)
-    assert Tracker(fps=30).max_gap == 10 and Tracker(fps=5).max_gap == 2
-    for x in range(0, 50, 10):  # moving right 10 px per frame
-        out = tracker.update(boxes([x, 0, x + 40, 80]))
-    (tid,) = _by_id(out)
-    xs = []
-    for _ in range(3):
-        held = _by_id(tracker.update(Detections.empty()))
-        assert list(held) == [tid]
-        xs.append(float(held[tid][0]))
-    assert xs[0] > 40 and xs[0] < xs[1] < xs[2]  # keeps moving with the person
-    assert len(tracker.update(Detections.empty())) == 0  # gap longer than max_gap: gone
+def test_a_track_is_named_from_the_detection_that_started_it() -> None:
+    tracker = Tracker(fps=30)
+    first = tracker.update(boxes([0, 0, 40, 80]))
+    assert first.tracker_id.tolist() == [-1]  # ByteTrack names a new track one update late...
+    tracker.update(boxes([5, 0, 45, 80]))
+    assert first.tracker_id.tolist() == [1]  # ...and the tracker writes the id back into its spawn
+    assert tracker.stats[1].hits == 2 and not tracker.stats[1].confirmed
+    tracker.update(boxes([10, 0, 50, 80]))
+    assert tracker.confirmed() == {1}
+
+
+def test_weak_detections_do_not_start_tracks() -> None:
+    tracker = Tracker(fps=30)
+    for x in range(0, 50, 5):
+        out = tracker.update(boxes([x, 0, x + 40, 80], conf=0.3))
+    assert out.tracker_id.tolist() == [-1] and tracker.confirmed() == set()
 
 
 def test_reset_forgets_tracks_and_restarts_ids() -> None:
@@ -109,7 +111,7 @@ def test_reset_forgets_tracks_and_restarts_ids() -> None:
     for _ in range(3):
         first = tracker.update(boxes([[0, 0, 10, 20], [50, 50, 60, 70]], "face"))
     tracker.reset()
-    assert len(tracker.update(Detections.empty())) == 0
+    assert len(tracker.update(Detections.empty())) == 0 and tracker.stats == {}
     for _ in range(3):
         again = tracker.update(boxes([[0, 0, 10, 20], [50, 50, 60, 70]], "face"))
     assert sorted(again.tracker_id.tolist()) == sorted(first.tracker_id.tolist()) == [1, 2]

@@ -7,7 +7,8 @@ import pytest
 from pydantic import ValidationError
 
 from framemask.errors import InputError
-from framemask.redact.corrections import Corrections, EffectiveBoxes, link_tracks
+from framemask.redact.corrections import Corrections, EffectiveBoxes
+from framemask.redact.policy import MaskPolicy
 
 W, H = 320, 240
 
@@ -17,14 +18,24 @@ def box(x1: int, y1: int, x2: int, y2: int, **extra) -> dict:
 
 
 def walking(n: int) -> dict:
-    """Two people: one walks right 4 px a frame, one stands still; no face boxes."""
+    """Two tracked people: #1 walks right 4 px a frame, #2 stands still; no face boxes."""
     return {
         "endSequence": n,
         "sequence": [
-            {"seq": s, "person": [box(10 + 4 * s, 20, 60 + 4 * s, 120), box(200, 50, 250, 200)], "face": []}
+            {
+                "seq": s,
+                "person": [
+                    box(10 + 4 * s, 20, 60 + 4 * s, 120, track=1, score=0.9),
+                    box(200, 50, 250, 200, track=2, score=0.8),
+                ],
+                "face": [],
+            }
             for s in range(1, n + 1)
         ],
     }
+
+
+STANDING = box(200, 50, 250, 200, track=2, score=0.8)
 
 
 def effective(doc: dict, corrections: dict, time_ms=None) -> EffectiveBoxes:
@@ -75,25 +86,39 @@ def test_drawn_rectangle_adds_a_manual_region_on_that_frame_only() -> None:
 def test_excluding_one_detected_box_on_one_frame() -> None:
     doc = walking(6)
     e = effective(doc, {"excluded": {"4": [box(26, 20, 76, 120, label="person", track=1)]}})
-    assert e.seed_entry(4)["person"] == [box(200, 50, 250, 200)]
+    assert e.seed_entry(4)["person"] == [box(26, 20, 76, 120, track=1, score=0.9, excluded=True), STANDING]
     assert e.seed_entry(5) == doc["sequence"][4]
-    flags = [(b["source"], b["excluded"]) for b in e.frame(4)]
-    assert flags == [("detected", True), ("detected", False)]
+    flags = [(b["source"], b["track"], b["excluded"]) for b in e.frame(4)]
+    assert flags == [("detected", 1, True), ("detected", 2, False)]
+    # not painted there, and the policy does not hold the walker over the frame it was excluded on
+    painted = e.painted(MaskPolicy(pad={"person": 0.0}))
+    assert painted.boxes(4).tolist() == [[200, 50, 250, 200]]
+    assert painted.boxes(5).tolist() == [[30, 20, 80, 120], [200, 50, 250, 200]]
 
 
 def test_excluding_a_whole_track_removes_it_on_every_frame() -> None:
-    e = effective(walking(8), {})
-    walker = e.frame(1)[0]["track"]
-    assert {e.frame(s)[0]["track"] for s in range(1, 9)} == {walker}  # linked across frames by overlap
-    off = effective(walking(8), {"excludedTracks": [walker]})
-    assert all(off.seed_entry(s)["person"] == [box(200, 50, 250, 200)] for s in range(1, 9))
+    e = effective(walking(8), {"excludedTracks": [1]})
+    assert {b["track"] for s in range(1, 9) for b in e.frame(s) if b["excluded"]} == {1}
+    painted = e.painted(MaskPolicy(pad={"person": 0.0}))
+    assert all(painted.boxes(s).tolist() == [[200, 50, 250, 200]] for s in range(1, 9))
 
 
 def test_stored_track_ids_are_used_as_they_are() -> None:
-    doc = {"endSequence": 2, "sequence": [{"seq": s, "face": [box(0, 0, 10, 10, track=7)]} for s in (1, 2)]}
-    assert link_tracks([[], []]) == [[], []]
+    doc = {"endSequence": 2, "sequence": [{"seq": s, "face": [box(0, 0, 10, 10, track=7, score=0.6)]} for s in (1, 2)]}
     e = effective(doc, {"excludedTracks": [7]})
-    assert e.seed_entry(1) == {"seq": 1, "face": []}
+    assert [b["track"] for s in (1, 2) for b in e.frame(s)] == [7, 7]
+    assert e.painted(MaskPolicy()).boxes(1).size == 0
+
+
+def test_old_documents_without_tracks_load_and_exclude_box_by_box() -> None:
+    doc = {"endSequence": 2, "sequence": [{"seq": s, "person": [box(0, 0, 10, 10)]} for s in (1, 2)]}
+    e = effective(doc, {"excludedTracks": [1], "excluded": {"2": [box(0, 0, 10, 10)]}})
+    assert [(b["track"], b["score"], b["excluded"]) for s in (1, 2) for b in e.frame(s)] == [
+        (None, None, False),
+        (None, None, True),
+    ]
+    painted = e.painted(MaskPolicy())  # no score: a region painted exactly as given
+    assert painted.boxes(1).tolist() == [[0, 0, 10, 10]] and painted.boxes(2).size == 0
 
 
 def test_manual_track_is_interpolated_by_presentation_time() -> None:

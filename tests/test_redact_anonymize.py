@@ -17,6 +17,7 @@ from framemask.detect import Detector
 from framemask.redact import AnonymizeResult, anonymize_file, render_with_boxes
 from framemask.redact.audit import audit_detectors, audit_file
 from framemask.redact.pipeline import default_detectors
+from framemask.redact.policy import MaskPolicy
 
 TUD = SHARED_MEDIA / "TUD-Campus.mp4"
 GT = SHARED_MEDIA / "TUD-Campus.gt.txt"
@@ -48,14 +49,13 @@ def ground_truth() -> dict[int, list[tuple[int, list[float]]]]:
     return gt
 
 
-def masked_share(box: list[float], entry: dict) -> float:
-    """Share of `box` inside the union of every masked box of a seed-format frame entry."""
+def masked_share(box: list[float], painted: np.ndarray) -> float:
+    """Share of `box` inside the union of a frame's painted (N, 4) regions."""
     x1, y1 = max(0, int(box[0])), max(0, int(box[1]))
     x2, y2 = min(W, int(np.ceil(box[2]))), min(H, int(np.ceil(box[3])))
     grid = np.zeros((H, W), bool)
-    for label in ("person", "face"):
-        for m in entry[label]:
-            grid[m["y1"] : m["y2"], m["x1"] : m["x2"]] = True
+    for mx1, my1, mx2, my2 in painted.tolist():
+        grid[my1:my2, mx1:mx2] = True
     return float(grid[y1:y2, x1:x2].mean()) if x2 > x1 and y2 > y1 else 1.0
 
 
@@ -69,24 +69,24 @@ def detail_correlation(a: np.ndarray, b: np.ndarray) -> float:
     return float((ha * hb).sum() / np.sqrt((ha * ha).sum() * (hb * hb).sum() + 1e-9))
 
 
-def test_at_least_90_percent_of_ground_truth_people_are_masked(tud: AnonymizeResult) -> None:
-    doc = json.loads(Path(tud.output).with_suffix(".json").read_text())
-    shares = [masked_share(box, doc["sequence"][seq - 1]) for seq, items in ground_truth().items() for _, box in items]
+def test_at_least_99_percent_of_ground_truth_people_are_masked(tud: AnonymizeResult) -> None:
+    assert tud.painted is not None
+    shares = [masked_share(box, tud.painted.boxes(seq)) for seq, items in ground_truth().items() for _, box in items]
     assert len(shares) == 359
     covered = sum(s >= 0.5 for s in shares) / len(shares)
-    assert covered >= 0.9, f"only {covered:.1%} of ground-truth boxes are >= 50% masked"
+    assert covered >= 0.99, f"only {covered:.1%} of ground-truth boxes are >= 50% masked"
 
 
 def test_masked_regions_really_are_masked_in_the_pixels(tud: AnonymizeResult) -> None:
-    """Spot-check: where the boxes JSON claims a ground-truth person is masked, the pixels agree."""
+    """Spot-check: where the painted regions claim a ground-truth person is masked, the pixels agree."""
     before, after = gray_frames(TUD), gray_frames(tud.output)
-    doc = tud.boxes
+    assert tud.painted is not None
     checked = 0
     for seq, items in ground_truth().items():
         if seq % 7:
             continue
         for _, box in items:
-            if masked_share(box, doc["sequence"][seq - 1]) < 0.99:
+            if masked_share(box, tud.painted.boxes(seq)) < 0.99:
                 continue
             x1, y1, x2, y2 = (int(v) for v in box)
             region = (slice(max(0, y1), y2), slice(max(0, x1), x2))
@@ -97,11 +97,11 @@ def test_masked_regions_really_are_masked_in_the_pixels(tud: AnonymizeResult) ->
 
 def test_a_track_mask_never_drops_out_for_single_frames(tud: AnonymizeResult) -> None:
     """Per ground-truth track: no frame is unmasked while the frames either side of it are masked."""
-    doc = tud.boxes
+    assert tud.painted is not None
     per_track: dict[int, dict[int, bool]] = defaultdict(dict)
     for seq, items in ground_truth().items():
         for tid, box in items:
-            per_track[tid][seq] = masked_share(box, doc["sequence"][seq - 1]) >= 0.5
+            per_track[tid][seq] = masked_share(box, tud.painted.boxes(seq)) >= 0.5
     blinks = [
         (tid, seq)
         for tid, frames in per_track.items()
@@ -111,11 +111,13 @@ def test_a_track_mask_never_drops_out_for_single_frames(tud: AnonymizeResult) ->
     assert blinks == []
 
 
-def test_our_own_boxes_do_not_blink(tud: AnonymizeResult) -> None:
-    """A masked box present one frame before and after is present in between too (IoU > 0.3)."""
+def test_our_own_masks_do_not_blink(tud: AnonymizeResult) -> None:
+    """A painted region present one frame before and after is present in between too (IoU > 0.3)."""
+    painted = tud.painted
+    assert painted is not None
 
-    def boxes(entry: dict) -> list[list[int]]:
-        return [[m["x1"], m["y1"], m["x2"], m["y2"]] for m in entry["person"] + entry["face"]]
+    def boxes(seq: int) -> list[list[int]]:
+        return painted.boxes(seq).tolist()
 
     def iou(a: list[int], b: list[int]) -> float:
         ix = max(0, min(a[2], b[2]) - max(a[0], b[0]))
@@ -123,11 +125,10 @@ def test_our_own_boxes_do_not_blink(tud: AnonymizeResult) -> None:
         union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - ix * iy
         return ix * iy / union if union else 0.0
 
-    seqs = tud.boxes["sequence"]
-    for before, now, after in zip(seqs, seqs[1:], seqs[2:], strict=False):
-        for box in boxes(before):
-            if any(iou(box, b) > 0.5 for b in boxes(after)):
-                assert any(iou(box, b) > 0.3 for b in boxes(now)), f"a mask blinks off at seq {now['seq']}"
+    for now in range(2, tud.end_sequence):
+        for box in boxes(now - 1):
+            if any(iou(box, b) > 0.5 for b in boxes(now + 1)):
+                assert any(iou(box, b) > 0.3 for b in boxes(now)), f"a mask blinks off at seq {now}"
 
 
 def test_frames_and_timestamps_equal_the_input(tud: AnonymizeResult) -> None:
@@ -144,12 +145,17 @@ def test_boxes_json_is_complete_seed_format(tud: AnonymizeResult) -> None:
     assert doc["endSequence"] == 71 and [e["seq"] for e in doc["sequence"]] == list(range(1, 72))
     people = 0
     for entry in doc["sequence"]:
-        assert set(entry) == {"seq", "person", "face"}
+        assert set(entry) - {"candidates"} == {"seq", "person", "face"}
         for box in entry["person"] + entry["face"]:
-            assert set(box) == {"x1", "x2", "y1", "y2"} and all(isinstance(v, int) for v in box.values())
+            assert set(box) - {"filled"} == {"x1", "x2", "y1", "y2", "track", "score"}
+            assert all(isinstance(box[k], int) for k in ("x1", "x2", "y1", "y2", "track")) and 0 < box["score"] <= 1
             assert 0 <= box["x1"] < box["x2"] <= W and 0 <= box["y1"] < box["y2"] <= H
+        for box in entry.get("candidates", []):
+            assert box["label"] in ("person", "face") and 0 < box["score"] <= 1
         people += len(entry["person"])
-    assert people >= 300  # 359 ground-truth people; heavy overlaps may merge a few
+    # 359 ground-truth people, plus people seen through the glass facade (not annotated): about one
+    # tight box per person, not two
+    assert 300 <= people <= 1.3 * 359
 
 
 def test_audit_of_the_processed_video_finds_no_leaks(tud: AnonymizeResult, auditors: list[Detector]) -> None:
@@ -163,8 +169,9 @@ def test_audit_catches_a_person_left_unmasked(tud: AnonymizeResult, auditors: li
     """Drop the masks of frames 30-40 and re-render: the audit must report those frames."""
     doc = tud.boxes
     for entry in doc["sequence"][29:40]:
-        entry["person"], entry["face"] = [], []
-    leaky = render_with_boxes(TUD, tmp_path / "leaky.mp4", doc).output
+        entry["person"], entry["face"], entry["candidates"] = [], [], []
+    # no hold: the default policy would keep a lost track masked for 8 more frames
+    leaky = render_with_boxes(TUD, tmp_path / "leaky.mp4", doc, policy=MaskPolicy(hold_frames=0)).output
     report = audit_file(leaky, original=TUD, stride=3, detectors=auditors)
     seqs = {leak["seq"] for leak in report["leaks"] if leak["label"] == "person"}
     assert seqs == {31, 34, 37, 40}, report["leaks"]  # the checked frames among 30-40, and nothing else

@@ -30,7 +30,7 @@ from framemask.api.hardening import (
     scrub_paths,
     validation_error,
 )
-from framemask.api.routes import admin, corrections, events, hooks, jobs, media, videos
+from framemask.api.routes import admin, corrections, events, hooks, jobs, media, tracks, videos
 from framemask.errors import FramemaskError, FrameRangeError, InputError, NotFoundError, StorageError
 from framemask.jobs.context import Services
 from framemask.jobs.worker import WorkerPool
@@ -118,7 +118,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(FramemaskError, _framemask_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_middleware(BodyLimit)
-    for module in (videos, media, corrections, events, jobs, hooks, admin):
+    for module in (videos, media, corrections, tracks, events, jobs, hooks, admin):
         app.include_router(module.router)
 
     @app.get("/healthz", include_in_schema=False)

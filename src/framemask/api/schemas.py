@@ -132,3 +132,23 @@ class AuditEntry(BaseModel):
     video_id: str | None
     client: str | None
     detail: dict[str, Any] | None
+
+
+class TrackPublic(BaseModel):
+    """One confirmed track: the `track` id its boxes carry in `/frames` and `/boxes`, and review hints."""
+
+    id: int = Field(description="the tracker's id, unique within the video")
+    label: str
+    start_seq: int
+    end_seq: int
+    frames: int = Field(description="frames with a box of this track")
+    gaps: list[list[int]] = Field(description="[[first, last], ...] spans where the detector lost the track")
+    mean_score: float
+    flags: list[str] = Field(
+        description="what to review: starts_inside / ends_inside (appears or vanishes away from the frame "
+        "edge: a possible missed person), fragmented (gaps, or a new id right where it ended), short"
+    )
+
+
+class TrackList(BaseModel):
+    tracks: list[TrackPublic]

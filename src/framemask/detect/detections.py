@@ -14,7 +14,7 @@ import numpy as np
 
 LABELS: tuple[str, ...] = ("person", "face")  # class_id 0 = person, 1 = face
 
-__all__ = ["LABELS", "Detections", "label_id"]
+__all__ = ["LABELS", "Detections", "box_iou", "label_id"]
 
 
 def label_id(name: str) -> int:
@@ -23,6 +23,18 @@ def label_id(name: str) -> int:
         return LABELS.index(name)
     except ValueError:
         raise ValueError(f"unknown label {name!r}; known labels: {', '.join(LABELS)}") from None
+
+
+def box_iou(a: Any, b: Any) -> np.ndarray:
+    """IoU of every x1, y1, x2, y2 box of `a` (N, 4) with every box of `b` (M, 4): the one IoU of the project."""
+    a, b = np.asarray(a, np.float64).reshape(-1, 4), np.asarray(b, np.float64).reshape(-1, 4)
+    p, q = a[:, None, :], b[None, :, :]
+    ix = np.clip(np.minimum(p[..., 2], q[..., 2]) - np.maximum(p[..., 0], q[..., 0]), 0, None)
+    iy = np.clip(np.minimum(p[..., 3], q[..., 3]) - np.maximum(p[..., 1], q[..., 1]), 0, None)
+    inter = ix * iy
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
 
 
 def _check(name: str, arr: np.ndarray, shape: tuple[int | None, ...]) -> None:

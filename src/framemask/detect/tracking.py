@@ -1,140 +1,149 @@
-"""Tracking: stable ids per label (ByteTrack from Roboflow's `trackers`) plus gap bridging, and
-interpolation of tracked boxes between detected frames.
+"""Tracking: one stable id per person/face (ByteTrack from Roboflow's `trackers`), and interpolation of
+tracked boxes between detected frames.
 
-A detector misses a person for a frame or two all the time (motion blur, occlusion, a turned head);
-an anonymiser whose mask blinks off for those frames leaks the identity. So a confirmed track that
-ByteTrack reports missing keeps its box, moved on by its recent velocity, for up to `max_gap` updates.
+The tracker only says *who is who*; it never invents boxes. Holding a lost person's mask across a gap
+is the mask policy's job (`framemask.redact.policy`), applied when painting, so the stored tracks stay
+what the detector saw.
+
+Tracks are born only from confident detections (`ACTIVATE`), and ByteTrack's second association lets
+weaker detections of a known person keep its track alive (a turned body, partial occlusion). A track
+counts as *confirmed* once it was matched on `CONFIRM_HITS` detected frames; shorter tracks (a cone
+seen twice, a reflection) are kept as unconfirmed candidates: still masked, not listed as people.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from framemask.detect.detections import LABELS, Detections
+from framemask.detect.detections import LABELS, Detections, box_iou
 
 if TYPE_CHECKING:
     from trackers import ByteTrackTracker
 
-__all__ = ["Tracker", "interpolate"]
+__all__ = ["ACTIVATE", "CONFIRM_HITS", "UNTRACKED", "TrackStats", "Tracker", "interpolate"]
 
 UNTRACKED = -1
-_VELOCITY_SMOOTHING = 0.5  # weight of the newest box delta in the running velocity
+ACTIVATE = 0.5
+"""Minimum score of a detection that starts a new track (ByteTrack's high/low split too)."""
+MATCH_IOU = 0.2
+"""Minimum IoU between a track's predicted box and a detection to associate them. Lower lets a lost
+track grab a neighbour in a crowd; higher breaks tracks of people walking fast at a low detection rate."""
+CONFIRM_HITS = 3
+"""Detected frames a track needs to count as a confirmed person/face (about half a second at 6 Hz)."""
+LOST_SECONDS = 1.0
+"""How long a lost track waits to be matched again before its id is retired (occlusion by a passer-by)."""
 
 
 @dataclass
-class _Track:
-    """What we remember of a confirmed track to bridge its gaps."""
+class TrackStats:
+    """What the tracker saw of one id: its label, detected frames (hits) and their score sum."""
 
-    box: np.ndarray
-    velocity: np.ndarray
-    confidence: float
-    class_id: int
-    misses: int = 0
+    label: int
+    hits: int = 0
+    score_sum: float = 0.0
 
-    def observe(self, box: np.ndarray, confidence: float) -> None:
-        delta = (box - self.box) / (self.misses + 1)
-        self.velocity = _VELOCITY_SMOOTHING * delta + (1 - _VELOCITY_SMOOTHING) * self.velocity
-        self.box, self.confidence, self.misses = box, confidence, 0
-
-    def coast(self) -> np.ndarray:
-        """The box one more update after the last sighting, extrapolated linearly."""
-        self.misses += 1
-        return self.box + self.velocity * self.misses
+    @property
+    def confirmed(self) -> bool:
+        return self.hits >= CONFIRM_HITS
 
 
+@dataclass
 class Tracker:
-    """Stable ids per label; a lost track's box is held (extrapolated) for up to `max_gap` updates.
+    """Stable ids per label, in one id space (each label has its own ByteTrack).
 
-    `update` returns every detection of the frame (ids >= 1, or -1 while ByteTrack has not matched it)
-    followed by the bridged boxes of confirmed tracks missing from this frame.
+    `update` returns every detection of the frame with its id (>= 1), or -1 for a weak detection no
+    track claimed. ByteTrack names a new track one update after the detection that started it, so
+    `update` also writes the new id into that detection, in the `Detections` it returned last time:
+    callers that hold a frame until the next detected one (to interpolate) get the track from its start.
+    `stats` accumulates hits per id for the confirmation rule.
     """
 
-    def __init__(self, fps: float = 30.0, max_gap: int | None = None, lost_track_buffer: int = 30) -> None:
-        if fps <= 0:
-            raise ValueError(f"fps must be positive, got {fps}")
-        self.fps = fps
-        self.max_gap = max_gap if max_gap is not None else max(1, round(fps / 3))
-        self.lost_track_buffer = lost_track_buffer
+    fps: float = 30.0
+    stats: dict[int, TrackStats] = field(default_factory=dict, init=False)
+
+    def __post_init__(self) -> None:
+        if self.fps <= 0:
+            raise ValueError(f"fps must be positive, got {self.fps}")
         self.reset()
 
     def reset(self) -> None:
         """Forget every track (between videos); ids start again at 1."""
         self._byte = {cid: self._new_bytetrack() for cid in range(len(LABELS))}
         self._ids: dict[tuple[int, int], int] = {}
-        self._tracks: dict[int, _Track] = {}
-        self._next_id = 1
+        self._last: Detections | None = None
+        self.stats = {}
 
     def _new_bytetrack(self) -> ByteTrackTracker:
         from trackers import ByteTrackTracker  # imports supervision (~0.5 s): only when tracking
 
         return ByteTrackTracker(
-            lost_track_buffer=self.lost_track_buffer,
+            # the buffer is counted in 30 fps frames whatever `frame_rate` is
+            lost_track_buffer=round(LOST_SECONDS * 30),
             frame_rate=self.fps,
-            track_activation_threshold=0.0,  # detectors already thresholded: every box may start a track
-            minimum_consecutive_frames=1,
-            high_conf_det_threshold=0.5,
-            minimum_iou_threshold=0.3,  # 0.1 lets a lost track grab an overlapping neighbour in a crowd
+            track_activation_threshold=ACTIVATE,
+            minimum_consecutive_frames=1,  # an id at once; confirmation is ours (`TrackStats`)
+            high_conf_det_threshold=ACTIVATE,
+            minimum_iou_threshold=MATCH_IOU,
         )
 
     def _our_id(self, class_id: int, byte_id: int) -> int:
-        """One id space across labels (each label has its own ByteTrack)."""
         if byte_id < 0:
             return UNTRACKED
         key = (class_id, byte_id)
         if key not in self._ids:
-            self._ids[key] = self._next_id
-            self._next_id += 1
+            self._ids[key] = len(self._ids) + 1
+            self.stats[self._ids[key]] = TrackStats(class_id)
         return self._ids[key]
 
     def _track_label(self, dets: Detections, class_id: int, timestamp: float | None) -> Detections:
         import supervision as sv
 
-        sv_dets = sv.Detections(xyxy=dets.xyxy.astype(np.float32), confidence=dets.confidence,
-                                class_id=dets.class_id)
+        sv_dets = sv.Detections(xyxy=dets.xyxy.astype(np.float32), confidence=dets.confidence, class_id=dets.class_id)
         out = self._byte[class_id].update(sv_dets, timestamp=timestamp)
-        ids = [self._our_id(class_id, int(t)) for t in out.tracker_id]
+        ids = np.array([self._our_id(class_id, int(t)) for t in out.tracker_id], np.int64)
         confidence = out.confidence if out.confidence is not None else np.ones(len(out))
-        return Detections(out.xyxy, confidence, np.full(len(out), class_id), np.array(ids, np.int64))
+        for tid, score in zip(ids, confidence, strict=True):
+            if tid != UNTRACKED:
+                self.stats[int(tid)].hits += 1
+                self.stats[int(tid)].score_sum += float(score)
+        return Detections(out.xyxy, confidence, np.full(len(out), class_id), ids)
 
     def update(self, detections: Detections, timestamp: float | None = None) -> Detections:
-        """Tracked boxes of the next frame; `timestamp` (seconds) keeps motion right on VFR video."""
-        parts = [self._track_label(detections[detections.class_id == c], c, timestamp) for c in range(len(LABELS))]
-        current = Detections.merge(parts)
-        assert current.tracker_id is not None
-        seen = set()
-        for box, conf, cid, tid in zip(current.xyxy, current.confidence, current.class_id, current.tracker_id,
-                                       strict=True):
-            if tid == UNTRACKED:
-                continue
-            seen.add(int(tid))
-            track = self._tracks.get(int(tid))
-            if track is None:
-                self._tracks[int(tid)] = _Track(box.copy(), np.zeros(4, np.float32), float(conf), int(cid))
-            else:
-                track.observe(box.copy(), float(conf))
-        return Detections.merge([current, self._bridge(seen)])
-
-    def _bridge(self, seen: set[int]) -> Detections:
-        """Extrapolated boxes of confirmed tracks missing from this frame; forget those gone too long."""
-        rows = []
-        for tid, track in list(self._tracks.items()):
-            if tid in seen:
-                continue
-            if track.misses >= self.max_gap:
-                del self._tracks[tid]
-                continue
-            rows.append((track.coast(), track.confidence, track.class_id, tid))
-        if not rows:
-            return Detections.empty(tracked=True)
-        return Detections(
-            np.stack([r[0] for r in rows]),
-            np.array([r[1] for r in rows]),
-            np.array([r[2] for r in rows]),
-            np.array([r[3] for r in rows]),
+        """Tracked boxes of the next detected frame; `timestamp` (seconds) keeps motion right on VFR video."""
+        known = set(self.stats)
+        current = Detections.merge(
+            [self._track_label(detections[detections.class_id == c], c, timestamp) for c in range(len(LABELS))]
         )
+        if self._last is not None:
+            self._name_spawns(self._last, current, known)
+        self._last = current
+        return current
+
+    def _name_spawns(self, previous: Detections, current: Detections, known: set[int]) -> None:
+        """Give each id new in `current` to the unnamed box of `previous` it overlaps most (its spawn)."""
+        assert previous.tracker_id is not None and current.tracker_id is not None
+        free = np.flatnonzero(previous.tracker_id == UNTRACKED)
+        new = [i for i, tid in enumerate(current.tracker_id) if tid != UNTRACKED and int(tid) not in known]
+        if not len(free) or not new:
+            return
+        iou = box_iou(previous.xyxy[free], current.xyxy[new])
+        iou[previous.class_id[free][:, None] != current.class_id[new][None, :]] = 0.0
+        for _ in range(min(len(free), len(new))):
+            i, j = np.unravel_index(int(np.argmax(iou)), iou.shape)
+            if iou[i, j] < MATCH_IOU:
+                break
+            tid = int(current.tracker_id[new[j]])
+            previous.tracker_id[free[i]] = tid
+            self.stats[tid].hits += 1
+            self.stats[tid].score_sum += float(previous.confidence[free[i]])
+            iou[i, :], iou[:, j] = -1.0, -1.0
+
+    def confirmed(self) -> set[int]:
+        """Ids that count as people/faces so far."""
+        return {tid for tid, s in self.stats.items() if s.confirmed}
 
 
 def interpolate(a: Detections, b: Detections, t: float) -> Detections:

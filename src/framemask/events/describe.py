@@ -22,6 +22,15 @@ class SummaryDescriber:
     def describe(self, event: Event, keyframe: np.ndarray | None) -> str:
         seconds = (event.end_ms - event.start_ms) / 1000.0
         if event.kind == "presence":
-            people = "1 person" if event.peak_count == 1 else f"up to {event.peak_count} people"
-            return f"{people} visible for {seconds:.1f} s (frames {event.start_seq}-{event.end_seq})"
+            return f"{_people(event)} visible for {seconds:.1f} s (frames {event.start_seq}-{event.end_seq})"
         return f"scene of {seconds:.1f} s (frames {event.start_seq}-{event.end_seq})"
+
+
+def _people(event: Event) -> str:
+    """ "3 people, up to 2 at once" from the distinct tracks and the peak on screen."""
+    total = max(event.people, event.peak_count)
+    if total == 1:
+        return "1 person"
+    if event.peak_count < total:
+        return f"{total} people, up to {event.peak_count} at once"
+    return f"{total} people" if event.people else f"up to {total} people"

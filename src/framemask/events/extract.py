@@ -27,6 +27,7 @@ class Event:
     key_seq: int
     key_ms: float
     peak_count: int = 0
+    people: int = 0
     description: str = ""
 
     def to_json(self) -> dict[str, Any]:
@@ -44,7 +45,7 @@ def extract_events(path: str | os.PathLike[str], boxes: dict[str, Any] | None = 
     events = _scene_events(index, scene_starts(path, index, threshold=scene_threshold))
     if boxes is not None:
         events += [
-            _event(index, "presence", p.start, p.end, p.peak_seq, p.peak_count)
+            _event(index, "presence", p.start, p.end, p.peak_seq, p.peak_count, p.people)
             for p in presence_intervals(boxes)
         ]
     describer = describer or SummaryDescriber()
@@ -57,10 +58,10 @@ def _scene_events(index: FrameIndex, starts: list[int]) -> list[Event]:
     return [_event(index, "scene", s, e, (s + e) // 2, 0) for s, e in zip(starts, ends, strict=True)]
 
 
-def _event(index: FrameIndex, kind: str, start: int, end: int, key: int, peak: int) -> Event:
+def _event(index: FrameIndex, kind: str, start: int, end: int, key: int, peak: int, people: int = 0) -> Event:
     end_ms = index.time_of(end + 1) if end < index.end_sequence else index.duration_ms
     return Event(kind=kind, start_seq=start, end_seq=end, start_ms=index.time_of(start), end_ms=end_ms,
-                 key_seq=key, key_ms=index.time_of(key), peak_count=peak)
+                 key_seq=key, key_ms=index.time_of(key), peak_count=peak, people=people)
 
 
 def _described(event: Event, describer: Describer) -> Event:

@@ -1,4 +1,8 @@
-"""Intervals where people (or faces) are present, from the per-frame boxes in the seed format."""
+"""Intervals where people (or faces) are present, from the per-frame boxes in the seed format.
+
+Only confirmed tracks are listed under `person`/`face` (candidates are not people to count), so the
+peak count is the most people on screen at once, and `people` the distinct tracks of the interval.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +12,14 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Presence:
-    """Frames start..end (inclusive) with at least one box; `peak_seq` has the most boxes."""
+    """Frames start..end (inclusive) with at least one box; `peak_seq` has the most boxes at once;
+    `people` is the number of distinct tracks (0 when the boxes carry no track ids)."""
 
     start: int
     end: int
     peak_seq: int
     peak_count: int
+    people: int = 0
 
 
 def counts_per_frame(boxes: dict[str, Any], labels: tuple[str, ...] = ("person", "face")) -> list[int]:
@@ -40,7 +46,25 @@ def presence_intervals(boxes: dict[str, Any], max_gap: int = 5, min_frames: int 
         last = i
     if start is not None and last is not None:
         intervals.append(_interval(counts, start, last))
-    return [p for p in intervals if p.end - p.start + 1 >= min_frames]
+    tracks = tracks_per_frame(boxes)
+    return [_with_people(p, tracks) for p in intervals if p.end - p.start + 1 >= min_frames]
+
+
+def tracks_per_frame(boxes: dict[str, Any], labels: tuple[str, ...] = ("person", "face")) -> list[dict[str, set[int]]]:
+    """Track ids per label on every frame (index seq-1)."""
+    out: list[dict[str, set[int]]] = [{} for _ in range(int(boxes["endSequence"]))]
+    for entry in boxes["sequence"]:
+        for label in labels:
+            ids = {b["track"] for b in entry.get(label, []) if isinstance(b.get("track"), int)}
+            out[int(entry["seq"]) - 1][label] = ids
+    return out
+
+
+def _with_people(p: Presence, tracks: list[dict[str, set[int]]]) -> Presence:
+    """Distinct tracks of the label with the most of them (people, or faces in close-ups)."""
+    window = tracks[p.start - 1 : p.end]
+    people = max((len(set().union(*(f.get(label, set()) for f in window))) for label in ("person", "face")), default=0)
+    return Presence(p.start, p.end, p.peak_seq, p.peak_count, max(people, p.peak_count if people else 0))
 
 
 def _interval(counts: list[int], start: int, end: int) -> Presence:

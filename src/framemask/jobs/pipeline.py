@@ -9,7 +9,7 @@ built it, the processed master is indexed here and every later step (events, rea
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,10 @@ class ProcessOutcome:
     gop_starts: list[int]
     processed_index: FrameIndex
     """The processed master's own index (same frames and times as `index`, its own timestamps)."""
+    tracks: list[dict[str, Any]] = field(default_factory=list)
+    """The confirmed tracks with their review hints (`framemask.redact.tracklist`)."""
+    render: dict[str, Any] = field(default_factory=dict)
+    """How the master was painted and encoded (re-renders must match it)."""
 
 
 def process_video(
@@ -53,6 +57,7 @@ def process_video(
     `index` is the original's stored index (built at upload); without it the original is indexed here.
     """
     from framemask.redact import DEFAULT_STRIDE, anonymize_file
+    from framemask.redact.tracklist import summarize_tracks
 
     say = report or (lambda _pct, _stage: None)
     say(0.0, "probe")
@@ -80,4 +85,15 @@ def process_video(
         if frames != index.end_sequence:
             raise FramemaskError(f"processed video has {frames} frames, the original {index.end_sequence}")
     say(_PROBE_SHARE + _RENDER_SHARE, "store")
-    return ProcessOutcome(info, index, Path(result.output), result.boxes, list(result.gop_starts), processed_index)
+    assert result.track is not None
+    tracks = [t.to_json() for t in summarize_tracks(result.track, info.fps)]
+    return ProcessOutcome(
+        info,
+        index,
+        Path(result.output),
+        result.boxes,
+        list(result.gop_starts),
+        processed_index,
+        tracks=tracks,
+        render=result.render,
+    )

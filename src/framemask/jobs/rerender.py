@@ -5,10 +5,12 @@ The detected boxes (`processed_frame`) never change after processing; each saved
 ones with the latest revision applied (`framemask.redact.corrections`).
 
 A render is incremental: the previous final video (or the processed master, the first time) already
-shows the boxes of some revision, so only frames whose effective boxes differ between that revision
-and the new one are re-rendered, and `framemask.redact.patch` re-encodes only their GOPs. Which revision
-a final shows is recorded in the succeeded job's `result` (`{"revision", "final_key", ...}`), the audit
-trail of renders; the final lives at its own key per revision, so a render never overwrites its input.
+shows the boxes of some revision, so only frames whose painted regions differ between that revision
+and the new one are re-rendered (painted by the mask policy and the style recorded with the video when
+its master was rendered, so re-encoded GOPs look like the rest), and `framemask.redact.patch` re-encodes
+only their GOPs. Which revision a final shows is recorded in the succeeded job's `result` (`{"revision",
+"final_key", ...}`), the audit trail of renders; the final lives at its own key per revision, so a render
+never overwrites its input.
 """
 
 from __future__ import annotations
@@ -24,9 +26,10 @@ from sqlalchemy.orm import Session
 
 from framemask.errors import NotFoundError
 from framemask.media import FrameIndex
-from framemask.redact.boxes import boxes_from_doc
 from framemask.redact.corrections import Corrections, EffectiveBoxes
+from framemask.redact.encode import EncodeSettings
 from framemask.redact.patch import changed_seqs, patch_render
+from framemask.redact.policy import MaskPolicy
 from framemask.store.layout import load_index, local_copy, store_file, video_prefix
 from framemask.store.models import Job, ProcessedFrame, Revision, Video, utcnow
 
@@ -146,9 +149,9 @@ def rerender_task(run: TaskRun) -> Callable[[Session], None] | None:
     run.report(1.0, "compare")
     new = effective_boxes(services, video, target)
     old = effective_boxes(services, video, base_revision)
-    new_doc, old_doc = new.to_doc(), old.to_doc()
-    size = (new.end_sequence, video.width or 0, video.height or 0)
-    changed = changed_seqs(boxes_from_doc(old_doc, *size), boxes_from_doc(new_doc, *size))
+    params = video.render_params or {}
+    policy = MaskPolicy.from_dict(params["policy"]) if "policy" in params else MaskPolicy.for_fps(video.fps or 0)
+    changed = changed_seqs(old.painted(policy), new.painted(policy))
     run.report(5.0, "fetch")
     cache = settings.cache_dir / "videos" / video.id
     src = local_copy(services.store, video.raw_bucket, video.raw_key, cache / Path(video.raw_key).name)
@@ -159,10 +162,14 @@ def rerender_task(run: TaskRun) -> Callable[[Session], None] | None:
         src,
         base,
         run.work_dir / "final.mp4",
-        new_doc,
+        new.to_doc(),
         changed,
         gop_starts=None if before else video.gop_starts,
-        style=settings.redact_style,
+        style=params.get("style", settings.redact_style),
+        shape=params.get("shape", "rect"),
+        strength=params.get("strength", 1.0),
+        settings=EncodeSettings(**params["encoder"]) if "encoder" in params else None,
+        policy=policy,
         index=_index(services, video),
         progress=lambda done, total: run.report(10.0 + 85.0 * done / max(total, 1), "rerender"),
     )

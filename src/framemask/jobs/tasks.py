@@ -23,8 +23,9 @@ from framemask.jobs.context import Services
 from framemask.jobs.events_step import events_prefix, replace_events, store_events
 from framemask.jobs.pipeline import ProcessOutcome, Report, process_video
 from framemask.jobs.rerender import RENDER_KIND, rerender_task
+from framemask.redact.boxes import CANDIDATES
 from framemask.store.layout import index_key, load_index, local_copy, processed_key
-from framemask.store.models import ProcessedFrame, Video, utcnow
+from framemask.store.models import ProcessedFrame, Track, Video, utcnow
 from framemask.store.objects import ObjectStore, delete_prefix
 
 __all__ = ["HANDLERS", "TaskRun", "apply_probe", "mark_video_failed"]
@@ -141,10 +142,25 @@ def _frame_rows(video_id: str, boxes_doc: dict[str, Any]) -> list[dict[str, Any]
     return rows
 
 
+def _track_row(video_id: str, summary: dict[str, Any]) -> dict[str, Any]:
+    data = {k: summary[k] for k in ("frames", "gaps", "mean_score", "flags")}
+    return {
+        "video_id": video_id,
+        "number": summary["id"],
+        "label": summary["label"],
+        "source": "detector",
+        "enabled": True,
+        "first_seq": summary["start_seq"],
+        "last_seq": summary["end_seq"],
+        "data": data,
+    }
+
+
 def _finalize_processing(
     video_id: str, outcome: ProcessOutcome, events: list[dict[str, Any]], original_index_key: str
 ) -> Finalize:
     rows = _frame_rows(video_id, outcome.boxes)
+    tracks = [_track_row(video_id, t) for t in outcome.tracks]
     info, index = outcome.info, outcome.index
 
     def finalize(session: Session) -> None:
@@ -154,6 +170,9 @@ def _finalize_processing(
         session.execute(delete(ProcessedFrame).where(ProcessedFrame.video_id == video_id))
         for start in range(0, len(rows), 1000):
             session.execute(insert(ProcessedFrame), rows[start : start + 1000])
+        session.execute(delete(Track).where(Track.video_id == video_id))
+        if tracks:
+            session.execute(insert(Track), tracks)
         replace_events(session, video_id, events)
         apply_probe(video, info)
         video.end_sequence = index.end_sequence
@@ -162,7 +181,10 @@ def _finalize_processing(
         video.index_key = original_index_key
         video.processed_key = processed_key(video_id)
         video.gop_starts = outcome.gop_starts
-        video.boxes_total = sum(len(v) for r in rows for v in r["boxes"].values() if isinstance(v, list))
+        video.render_params = outcome.render
+        video.boxes_total = sum(
+            len(v) for r in rows for k, v in r["boxes"].items() if isinstance(v, list) and k != CANDIDATES
+        )
         video.status, video.error, video.updated_at = "ready", None, utcnow()
 
     return finalize

@@ -2,7 +2,8 @@
 
 from framemask.redact import anonymize_file, render_with_boxes
 result = anonymize_file("in.mp4", "out.mp4", boxes_path="out.json")
-result.boxes        # seed format: {"endSequence": N, "sequence": [{"seq": 1, "person": [...]}, ...]}
+result.boxes        # detected, seed format: {"endSequence": N, "sequence": [{"seq": 1, "person": [...]}, ...]}
+result.painted      # what the mask policy painted on every frame
 result.gop_starts   # first seq of every closed GOP, for re-encoding single GOPs later
 """
 
@@ -11,18 +12,18 @@ from framemask.redact.encode import EncodeSettings, VideoWriter
 from framemask.redact.pipeline import (
     DEFAULT_STRIDE,
     DETECT_HZ,
-    PAD,
     AnonymizeResult,
     anonymize_file,
     detect_frame,
     render_with_boxes,
 )
+from framemask.redact.policy import DEFAULT_POLICY, MaskPolicy, painted_from_doc
 from framemask.redact.styles import SHAPES, STYLES, Blur, Fill, Masker, Mosaic, make_masker
 
 __all__ = [
+    "DEFAULT_POLICY",
     "DEFAULT_STRIDE",
     "DETECT_HZ",
-    "PAD",
     "SHAPES",
     "STYLES",
     "AnonymizeResult",
@@ -30,6 +31,7 @@ __all__ = [
     "BoxTrack",
     "EncodeSettings",
     "Fill",
+    "MaskPolicy",
     "Masker",
     "Mosaic",
     "VideoWriter",
@@ -38,5 +40,6 @@ __all__ = [
     "detect_frame",
     "load_boxes_doc",
     "make_masker",
+    "painted_from_doc",
     "render_with_boxes",
 ]

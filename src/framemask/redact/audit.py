@@ -29,12 +29,12 @@ from typing import Any
 import cv2
 import numpy as np
 
-from framemask.detect import LABELS, Detections, Detector, load_detectors
+from framemask.detect import LABELS, Detections, Detector, box_iou, load_detectors
 from framemask.errors import InputError
 from framemask.media import VideoInfo, iter_frames, probe, rotate
-from framemask.redact.boxes import boxes_from_doc
 from framemask.redact.encode import frame_to_rgb
 from framemask.redact.pipeline import FACE_MAX_SIDE, Progress, check_targets, detect_frame
+from framemask.redact.policy import MaskPolicy, painted_from_doc
 
 __all__ = ["MAX_VISIBLE", "Leak", "audit_detectors", "audit_file", "visible_fraction"]
 
@@ -134,7 +134,8 @@ def audit_file(
         raise InputError(f"stride must be >= 1, got {stride}")
     info = probe(processed)
     orig_info = _check_original(original, info) if original is not None else None
-    track = boxes_from_doc(boxes_doc, info.end_sequence, info.width, info.height) if boxes_doc else None
+    policy = MaskPolicy.for_fps(info.fps)
+    track = painted_from_doc(boxes_doc, info.end_sequence, info.width, info.height, policy) if boxes_doc else None
     detectors = list(detectors) if detectors is not None else audit_detectors(check_targets(targets))
     basis = "original" if original is not None else "boxes" if track is not None else "none"
     leaks: list[Leak] = []
@@ -147,7 +148,7 @@ def audit_file(
             found["original"] = detect_frame(orig, detectors)
         for source, dets in found.items():
             counts[source] += len(dets)
-        masked = track.rows(seq)[:, 1:] if track is not None else None
+        masked = track.boxes(seq) if track is not None else None
         leaks.extend(_frame_leaks(seq, found, proc, orig, masked))
         if progress is not None:
             progress(seq, info.end_sequence)
@@ -179,7 +180,7 @@ def _frame_leaks(
                 visible = 1.0
             if visible <= MAX_VISIBLE.get(label, 0.25):
                 continue
-            same = next((lk for lk in leaks if lk.label == label and _iou(lk.box, box) > 0.5), None)
+            same = next((lk for lk in leaks if lk.label == label and _seed_iou(lk.box, box) > 0.5), None)
             if same is not None:
                 if source not in same.found_in:
                     same.found_in.append(source)
@@ -189,12 +190,8 @@ def _frame_leaks(
     return leaks
 
 
-def _iou(a: dict[str, int], b: Sequence[int]) -> float:
-    ix = max(0, min(a["x2"], b[2]) - max(a["x1"], b[0]))
-    iy = max(0, min(a["y2"], b[3]) - max(a["y1"], b[1]))
-    inter = ix * iy
-    union = (a["x2"] - a["x1"]) * (a["y2"] - a["y1"]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
+def _seed_iou(a: dict[str, int], b: Sequence[int]) -> float:
+    return float(box_iou([a["x1"], a["y1"], a["x2"], a["y2"]], b)[0, 0])
 
 
 def _check_original(original: str | os.PathLike[str], info: VideoInfo) -> VideoInfo:

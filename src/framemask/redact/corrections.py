@@ -7,25 +7,39 @@ A reviewer's corrections (one document per saved revision, validated by `Correct
 - `tracks` `[{id, label, keyframes: [{seq, x, y, width, height}]}]`: manual tracks, masked from their first
   to their last key frame, interpolated linearly in *presentation time* between key frames (VFR-exact).
 
-Effective regions of frame s = detected(s) - excluded(s) - excluded tracks + drawn(s) + manual tracks(s).
-Added regions carry the label `manual`, so the effective document stays in the seed format.
+Effective boxes of frame s = detected(s) - excluded(s) - excluded tracks + drawn(s) + manual tracks(s).
+Added regions carry the label `manual` (or their track's label) and no score, so the mask policy paints
+them exactly; detected boxes keep their `track` and `score`, so it pads and holds them as on the first
+render. Excluded detections stay in the effective document flagged `"excluded": true`: not painted, and
+their track is not held over the frames a reviewer switched it off.
 
-Detected boxes get track ids: a box's own `track` key if the detector stored one, else ids linked here
-frame to frame by overlap (same label, greedy highest IoU first, bridging a few missing frames), which is
-deterministic, so a stored `excludedTracks` keeps meaning the same boxes.
+Track ids are the tracker's, stored with the boxes (`framemask.redact.boxes`); nothing is re-linked here.
+Boxes of older documents have no track and can only be excluded one by one.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
 from typing import Annotated, Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from framemask.errors import InputError
+from framemask.redact.boxes import (
+    COLUMNS,
+    EXCLUDED,
+    FLAGS,
+    LABEL,
+    NO_SCORE,
+    TRACK,
+    X1,
+    Y2,
+    BoxTrack,
+    boxes_from_doc,
+)
+from framemask.redact.policy import MaskPolicy
 
 __all__ = [
     "MANUAL",
@@ -39,9 +53,6 @@ __all__ = [
 
 MANUAL = "manual"
 """Label of every region a reviewer added."""
-LINK_IOU = 0.3
-LINK_GAP = 5
-"""Detected boxes link into one track across up to this many frames without a match."""
 MATCH_PX = 1.0
 """An excluded box matches a detected one whose every coordinate is within this many pixels."""
 MAX_COORD = 65536.0
@@ -163,70 +174,6 @@ class Corrections(BaseModel):
         return not (self.drawn or self.excluded or self.excluded_tracks or self.tracks)
 
 
-# --- detected boxes and their tracks -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Box:
-    label: str
-    xyxy: tuple[int, int, int, int]
-    track: int | None = None
-
-
-def _frame_boxes(entry: Mapping[str, Any]) -> list[_Box]:
-    out = []
-    for label, boxes in entry.items():
-        if label == "seq" or not isinstance(boxes, list):
-            continue
-        for b in boxes:
-            track = b.get("track")
-            out.append(_Box(label, (int(b["x1"]), int(b["y1"]), int(b["x2"]), int(b["y2"])), track))
-    return out
-
-
-def _iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
-    ix = max(0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
-def link_tracks(frames: Sequence[list[_Box]]) -> list[list[int]]:
-    """A track id for every box of every frame (frames in seq order); stored ids are kept as they are."""
-    next_id = 1 + max((b.track for f in frames for b in f if b.track is not None), default=0)
-    alive: list[tuple[int, _Box, int]] = []  # (track id, last box, last frame index)
-    result = []
-    for i, boxes in enumerate(frames):
-        alive = [t for t in alive if i - t[2] <= LINK_GAP]
-        pairs = sorted(
-            (
-                (_iou(t[1].xyxy, b.xyxy), ti, bi)
-                for ti, t in enumerate(alive)
-                for bi, b in enumerate(boxes)
-                if t[1].label == b.label and b.track is None
-            ),
-            reverse=True,
-        )
-        ids: list[int | None] = [b.track for b in boxes]
-        used: set[int] = set()
-        for iou, ti, bi in pairs:
-            if iou < LINK_IOU:
-                break
-            if ti in used or ids[bi] is not None:
-                continue
-            used.add(ti)
-            ids[bi] = alive[ti][0]
-        for bi in range(len(boxes)):
-            if ids[bi] is None:
-                ids[bi], next_id = next_id, next_id + 1
-        final = [int(t) for t in ids if t is not None]
-        kept = set(final)
-        alive = [t for t in alive if t[0] not in kept] + [(t, b, i) for t, b in zip(final, boxes, strict=True)]
-        result.append(final)
-    return result
-
-
 # --- the effective boxes -------------------------------------------------------------------------------------
 
 
@@ -247,46 +194,80 @@ class EffectiveBoxes:
         corrections.check_range(self.end_sequence)
         self.corrections, self.time_ms = corrections, np.asarray(time_ms, np.float64)
         self.width, self.height = width, height
-        entries = {int(e["seq"]): e for e in detected.get("sequence", [])}
-        self._labels = [[k for k, v in entries.get(s, {}).items() if isinstance(v, list)] for s in self._all()]
-        self._detected = [_frame_boxes(entries.get(s, {})) for s in self._all()]
-        self._tracks = link_tracks(self._detected)
-        self._off_tracks = set(corrections.excluded_tracks)
+        self.stored = boxes_from_doc(detected, self.end_sequence, width, height)
+        self._track: BoxTrack | None = None
 
-    def _all(self) -> range:
-        return range(1, self.end_sequence + 1)
+    @property
+    def track(self) -> BoxTrack:
+        """Every frame's effective rows (built once): what the mask policy paints from."""
+        if self._track is None:
+            track = BoxTrack(self.width, self.height, self.stored.labels)
+            track.confirmed = set(self.stored.confirmed)
+            for seq in range(1, self.end_sequence + 1):
+                track.append_rows(self._rows(seq, track))
+            self._track = track
+        return self._track
 
-    def frame(self, seq: int) -> list[dict[str, Any]]:
-        """Every box of frame `seq`, detected ones flagged `excluded` when a correction removes them:
-        `{x1, x2, y1, y2, label, source: detected|drawn|track, track, excluded}`."""
-        out = []
+    def _rows(self, seq: int, track: BoxTrack) -> np.ndarray:
+        rows = self.stored.rows(seq).copy()
+        off = set(self.corrections.excluded_tracks)
         refs = self.corrections.excluded.get(seq, [])
-        for box, track in zip(self._detected[seq - 1], self._tracks[seq - 1], strict=True):
-            off = track in self._off_tracks or any(_matches(box, r) for r in refs)
-            out.append(_dict(box.xyxy, box.label, "detected", track, off))
-        for rect in self.corrections.drawn.get(seq, []):
-            out.append(_dict(self._clip(rect.xyxy()), MANUAL, "drawn", None, False))
+        for i, row in enumerate(rows):
+            label = self.stored.labels[int(row[LABEL])]
+            if (row[TRACK] >= 0 and int(row[TRACK]) in off) or any(_matches(row, label, r) for r in refs):
+                rows[i, FLAGS] |= EXCLUDED
+        added = [
+            self._added_row(track.label_index(MANUAL), rect.xyxy()) for rect in self.corrections.drawn.get(seq, [])
+        ]
         for mt in self.corrections.tracks:
             xyxy = self._interpolated(mt, seq)
             if xyxy is not None:
-                out.append(_dict(self._clip(xyxy), mt.label, "track", mt.id, False))
-        return [b for b in out if b["x2"] > b["x1"] and b["y2"] > b["y1"]]
+                added.append(self._added_row(track.label_index(mt.label), xyxy))
+        return np.concatenate([rows, np.array(added, np.int32).reshape(-1, len(COLUMNS))])
+
+    def _added_row(self, label: int, xyxy: tuple[float, float, float, float]) -> list[int]:
+        return [label, *self._clip(xyxy), -1, NO_SCORE, 0]
+
+    def frame(self, seq: int) -> list[dict[str, Any]]:
+        """Every box of frame `seq`, detected ones flagged `excluded` when a correction removes them:
+        `{x1, x2, y1, y2, label, source: detected|candidate|drawn|track, track, score, excluded}`."""
+        out = []
+        stored = len(self.stored.rows(seq))
+        drawn = len(self.corrections.drawn.get(seq, []))
+        manual = [mt for mt in self.corrections.tracks if self._interpolated(mt, seq) is not None]
+        for i, row in enumerate(self.track.rows(seq).tolist()):
+            label, x1, y1, x2, y2, track, score, flags = row
+            box: dict[str, Any] = {"x1": x1, "x2": x2, "y1": y1, "y2": y2, "label": self.track.labels[label]}
+            if i < stored:
+                confirmed = track >= 0 and track in self.stored.confirmed
+                box["source"] = "detected" if confirmed or score == NO_SCORE else "candidate"
+                box["track"] = track if track >= 0 else None
+                box["score"] = score / 1000 if score != NO_SCORE else None
+            else:
+                is_drawn = i - stored < drawn
+                box["source"] = "drawn" if is_drawn else "track"
+                box["track"] = None if is_drawn else manual[i - stored - drawn].id
+                box["score"] = None
+            box["excluded"] = bool(flags & EXCLUDED)
+            out.append(box)
+        return out
 
     def seed_entry(self, seq: int) -> dict[str, Any]:
-        """Frame `seq` in the seed format: the regions that are masked, grouped by label."""
-        entry: dict[str, Any] = {"seq": seq}
-        for label in self._labels[seq - 1]:
-            entry[label] = []
-        for box in self.frame(seq):
-            if not box["excluded"]:
-                coords = {k: box[k] for k in ("x1", "x2", "y1", "y2")}
-                entry.setdefault(box["label"], []).append(coords)
-        return entry
+        """Frame `seq` in the seed format (excluded detections flagged `"excluded": true`)."""
+        return self.track.frame_doc(seq)
 
     def to_doc(self, first: int = 1, last: int | None = None) -> dict[str, Any]:
         """The effective seed document (every frame of first..last)."""
         last = self.end_sequence if last is None else last
         return {"endSequence": self.end_sequence, "sequence": [self.seed_entry(s) for s in range(first, last + 1)]}
+
+    def painted(self, policy: MaskPolicy) -> BoxTrack:
+        """What `policy` paints on every frame with these corrections."""
+        painted = BoxTrack(self.width, self.height, self.track.labels)
+        frames = ((seq, self.track.rows(seq)) for seq in range(1, self.end_sequence + 1))
+        for _seq, rows in policy.paint(frames, self.track.labels, self.width, self.height):
+            painted.append_rows(rows)
+        return painted
 
     def _clip(self, xyxy: tuple[float, float, float, float]) -> tuple[int, int, int, int]:
         x1, y1, x2, y2 = xyxy
@@ -307,25 +288,12 @@ class EffectiveBoxes:
         a, b = keys[after - 1], keys[after]
         t_a, t_b = self.time_ms[a.seq - 1], self.time_ms[b.seq - 1]
         t = float((self.time_ms[seq - 1] - t_a) / (t_b - t_a)) if t_b > t_a else (seq - a.seq) / (b.seq - a.seq)
-        return tuple(p + (q - p) * t for p, q in zip(a.xyxy(), b.xyxy(), strict=True))  # type: ignore[return-value]
+        p, q = a.xyxy(), b.xyxy()
+        return (p[0] + (q[0] - p[0]) * t, p[1] + (q[1] - p[1]) * t, p[2] + (q[2] - p[2]) * t, p[3] + (q[3] - p[3]) * t)
 
 
-def _matches(box: _Box, ref: BoxRef) -> bool:
-    if ref.label is not None and ref.label != box.label:
+def _matches(row: np.ndarray, label: str, ref: BoxRef) -> bool:
+    if ref.label is not None and ref.label != label:
         return False
-    x1, y1, x2, y2 = box.xyxy
+    x1, y1, x2, y2 = (int(v) for v in row[X1 : Y2 + 1])
     return all(abs(p - q) <= MATCH_PX for p, q in ((x1, ref.x1), (y1, ref.y1), (x2, ref.x2), (y2, ref.y2)))
-
-
-def _dict(xyxy: Sequence[int], label: str, source: str, track: int | str | None, excluded: bool) -> dict[str, Any]:
-    x1, y1, x2, y2 = xyxy
-    return {
-        "x1": x1,
-        "x2": x2,
-        "y1": y1,
-        "y2": y2,
-        "label": label,
-        "source": source,
-        "track": track,
-        "excluded": excluded,
-    }

@@ -38,8 +38,9 @@ from framemask.errors import FramemaskError, InputError, NotAVideoError
 from framemask.media import FrameIndex, FrameReader, rotate
 from framemask.media._av import map_av_errors
 from framemask.redact._stages import Pipe
-from framemask.redact.boxes import BoxTrack, boxes_from_doc
+from framemask.redact.boxes import BoxTrack
 from framemask.redact.encode import EncodeSettings, frame_to_rgb, rgb_to_frame
+from framemask.redact.policy import DEFAULT_POLICY, MaskPolicy, painted_from_doc
 from framemask.redact.styles import Masker, make_masker
 
 __all__ = ["GopMap", "PatchResult", "changed_seqs", "gops_of", "master_gops", "patch_render"]
@@ -160,11 +161,13 @@ def patch_render(
     settings: EncodeSettings | None = None,
     index: FrameIndex | None = None,
     progress: Progress | None = None,
+    policy: MaskPolicy = DEFAULT_POLICY,
 ) -> PatchResult:
     """Write `dst`: `master` with every GOP holding a `changed` frame re-rendered from `src` and `boxes_doc`.
 
     `boxes_doc` is the complete seed document of what must be masked (not only the changed frames: a GOP is
-    re-encoded whole). `gop_starts`, if given, must match the master (a guard against a stale GOP map).
+    re-encoded whole); `policy` paints it, and must be the one the master was rendered with.
+    `gop_starts`, if given, must match the master (a guard against a stale GOP map).
     `settings` must be the ones the master was encoded with; by default they are derived from its GOP length.
     """
     started = time.perf_counter()
@@ -180,7 +183,7 @@ def patch_render(
     tmp = out.with_name(f".{out.stem}.{os.getpid()}.partial{out.suffix}")
     timer: dict[str, float] = {}
     try:
-        with _GopEncoder(src, master, gops, boxes_doc, masker, settings, index, timer) as encoder:
+        with _GopEncoder(src, master, gops, boxes_doc, policy, masker, settings, index, timer) as encoder:
             _remux(master, tmp, gops, _runs(gops, targets, settings.keyint), encoder, progress)
         os.replace(tmp, out)
     finally:
@@ -351,6 +354,7 @@ class _GopEncoder:
         master: str | os.PathLike[str],
         gops: GopMap,
         boxes_doc: Mapping[str, Any],
+        policy: MaskPolicy,
         masker: Masker,
         settings: EncodeSettings,
         index: FrameIndex | None,
@@ -365,7 +369,7 @@ class _GopEncoder:
         if self._reader.index.end_sequence != gops.end_sequence:
             self._reader.close()
             raise InputError(f"{src} has {self._reader.index.end_sequence} frames, the master {gops.end_sequence}")
-        self._track = boxes_from_doc(dict(boxes_doc), gops.end_sequence, self._width, self._height)
+        self._painted = painted_from_doc(boxes_doc, gops.end_sequence, self._width, self._height, policy)
 
     def run(self, run: list[int]) -> Iterator[av.Packet]:
         """Packets of the consecutive GOPs `run`, re-rendered, in decode order with the master's dts.
@@ -423,8 +427,7 @@ class _GopEncoder:
 
     def _boxes(self, seq: int) -> np.ndarray:
         """Boxes to mask on `seq`, people first so faces paint on top (as the first render did)."""
-        rows = self._track.rows(seq)
-        return rows[np.argsort(rows[:, 0], kind="stable")][:, 1:]
+        return self._painted.boxes(seq)
 
     def _retime(self, packet: av.Packet, position: int, keys: set[int]) -> av.Packet:
         """The master's dts at the same decode position; IDRs exactly where the master has them."""

@@ -97,6 +97,8 @@ class Video(Base):
     # processing outcome
     gop_starts: Mapped[list[Any] | None] = mapped_column(JSON)
     boxes_total: Mapped[int | None] = mapped_column(Integer)
+    render_params: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    """How the processed master was painted and encoded (style, shape, strength, mask policy, x264)."""
 
 
 class ProcessedFrame(Base):
@@ -110,12 +112,15 @@ class ProcessedFrame(Base):
 
 
 class Track(Base):
-    """A detector or manual track across frames; `data` holds its per-frame boxes / key frames."""
+    """A confirmed detector track of a video: `number` is the tracker's id, the `track` of its boxes in
+    `processed_frame`; `data` holds `frames`, `gaps`, `mean_score` and review `flags`."""
 
     __tablename__ = "track"
+    __table_args__ = (Index("ix_track_video_number", "video_id", "number", unique=True),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     video_id: Mapped[str] = mapped_column(ForeignKey("video.id", ondelete="CASCADE"), index=True)
+    number: Mapped[int | None] = mapped_column(Integer)
     label: Mapped[str] = mapped_column(String(32))
     source: Mapped[str] = mapped_column(String(16), default="detector")
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
