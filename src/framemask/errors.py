@@ -7,6 +7,7 @@
     │   └── NotFoundError     a missing file, unknown id or object key
     ├── ModelError            a detection model is missing or broken (run setup)
     └── StorageError          object storage or database failure
+        └── DiskFullError     no space left on the server's disk (503 with Retry-After; jobs wait)
 """
 
 
@@ -36,3 +37,11 @@ class ModelError(FramemaskError):
 
 class StorageError(FramemaskError):
     """Object storage or database failure."""
+
+
+class DiskFullError(StorageError):
+    """No space left on the server's disk: writes answer 503 with `Retry-After`, jobs wait for space."""
+
+    def __init__(self, message: str, retry_after: float = 30.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

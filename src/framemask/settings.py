@@ -46,6 +46,18 @@ class Settings(BaseSettings):
     job_retry_base_seconds: float = Field(2.0, ge=0, description="exponential back-off base for retries")
 
     max_upload_mb: int = Field(4096, ge=1)
+    sweep_seconds: float = Field(
+        600.0, gt=0, description="how often orphaned upload spools and job scratch dirs are removed (also at start)"
+    )
+    scratch_max_age_seconds: float = Field(
+        3600.0, gt=0, description="partial objects of the local store older than this are removed by the sweep"
+    )
+    disk_reserve_mb: int = Field(
+        2, ge=0, le=1024, description="space kept in data_dir/.disk-reserve and given up when the disk is full"
+    )
+    disk_full_retry_seconds: float = Field(
+        30.0, gt=0, description="Retry-After of 503s when the disk is full; how long a job waits before retrying"
+    )
     admin_token: SecretStr | None = Field(None, description="seeds the first admin API token")
     webhook_secret: SecretStr | None = Field(None, description="accepted as bearer on /api/hooks/s3")
     signed_url_seconds: int = Field(300, ge=1, le=7 * 24 * 3600)

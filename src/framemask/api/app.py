@@ -17,6 +17,7 @@ from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import OperationalError
 
 from framemask import __version__
 from framemask.api.auth import seed_admin_token
@@ -31,8 +32,9 @@ from framemask.api.hardening import (
     validation_error,
 )
 from framemask.api.routes import admin, corrections, events, hooks, jobs, media, tracks, videos
-from framemask.errors import FramemaskError, FrameRangeError, InputError, NotFoundError, StorageError
+from framemask.errors import DiskFullError, FramemaskError, FrameRangeError, InputError, NotFoundError, StorageError
 from framemask.jobs.context import Services
+from framemask.jobs.housekeeping import DISK_FULL, Housekeeper, disk_full_error, is_disk_full
 from framemask.jobs.worker import WorkerPool
 from framemask.settings import Settings, get_settings
 
@@ -52,12 +54,32 @@ def _status_of(exc: FramemaskError) -> int:
     return status.HTTP_500_INTERNAL_SERVER_ERROR
 
 
-async def _framemask_error(_request: Request, exc: Exception) -> JSONResponse:
+async def _framemask_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, FramemaskError)
+    if is_disk_full(exc):
+        return await _maybe_disk_full(request, exc)
     code = _status_of(exc)
     if code >= 500:
         log.error("request failed: %s", exc, exc_info=exc)
     return JSONResponse({"detail": scrub_paths(str(exc))}, status_code=code)
+
+
+# --- disk full: 503 with Retry-After, one log line per incident (see framemask.jobs.housekeeping) ---------
+
+
+def _disk_full_response(exc: DiskFullError) -> JSONResponse:
+    headers = {"Retry-After": str(max(1, round(exc.retry_after)))}
+    return JSONResponse({"detail": scrub_paths(str(exc))}, status_code=503, headers=headers)
+
+
+async def _maybe_disk_full(request: Request, exc: Exception) -> JSONResponse:
+    """An OS or database error from a write: 503 with Retry-After when the disk is full, else re-raised."""
+    if not is_disk_full(exc):
+        raise exc
+    if not isinstance(exc, DiskFullError):  # a DiskFullError was reported where it was raised
+        DISK_FULL.report(f"{request.method} {request.url.path}", exc)
+    retry = request.app.state.services.settings.disk_full_retry_seconds
+    return _disk_full_response(disk_full_error(exc, "writing", retry))
 
 
 def _start(app: FastAPI, settings: Settings) -> None:
@@ -77,6 +99,8 @@ def _start(app: FastAPI, settings: Settings) -> None:
     app.state.signing_key = key.get_secret_value().encode() if key else secrets.token_bytes(32)
     if settings.admin_token is not None:
         seed_admin_token(services.db, settings.admin_token.get_secret_value())
+    app.state.housekeeper = Housekeeper(services)  # removes orphaned spools/scratch now and periodically
+    app.state.housekeeper.start()
     app.state.pool = None
     app.state.sweeper = None
     if settings.queue == "embedded" and settings.workers > 0:
@@ -93,6 +117,7 @@ def _stop(app: FastAPI) -> None:
         app.state.pool.stop()
     if app.state.sweeper is not None:
         app.state.sweeper.set()
+    app.state.housekeeper.stop()
     app.state.readers.close()
     app.state.services.close()
 
@@ -116,6 +141,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.add_exception_handler(FramemaskError, _framemask_error)
+    app.add_exception_handler(OSError, _maybe_disk_full)
+    app.add_exception_handler(OperationalError, _maybe_disk_full)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_middleware(BodyLimit)
     for module in (videos, media, corrections, tracks, events, jobs, hooks, admin):

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import uuid
+import weakref
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
@@ -18,6 +19,8 @@ import anyio
 from fastapi import HTTPException, Request, status
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
+
+from framemask.jobs.housekeeping import DISK_FULL, SPOOL_PREFIX, disk_full_error, is_disk_full, lock_spool
 
 __all__ = ["Upload", "receive_upload"]
 
@@ -29,9 +32,17 @@ _ENVELOPE_BYTES = 1024 * 1024  # multipart headers and small fields around the f
 
 @dataclass(frozen=True)
 class Upload:
+    """A received upload's spool file. It stays locked (in use, see `framemask.jobs.housekeeping`) until
+    this object is gone, so the sweep never removes a spool whose request is still being handled."""
+
     path: Path
     filename: str
     size: int
+    lock: object = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.lock is not None:
+            weakref.finalize(self, self.lock.close)  # type: ignore[attr-defined]
 
 
 class _Sink:
@@ -127,37 +138,57 @@ async def receive_upload(request: Request, spool_dir: Path, limit: int) -> Uploa
     if declared and declared.isdigit() and int(declared) > limit + _ENVELOPE_BYTES:
         raise _too_large(limit)
     boundary = _boundary(request)
-    spool_dir.mkdir(parents=True, exist_ok=True)
-    path = spool_dir / f"upload-{uuid.uuid4().hex}"
+    services = getattr(request.app.state, "services", None)
+    retry_after = services.settings.disk_full_retry_seconds if services is not None else 30.0
     try:
-        with open(path, "wb") as fh:
-            sink = _Sink(fh, limit)
-            parser = MultipartParser(boundary, sink.callbacks())  # type: ignore[arg-type]
-            async for batch in _batches(request, limit + _ENVELOPE_BYTES):
-                await anyio.to_thread.run_sync(parser.write, batch)
-            parser.finalize()
-        return _finished(sink, path)
+        path, fh = lock_spool(spool_dir, f"{SPOOL_PREFIX}{uuid.uuid4().hex}")
+    except OSError as exc:
+        raise _disk_full_or(exc, retry_after) from None
+    try:
+        sink = _Sink(fh, limit)  # type: ignore[arg-type]
+        parser = MultipartParser(boundary, sink.callbacks())  # type: ignore[arg-type]
+        async for batch in _batches(request, limit + _ENVELOPE_BYTES):
+            await anyio.to_thread.run_sync(parser.write, batch)
+        parser.finalize()
+        fh.flush()  # type: ignore[attr-defined]
+        upload = _finished(sink, path, fh)
+        DISK_FULL.resolved()
+        return upload
     except _TooLarge:
-        path.unlink(missing_ok=True)
+        _drop(path, fh)
         raise _too_large(limit) from None
     except FormParserError as exc:
-        path.unlink(missing_ok=True)
+        _drop(path, fh)
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"malformed multipart body: {exc}") from None
+    except OSError as exc:
+        _drop(path, fh)
+        raise _disk_full_or(exc, retry_after) from None
     except BaseException:
-        with contextlib.suppress(OSError):
-            path.unlink(missing_ok=True)
+        _drop(path, fh)
         raise
 
 
-def _finished(sink: _Sink, path: Path) -> Upload:
-    if sink.filename is None:
+def _drop(path: Path, fh: object) -> None:
+    with contextlib.suppress(OSError):
         path.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        fh.close()  # type: ignore[attr-defined]
+
+
+def _disk_full_or(exc: OSError, retry_after: float) -> BaseException:
+    """A full disk becomes a 503 with Retry-After (one log line per incident); other OS errors stay."""
+    if not is_disk_full(exc):
+        return exc
+    DISK_FULL.report("receiving an upload", exc)
+    return disk_full_error(exc, "receiving an upload", retry_after)
+
+
+def _finished(sink: _Sink, path: Path, fh: object) -> Upload:
+    if sink.filename is None:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "no 'file' field in the upload")
     if not sink.ended:
-        path.unlink(missing_ok=True)
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "truncated upload: the multipart body ended early")
     if sink.size == 0:
-        path.unlink(missing_ok=True)
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "the uploaded file is empty")
     name = Path(sink.filename.replace("\\", "/")).name[:255] or "upload"
-    return Upload(path, name, sink.size)
+    return Upload(path, name, sink.size, lock=fh)

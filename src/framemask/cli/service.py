@@ -82,9 +82,12 @@ def _worker(args: argparse.Namespace) -> int:
 def _poll_worker(settings: Any, concurrency: int, name: str) -> int:
     """Standalone worker on the job table (no broker): same leases as the embedded pool."""
     from framemask.jobs.context import Services
+    from framemask.jobs.housekeeping import Housekeeper
     from framemask.jobs.worker import run_worker
 
     services = Services.create(settings)
+    housekeeper = Housekeeper(services)  # orphaned job scratch of killed workers, now and periodically
+    housekeeper.start()
     stop = threading.Event()
 
     def _on_signal(_signum: int, _frame: object) -> None:
@@ -102,6 +105,7 @@ def _poll_worker(settings: Any, concurrency: int, name: str) -> int:
     while any(t.is_alive() for t in threads):
         for thread in threads:
             thread.join(0.5)
+    housekeeper.stop()
     services.close()
     return 0
 

@@ -11,11 +11,15 @@ import os
 import socket
 import threading
 import time
+from datetime import timedelta
+
+from sqlalchemy import update
 
 from framemask.jobs.context import Services
+from framemask.jobs.housekeeping import DISK_FULL, active_work_dirs, is_disk_full
 from framemask.jobs.queue import Claim
 from framemask.jobs.tasks import HANDLERS, TaskRun, cleanup_work_dir, mark_video_failed
-from framemask.store.models import Job
+from framemask.store.models import Job, Video, utcnow
 
 __all__ = ["ClaimLost", "WorkerPool", "execute", "run_worker", "worker_name"]
 
@@ -49,11 +53,17 @@ class _Lease(threading.Thread):
         self.lost = False
 
     def run(self) -> None:
+        failing = False
         while not self._halt.wait(self._interval):
             try:
                 self._write()
-            except Exception:  # a missed beat is harmless; the next one renews the lease
-                log.exception("job %s: heartbeat failed", self._claim.job_id)
+                failing = False
+            except Exception as exc:  # a missed beat is harmless; the next one renews the lease
+                if is_disk_full(exc):
+                    DISK_FULL.report("renewing a job lease", exc)
+                elif not failing:  # one traceback per streak of failures
+                    log.exception("job %s: heartbeat failed", self._claim.job_id)
+                failing = True
 
     def _write(self) -> None:
         with self._lock:
@@ -88,20 +98,30 @@ def execute(services: Services, claim: Claim) -> str:
     handler = HANDLERS.get(claim.kind)
     if handler is None:
         return services.queue.fail(claim, f"unknown job kind {claim.kind!r}")
-    work_dir = services.settings.cache_dir / "jobs" / f"{claim.job_id}-{claim.token[:8]}"
+    scratch = services.settings.cache_dir / "jobs"
+    work_dir = scratch / f"{claim.job_id}-{claim.token[:8]}"
     lease = _Lease(services, claim)
     lease.start()
     try:
-        work_dir.mkdir(parents=True, exist_ok=True)
-        run = TaskRun(services, claim.job_id, claim.attempt, video_id, payload, lease.report, work_dir)
-        finalize = handler(run)
-        if lease.lost:
-            raise ClaimLost(claim.job_id)
-        return "succeeded" if services.queue.complete(claim, finalize) else "lost"
+        with active_work_dirs(work_dir):
+            for stale in scratch.glob(f"{claim.job_id}-*"):  # earlier attempts' scratch: theirs is gone
+                if stale != work_dir:
+                    cleanup_work_dir(stale)
+            work_dir.mkdir(parents=True, exist_ok=True)
+            run = TaskRun(services, claim.job_id, claim.attempt, video_id, payload, lease.report, work_dir)
+            finalize = handler(run)
+            if lease.lost:
+                raise ClaimLost(claim.job_id)
+            done = "succeeded" if services.queue.complete(claim, finalize) else "lost"
+            DISK_FULL.resolved()
+            return done
     except ClaimLost:
         log.warning("job %s: lease lost to another worker; abandoning attempt %d", claim.job_id, claim.attempt)
         return "lost"
     except Exception as exc:  # every failure becomes a retry or a readable `failed`
+        if is_disk_full(exc):
+            cleanup_work_dir(work_dir)  # its scratch may be what filled the disk
+            return _wait_for_space(services, claim, video_id, exc)
         log.exception("job %s attempt %d failed", claim.job_id, claim.attempt)
         on_final = mark_video_failed(video_id, _readable(exc)) if claim.kind == "process_video" else None
         status = services.queue.fail(claim, exc, on_final=on_final)
@@ -113,6 +133,52 @@ def execute(services: Services, claim: Claim) -> str:
     finally:
         lease.stop()
         cleanup_work_dir(work_dir)
+
+
+def _wait_for_space(services: Services, claim: Claim, video_id: str | None, exc: BaseException) -> str:
+    """Disk full: put the job back without spending an attempt, due again after `disk_full_retry_seconds`.
+
+    The job (and its video) show why they wait. If even that cannot be written (the database is on the
+    full disk), the lease lapses and the job is taken again once there is space.
+    """
+    DISK_FULL.report(f"job {claim.job_id}", exc)
+    DISK_FULL.give_up_reserve()  # the database is usually on the same disk: room for the lines below
+    wait = services.settings.disk_full_retry_seconds
+    message = f"waiting for disk space: no space left on the server's disk; retrying every {wait:g} s"
+    now = utcnow()
+    try:
+        with services.db.begin() as session:
+            owned = (Job.id == claim.job_id, Job.claim == claim.token, Job.status == "running")
+            changed = session.execute(
+                update(Job)
+                .where(*owned)
+                .values(
+                    status="queued",
+                    attempts=Job.attempts - 1,
+                    error=message,
+                    claim=None,
+                    lease_until=None,
+                    not_before=now + timedelta(seconds=wait),
+                    updated_at=now,
+                )
+                .execution_options(synchronize_session=False)
+            ).rowcount
+            if changed == 1 and video_id is not None:
+                session.execute(
+                    update(Video)
+                    .where(Video.id == video_id, Video.status.in_(("queued", "processing")))
+                    .values(status="queued", error=message, updated_at=now)
+                    .execution_options(synchronize_session=False)
+                )
+    except Exception as again:
+        if not is_disk_full(again):
+            log.warning("job %s: could not put the job back to wait for space: %s", claim.job_id, again)
+        return "running"
+    if services.settings.queue == "celery" and changed == 1:
+        from framemask.jobs.celery_app import send_job
+
+        send_job(services.settings, claim.job_id, countdown=wait)
+    return "queued" if changed == 1 else "lost"
 
 
 def _readable(exc: BaseException) -> str:
@@ -132,13 +198,24 @@ def _due_in(services: Services, job_id: str) -> float:
 def run_worker(services: Services, name: str, stop: threading.Event, kinds: tuple[str, ...] | None = None) -> None:
     """Claim and run jobs until `stop` is set (one thread or one standalone process)."""
     poll = services.settings.job_poll_seconds
+    failures = 0
     while not stop.is_set():
-        try:
-            claim = services.queue.claim_next(name, kinds)
-        except Exception:  # a database hiccup must not kill the worker
-            log.exception("worker %s: claiming failed", name)
+        if not DISK_FULL.space_back():  # no new attempt (and no tracebacks) until there is room again
             stop.wait(poll * 4)
             continue
+        try:
+            claim = services.queue.claim_next(name, kinds)
+        except Exception as exc:  # a database hiccup must not kill the worker
+            if is_disk_full(exc):
+                DISK_FULL.report("claiming jobs", exc)
+            elif failures == 0:  # one traceback per streak, not one every few seconds
+                log.exception("worker %s: claiming failed (retrying quietly until it works)", name)
+            failures += 1
+            stop.wait(poll * 4)
+            continue
+        if failures:
+            log.warning("worker %s: claiming works again after %d failed tries", name, failures)
+            failures = 0
         if claim is None:
             services.wake.wait(poll)
             services.wake.clear()
