@@ -306,23 +306,39 @@ def _detections(
 ) -> Iterator[tuple[int, np.ndarray, Detections]]:
     """Detect + track on every `stride`-th frame (and the last); interpolate the frames in between.
 
-    A detected frame is held until the next one is tracked: that update may name tracks born on it."""
+    The tracker names a new track one update after the detection that started it, so the frames up to a
+    detected frame are only interpolated once the next one is tracked: about two strides are held."""
     assert info.index is not None
     time_ms = info.index.time_ms
     pending: list[tuple[int, np.ndarray]] = []
-    previous: tuple[int, np.ndarray, Detections] | None = None
+    detected: list[tuple[int, np.ndarray, Detections]] = []  # the last two detected frames
+    between: list[tuple[int, np.ndarray]] = []  # frames between those two
     for seq, rgb in frames:
         if (seq - 1) % stride and seq != info.end_sequence:
             pending.append((seq, rgb))
             continue
         seconds = float(time_ms[seq - 1]) / 1000.0
         tracked = timer.timed("detect", lambda rgb=rgb, s=seconds: tracker.update(detect_frame(rgb, detectors), s))
-        if previous is not None:
-            yield previous
-            yield from _between((previous[0], previous[2]), (seq, tracked), pending, time_ms)
-        previous, pending = (seq, rgb, tracked), []
-    if previous is not None:
-        yield previous
+        if len(detected) == 2:  # the older two are final now: emit the first and what follows it
+            yield from _segment(detected[0], detected[1], between, time_ms)
+            detected.pop(0)
+        detected.append((seq, rgb, tracked))
+        between, pending = pending, []
+    if len(detected) == 2:
+        yield from _segment(detected[0], detected[1], between, time_ms)
+    if detected:
+        yield detected[-1]
+
+
+def _segment(
+    a: tuple[int, np.ndarray, Detections],
+    b: tuple[int, np.ndarray, Detections],
+    between: list[tuple[int, np.ndarray]],
+    time_ms: np.ndarray,
+) -> Iterator[tuple[int, np.ndarray, Detections]]:
+    """Detected frame `a`, then the frames up to `b` interpolated between them."""
+    yield a
+    yield from _between((a[0], a[2]), (b[0], b[2]), between, time_ms)
 
 
 def _between(
