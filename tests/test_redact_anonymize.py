@@ -18,6 +18,7 @@ from framemask.redact import AnonymizeResult, anonymize_file, render_with_boxes
 from framemask.redact.audit import audit_detectors, audit_file
 from framemask.redact.pipeline import default_detectors
 from framemask.redact.policy import MaskPolicy
+from framemask.redact.scoring import load_gt, load_regions, score_tracks
 
 TUD = SHARED_MEDIA / "TUD-Campus.mp4"
 GT = SHARED_MEDIA / "TUD-Campus.gt.txt"
@@ -189,3 +190,15 @@ def test_face_only_targets_mask_faces_only(tmp_path: Path) -> None:
     with_face = sum(bool(e["face"]) for e in seqs)
     assert with_face >= 0.8 * len(seqs), f"a face was masked on only {with_face} of {len(seqs)} frames"
     assert ffprobe_count(result.output) == 164
+
+
+def test_tracks_meet_the_mot_floors(tud: AnonymizeResult) -> None:
+    """One tight box per walker with a stable id (motmetrics against the MOT15 ground truth; people behind
+    the glass facade and cut by the frame edge are unannotated, so unmatched boxes there are excused)."""
+    assert tud.painted is not None
+    painted = {s: tud.painted.boxes(s) for s in range(1, tud.end_sequence + 1)}
+    ignore = load_regions(SHARED_MEDIA / "TUD-Campus.ignore.txt")
+    score = score_tracks(tud.boxes, load_gt(GT), W, H, ignore=ignore, painted=painted)
+    # measured 0.72 / 0.78 / 1.28 / 1.0; the targets on unseen footage are MOTA 0.60, IDF1 0.55, 1.3 boxes
+    assert score.mota >= 0.65 and score.idf1 >= 0.70, score
+    assert score.boxes_per_gt <= 1.3 and score.gt_masked >= 0.99, score
