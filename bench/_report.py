@@ -8,13 +8,15 @@ from pathlib import Path
 from bench.common import RESULTS
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
-ORDER = ["media", "detectors", "anonymize", "rerender", "service", "streams"]
+ORDER = ["media", "detectors", "tracking", "anonymize", "rerender", "service", "streams"]
 TITLES = {
     "media": "Media core: frame index and exact frame access (issue 2)",
     "detectors": "Detectors: ms per frame",
+    "tracking": "Tracking: MOTA, IDF1 and masked people vs ground truth (issue 8)",
     "anonymize": "Anonymisation throughput vs deface and a plain transcode (issue 3)",
     "rerender": "Re-render of corrections vs a full render",
     "service": "Service: streamed upload and Range requests vs nginx (issue 4)",
+    "mutation": "Mutation testing (issue 12)",
     "streams": "RTSP recording: CPU per stream and simultaneous recordings (issue 5)",
 }
 
@@ -32,7 +34,8 @@ def main() -> None:
         machine = data.get("machine") if isinstance(data, dict) else None
         when = machine.get("date", "") if isinstance(machine, dict) else ""
         body = "\n".join(("#" + line) if line.startswith("#") else line for line in md.read_text().splitlines())
-        parts += [f"## {TITLES.get(name, name)}", "", f"Run: {when or 'see JSON'} (`bench/{name}.py`)", "", body, ""]
+        source = f"bench/{name}.py" if (DOC.parents[1] / "bench" / f"{name}.py").exists() else "./dev mutate"
+        parts += [f"## {TITLES.get(name, name)}", "", f"Run: {when or 'see JSON'} (`{source}`)", "", body, ""]
     DOC.write_text("\n".join(parts).rstrip() + "\n")
     print(f"wrote {DOC}")
 

@@ -92,7 +92,8 @@ def score_tracks(
         seq = int(entry["seq"])
         people = gt.get(seq, [])
         hyps = [
-            (b.get("track", f"untracked-{seq}-{i}"), (b["x1"], b["y1"], b["x2"], b["y2"]))
+            # (a box without a track id is its own one-frame track; motmetrics wants numeric ids)
+            (b.get("track", -(seq * 100_000 + i + 1)), (b["x1"], b["y1"], b["x2"], b["y2"]))
             for i, b in enumerate(entry.get(label, []))
         ]
         n_gt, n_hyp = n_gt + len(people), n_hyp + len(hyps)

@@ -1,0 +1,161 @@
+"""Tracking benchmark (issue 8): are the stored boxes one tight box per person with a stable id, and does
+the painted mask still cover everyone?
+
+Clips with ground truth from the shared media: TUD-Campus (MOT15, 640x480, 71 frames; its don't-care
+region covers the people seen through the glass facade, whom MOT15 does not annotate) and MOT17-04
+frames 1-8 (1920x1080 night crowd seen from above; GT filtered to pedestrians in `bench/data`).
+
+Anchor, in the same run: the detector's own per-frame boxes at its operating point (score >= 0.35), no
+tracking, no ids: what a per-frame tool stores. Scores:
+- motmetrics: MOTA, IDF1, precision, recall, id switches (unmatched boxes at the frame border or inside
+  the don't-care region are not false positives: those people are real, only unannotated);
+- `shared/tools/trackcheck.py`, the team's acceptance scorer (it counts excused boxes in IDF1 and
+  precision, so its IDF1 is lower), when the shared tools are present;
+- boxes per annotated person; GT people >= 50% covered by the *painted* mask; leak audit of the output.
+HOTA is not computed (TrackEval is not installed here).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import io
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.common import write_results
+from framemask.detect import prepare_models
+from framemask.redact import anonymize_file
+from framemask.redact.audit import audit_file
+from framemask.redact.pipeline import default_detectors
+from framemask.redact.scoring import load_gt, load_regions, score_tracks
+
+HERE = Path(__file__).resolve().parent
+SHARED = HERE.parents[1] / "shared"
+CLIPS = {
+    "TUD-Campus": (
+        SHARED / "media/TUD-Campus.mp4",
+        SHARED / "media/TUD-Campus.gt.txt",
+        SHARED / "media/TUD-Campus.ignore.txt",
+    ),
+    "MOT17-04 f1-8": (
+        SHARED / "media/mmtracking_demo_MOT17-04_frames1-8.mp4",
+        HERE / "data/MOT17-04-frames1-8.gt.txt",
+        None,
+    ),
+}
+ANCHOR_SCORE = 0.35
+
+
+def trackcheck(doc: dict[str, Any], gt: Path, width: int, height: int, ignore: Path | None) -> dict[str, Any] | None:
+    """The shared acceptance scorer's numbers, or None without the shared tools."""
+    tool = SHARED / "tools/trackcheck.py"
+    if not tool.is_file():
+        return None
+    spec = importlib.util.spec_from_file_location("trackcheck", tool)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "boxes.json"
+        path.write_text(json.dumps(doc))
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            module.main(str(path), str(gt), (width, height), load_regions(ignore))
+    return json.loads(out.getvalue())
+
+
+def anchor_doc(src: Path, detectors: list) -> tuple[dict[str, Any], dict[int, np.ndarray]]:
+    """Per-frame person boxes at the detector's operating point, no ids; painted = those boxes."""
+    from framemask.media import iter_frames, probe, rotate
+    from framemask.redact.encode import frame_to_rgb
+
+    info = probe(src)
+    person = detectors[0]
+    sequence, painted = [], {}
+    for seq, frame in iter_frames(src):
+        dets = person.detect(rotate(frame_to_rgb(frame), info.rotation)).clip(info.width, info.height)
+        keep = dets[dets.confidence >= ANCHOR_SCORE]
+        boxes = [dict(zip(("x1", "y1", "x2", "y2"), (round(float(v)) for v in b), strict=True)) for b in keep.xyxy]
+        sequence.append({"seq": seq, "person": boxes, "face": []})
+        painted[seq] = np.array([[b["x1"], b["y1"], b["x2"], b["y2"]] for b in boxes]).reshape(-1, 4)
+    return {"endSequence": info.end_sequence, "sequence": sequence}, painted
+
+
+def run_clip(name: str, src: Path, gt_path: Path, ignore_path: Path | None, scratch: Path) -> dict[str, Any]:
+    gt, ignore = load_gt(gt_path), load_regions(ignore_path)
+    detectors = default_detectors(("person", "face"))
+    started = time.perf_counter()
+    result = anonymize_file(src, scratch / f"{name.split()[0]}.mp4", detectors=detectors)
+    seconds = time.perf_counter() - started
+    assert result.painted is not None and result.track is not None
+    width, height = result.track.width, result.track.height
+    painted = {s: result.painted.boxes(s) for s in range(1, result.end_sequence + 1)}
+    ours = score_tracks(result.boxes, gt, width, height, ignore=ignore, painted=painted).to_json()
+    audit = audit_file(result.output, original=src)
+    anchor, anchor_painted = anchor_doc(src, detectors)
+    base = score_tracks(anchor, gt, width, height, ignore=ignore, painted=anchor_painted).to_json()
+    return {
+        "clip": name,
+        "frames": result.end_sequence,
+        "framemask": {
+            **ours,
+            "trackcheck": trackcheck(result.boxes, gt_path, width, height, ignore_path),
+            "tracks": len(result.track.confirmed),
+            "leaks": len(audit["leaks"]),
+            "seconds": round(seconds, 2),
+            "fps": round(result.end_sequence / seconds, 1),
+        },
+        "anchor": {**base, "trackcheck": trackcheck(anchor, gt_path, width, height, ignore_path)},
+    }
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    head = (
+        "| clip | boxes | MOTA | IDF1 | precision | recall | ID sw. | boxes/GT person | GT >= 50% masked "
+        "| trackcheck MOTA / IDF1 | tracks | leaks | fps |"
+    )
+    lines = [head, "|" + "---|" * 13]
+    for row in rows:
+        for who in ("framemask", "anchor"):
+            s = row[who]
+            tc = s.get("trackcheck")
+            tcs = f"{tc['mota']:.3f} / {tc['idf1']:.3f}" if tc else "n/a"
+            label = "framemask (tracks)" if who == "framemask" else f"anchor: per-frame detections >= {ANCHOR_SCORE}"
+            lines.append(
+                f"| {row['clip']} | {label} | {s['mota']:.3f} | {s['idf1']:.3f} | {s['precision']:.3f} "
+                f"| {s['recall']:.3f} | {s['id_switches']} | {s['boxes_per_gt']:.2f} | {s['gt_masked']:.3f} | {tcs} "
+                f"| {s.get('tracks', '-')} | {s.get('leaks', '-')} | {s.get('fps', '-')} |"
+            )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    prepare_models()
+    scratch = HERE / "scratch" / "tracking"
+    scratch.mkdir(parents=True, exist_ok=True)
+    rows = [
+        run_clip(name, *paths, scratch) for name, paths in CLIPS.items() if paths[0].is_file() and paths[1].is_file()
+    ]
+    md = "\n".join(
+        [
+            "### Tracking vs ground truth (framemask's stored tracks vs per-frame detector boxes)",
+            "",
+            table(rows),
+            "",
+            "Targets on unseen street footage: MOTA >= 0.60, IDF1 >= 0.55, <= 1.3 boxes per annotated person,",
+            ">= 99% of annotated people >= 50% masked, 0 audit leaks. TUD boxes per person include the people",
+            "behind the glass facade (real, masked, unannotated). MOT17-04 is a dense overhead night crowd whose",
+            "people are mostly below the person detector's reach at 1080p (416 px input): recall is detector-bound.",
+        ]
+    )
+    write_results("tracking", {"clips": rows}, md)
+
+
+if __name__ == "__main__":
+    main()
