@@ -305,3 +305,93 @@ def test_upload_from_the_video_list_shows_processing_until_ready(
     expect(row.get_by_test_id("open")).to_be_visible(timeout=120_000)  # the Review link appears when ready
     expect(row.get_by_test_id("status")).to_have_text("ready")
     expect(row).to_contain_text("20")  # frames, counted by the server
+
+
+def test_exclude_a_whole_track_unmasks_every_frame_of_it(
+    server: str, editor_token: str, chromium_browser: Browser, tmp_path: Path
+) -> None:
+    """Real people (TUD-Campus): click one person with "exclude: whole track", save, render; on every frame
+    that track has a box, the final shows the original pixels there (except under other masks)."""
+    from conftest import SHARED_MEDIA
+
+    from framemask.redact import painted_from_doc
+    from framemask.redact.policy import MaskPolicy
+
+    src = SHARED_MEDIA / "TUD-Campus.mp4"
+    admin = {"Authorization": f"Bearer {ADMIN}"}
+    with open(src, "rb") as fh:
+        resp = httpx.post(f"{server}/api/videos", files={"file": ("tud.mp4", fh, "video/mp4")}, headers=admin)
+    assert resp.status_code == 201, resp.text
+    video_id = resp.json()["id"]
+    deadline = time.monotonic() + 300
+    while (status := httpx.get(f"{server}/api/videos/{video_id}", headers=admin).json())["status"] != "ready":
+        assert status["status"] != "failed" and time.monotonic() < deadline, status
+        time.sleep(0.3)
+    tracks = httpx.get(f"{server}/api/videos/{video_id}/tracks", headers=admin).json()["tracks"]
+    target = max((t for t in tracks if t["label"] == "person"), key=lambda t: t["frames"])
+    seq = target["start_seq"]
+    frame = httpx.get(f"{server}/api/videos/{video_id}/boxes?from={seq}&to={seq}", headers=admin).json()["frames"][0]
+    [box] = [b for b in frame["boxes"] if b["track"] == target["id"]]
+    others = [b for b in frame["boxes"] if b is not box]
+    # a point on the target and on no other box (the editor picks the smallest box under the pointer)
+    spot = next(
+        (x, y)
+        for y in np.linspace(box["y2"] - 4, box["y1"] + 4, 24)
+        for x in np.linspace(box["x1"] + 4, box["x2"] - 4, 12)
+        if not any(o["x1"] <= x <= o["x2"] and o["y1"] <= y <= o["y2"] for o in others)
+    )
+
+    page = chromium_browser.new_page(viewport={"width": 1280, "height": 900})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    _open_editor(page, server, editor_token, video_id)
+    expect(page.get_by_test_id("frame")).to_have_text("1")
+    for _ in range(seq - 1):
+        page.keyboard.press("ArrowRight")
+    expect(page.get_by_test_id("frame")).to_have_text(str(seq))
+    page.get_by_test_id("scope").select_option("track")
+    canvas = page.get_by_test_id("canvas").bounding_box()
+    assert canvas is not None
+    page.mouse.click(canvas["x"] + spot[0] * canvas["width"] / 640, canvas["y"] + spot[1] * canvas["height"] / 480)
+    expect(page.get_by_test_id("revision")).to_contain_text("unsaved")
+    page.get_by_test_id("save").click()
+    expect(page.get_by_test_id("message")).to_contain_text("Saved revision 1")
+    auth = {"Authorization": f"Bearer {editor_token}"}
+    saved = httpx.get(f"{server}/api/videos/{video_id}/corrections", headers=auth).json()["corrections"]
+    assert saved["excludedTracks"] == [target["id"]] and saved["excluded"] == {}
+    page.get_by_test_id("render").click()
+    download = page.get_by_test_id("download")
+    expect(download).to_be_visible(timeout=180_000)
+    href = download.get_attribute("href")
+    assert href and not errors, errors
+    final = tmp_path / "final.mp4"
+    final.write_bytes(httpx.get(f"{server}{href}").content)
+    master = tmp_path / "processed.mp4"
+    master.write_bytes(httpx.get(f"{server}/api/videos/{video_id}/stream", headers=admin).content)
+
+    effective = httpx.get(f"{server}/api/videos/{video_id}/frames?from=1&to=71", headers=admin).json()
+    painted = painted_from_doc(effective, 71, 640, 480, MaskPolicy.for_fps(25))
+    mine = [
+        (f["seq"], b)
+        for f in httpx.get(f"{server}/api/videos/{video_id}/boxes?from=1&to=71", headers=admin).json()["frames"]
+        for b in f["boxes"]
+        if b["track"] == target["id"]
+    ]
+    assert len(mine) == target["frames"] and all(b["excluded"] for _, b in mine)
+    checked = 0
+    with FrameReader(src) as original, FrameReader(final) as out, FrameReader(master) as processed:
+        for s, b in mine:
+            free = np.zeros((480, 640), bool)
+            free[b["y1"] : b["y2"], b["x1"] : b["x2"]] = True
+            for x1, y1, x2, y2 in painted.boxes(s).tolist():
+                free[y1:y2, x1:x2] = False
+            if free.sum() < 400:
+                continue  # under other people's masks on this frame
+            orig = original.frame(s).astype(np.int16)
+            now = float(np.abs(out.frame(s).astype(np.int16) - orig)[free].mean())
+            before = float(np.abs(processed.frame(s).astype(np.int16) - orig)[free].mean())
+            assert now < 6, (s, now, before)  # the original again, up to coding noise
+            if before >= 8:
+                assert now * 2 < before, (s, now, before)
+                checked += 1
+    assert checked >= target["frames"] // 4

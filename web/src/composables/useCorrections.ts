@@ -86,10 +86,10 @@ export function useCorrections() {
     const refs = doc.value.excluded[seq] ?? []
     const out: DisplayBox[] = []
     detected.forEach((b, i) => {
-      if (b.source !== 'detected') return
+      if (b.source !== 'detected' && b.source !== 'candidate') return
       const off =
         (typeof b.track === 'number' && doc.value.excludedTracks.includes(b.track)) || refs.some((r) => sameBox(r, b))
-      out.push({ ...b, key: `d${i}`, kind: off ? 'excluded' : 'detected' })
+      out.push({ ...b, key: `d${i}`, kind: off ? 'excluded' : b.source })
     })
     ;(doc.value.drawnRectangles[seq] ?? []).forEach((r, i) =>
       out.push({ key: `r${i}`, ...xyxy(r), kind: 'drawn', label: 'manual', track: null }),

@@ -61,8 +61,10 @@ export interface ReviewBox {
   y1: number
   y2: number
   label: string
-  source: 'detected' | 'drawn' | 'track'
+  /** detected: a confirmed track's box; candidate: a detection tracking did not confirm (masked all the same) */
+  source: 'detected' | 'candidate' | 'drawn' | 'track'
   track: number | string | null
+  score?: number | null
   excluded: boolean
 }
 
