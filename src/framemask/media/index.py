@@ -129,8 +129,13 @@ class FrameIndex:
         """
         n = len(self.pts)
         header = _HEADER.pack(
-            _MAGIC, FORMAT_VERSION, n, self.time_base.numerator, self.time_base.denominator,
-            int(self.exact_pts), int(self.pts[0]),
+            _MAGIC,
+            FORMAT_VERSION,
+            n,
+            self.time_base.numerator,
+            self.time_base.denominator,
+            int(self.exact_pts),
+            int(self.pts[0]),
         )
         body = np.diff(self.pts).astype("<i8").tobytes() + np.packbits(self.keys).tobytes()
         return header + zlib.compress(body, 9)
