@@ -117,7 +117,8 @@ def test_upload_flow_on_postgres_s3_celery(scaled, processed, tmp_path: Path) ->
     store = _s3(settings)
     assert store.list(settings.bucket_raw, f"videos/{created['id']}/") == [f"videos/{created['id']}/original.mp4"]
     assert store.list(settings.bucket_processed, f"videos/{created['id']}/") == [
-        f"videos/{created['id']}/index.npz",
+        f"videos/{created['id']}/original.index",
+        f"videos/{created['id']}/processed.index",
         f"videos/{created['id']}/processed.mp4",
     ]
     doc = client.get(f"/api/videos/{created['id']}/frames", headers=auth(ADMIN)).json()

@@ -73,7 +73,8 @@ def test_boxes_in_the_seed_format(svc) -> None:
     with_people = [e for e in doc["sequence"] if e.get("person")]
     assert len(with_people) > 50  # 4-6 people walk through every frame
     box = with_people[0]["person"][0]
-    assert set(box) == {"x1", "x2", "y1", "y2"} and 0 <= box["x1"] < box["x2"] <= 640
+    assert set(box) - {"filled"} == {"x1", "x2", "y1", "y2", "track", "score"} and 0 <= box["x1"] < box["x2"] <= 640
+    assert isinstance(box["track"], int) and 0 < box["score"] <= 1
     part = client.get(f"/api/videos/{created['id']}/frames?from=10&to=12", headers=auth(ADMIN)).json()
     assert part["sequence"] == doc["sequence"][9:12]
     with _services(client).db.session() as session:
@@ -290,8 +291,8 @@ def test_delete_removes_rows_and_every_object(svc, make) -> None:
     client.get(f"/api/videos/{vid}/frame?seq=2&variant=original", headers=auth(ADMIN))
     before = stored_files(settings.data_dir)
     mine = [f for f in before if vid in f]
-    # original, processed, index, thumbnail sprite, plus the event key frames in the thumbnails bucket
-    assert len([f for f in mine if "/events/" not in f]) == 4
+    # original, processed, the index of each, thumbnail sprite, plus the event key frames (thumbnails bucket)
+    assert len([f for f in mine if "/events/" not in f]) == 5
     assert any("/events/" in f for f in mine)
     editor = new_token(client, "editor")
     assert client.delete(f"/api/videos/{vid}", headers=auth(editor)).status_code == 204
