@@ -121,8 +121,9 @@ class _Builder:
         self.perms[name] = (base, total)
         return name
 
-    def nchw(self, op: str, src: str, out: str, out_shape_nchw: tuple[int, ...], inputs: list[str],
-             **attrs: Any) -> None:
+    def nchw(
+        self, op: str, src: str, out: str, out_shape_nchw: tuple[int, ...], inputs: list[str], **attrs: Any
+    ) -> None:
         """Run an NCHW-only ONNX op on an NHWC tensor, producing the NHWC result `out`."""
         x = self.transpose(src, _TO_NCHW)
         mid = self.emit(op, [x, *inputs], self.fresh(op.lower()), out_shape_nchw, **attrs)
@@ -148,8 +149,7 @@ def _conv2d(b: _Builder, node: dict[str, Any], ins: list[str], out: str) -> None
     _, dh, dw, _ = _attr(node, "dilations", [1, 1, 1, 1])
     weight = b.const(np.ascontiguousarray(filt.transpose(3, 2, 0, 1)), "conv_w")
     shape = (n, cout, _conv_out(h, kh, sh, dh), _conv_out(wd, kw, sw, dw))
-    b.nchw("Conv", x, out, shape, [weight], group=c // cin, strides=[sh, sw], dilations=[dh, dw],
-           kernel_shape=[kh, kw])
+    b.nchw("Conv", x, out, shape, [weight], group=c // cin, strides=[sh, sw], dilations=[dh, dw], kernel_shape=[kh, kw])
 
 
 def _maxpool(b: _Builder, node: dict[str, Any], ins: list[str], out: str) -> None:
@@ -173,8 +173,7 @@ def _resize(b: _Builder, node: dict[str, Any], ins: list[str], out: str) -> None
     else:
         mode = "asymmetric"
     sizes = b.const(np.array([n, c, oh, ow], np.int64), "sizes")
-    b.nchw("Resize", x, out, (n, c, oh, ow), ["", "", sizes], mode="linear",
-           coordinate_transformation_mode=mode)
+    b.nchw("Resize", x, out, (n, c, oh, ow), ["", "", sizes], mode="linear", coordinate_transformation_mode=mode)
 
 
 def _pad(b: _Builder, node: dict[str, Any], ins: list[str], out: str) -> None:
@@ -257,9 +256,7 @@ _CONVERTERS: dict[str, Callable[[_Builder, dict[str, Any], list[str], str], None
 }
 
 
-def _sparse_to_dense(
-    indices: np.ndarray, shape: np.ndarray, values: np.ndarray, default: np.ndarray
-) -> np.ndarray:
+def _sparse_to_dense(indices: np.ndarray, shape: np.ndarray, values: np.ndarray, default: np.ndarray) -> np.ndarray:
     out = np.full(tuple(int(s) for s in shape), default, dtype=default.dtype)
     idx = indices.reshape(len(indices), -1) if indices.size else indices.reshape(0, len(shape))
     out[tuple(idx.T)] = values

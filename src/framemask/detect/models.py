@@ -164,7 +164,10 @@ def _fetch_tarball(dest: Path) -> Path:
     if npm:
         proc = subprocess.run(
             [npm, "pack", spec, "--pack-destination", str(dest), "--loglevel=error", "--json"],
-            capture_output=True, text=True, timeout=900, check=False,
+            capture_output=True,
+            text=True,
+            timeout=900,
+            check=False,
         )
         found = sorted(dest.glob("*.tgz"))
         if proc.returncode == 0 and found:

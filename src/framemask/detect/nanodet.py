@@ -89,8 +89,13 @@ class NanoDet:
     def _detect_once(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         blob, scale = self._letterbox(rgb)
         with onnx_errors(self.name):
-            outs = dict(zip([o.name for o in self.session.get_outputs()],
-                            self.session.run(None, {self.input_name: blob}), strict=True))
+            outs = dict(
+                zip(
+                    [o.name for o in self.session.get_outputs()],
+                    self.session.run(None, {self.input_name: blob}),
+                    strict=True,
+                )
+            )
         parts = [decode_level(outs[c][0], outs[r][0], s, self.threshold) for c, r, s in self.levels]
         boxes = np.concatenate([p[0] for p in parts])
         scores = np.concatenate([p[1] for p in parts])
