@@ -131,3 +131,84 @@ def test_manual_track_is_interpolated_by_presentation_time() -> None:
     xs = [next((b["x1"] for b in e.frame(s) if b["source"] == "track"), None) for s in range(1, 6)]
     assert xs == [0, 25, 27, 100, None]  # 100 ms of 400 ms -> 25 px; 110 ms -> 27.5 -> floor 27; ends at key 4
     assert e.seed_entry(2)["manual"] == [box(25, 0, 35, 10)]
+
+
+def test_split_gives_the_later_boxes_a_new_id_and_merge_joins_ids() -> None:
+    e = effective(walking(6), {"splitTracks": [{"track": 1, "at": 4}]})
+    ids = [[b["track"] for b in e.frame(s)] for s in range(1, 7)]
+    assert ids == [[1, 2]] * 3 + [[3, 2]] * 3  # the new id: largest stored id (2) + 1
+    assert all(b["source"] == "detected" for s in (4, 5) for b in e.frame(s))  # still a confirmed track
+    merged = effective(walking(6), {"splitTracks": [{"track": 1, "at": 4}], "mergedTracks": [[2, 3]]})
+    assert [[b["track"] for b in merged.frame(s)] for s in (1, 5)] == [[1, 2], [2, 2]]
+    off = effective(walking(6), {"splitTracks": [{"track": 1, "at": 4}], "excludedTracks": [3]})
+    painted = off.painted(MaskPolicy(pad={"person": 0.0}))
+    assert [len(painted.boxes(s)) for s in range(1, 7)] == [2, 2, 2, 1, 1, 1]  # only the later part is off
+
+
+def test_override_moves_a_detected_box_on_one_frame() -> None:
+    e = effective(walking(6), {"overrides": {"3": [{"track": 2, "x": 190, "y": 40, "width": 70, "height": 170}]}})
+    moved = [b for b in e.frame(3) if b["track"] == 2]
+    assert moved == [
+        {
+            "x1": 190,
+            "x2": 260,
+            "y1": 40,
+            "y2": 210,
+            "label": "person",
+            "source": "override",
+            "track": 2,
+            "score": None,
+            "excluded": False,
+        }
+    ]
+    painted = e.painted(MaskPolicy(pad={"person": 0.2}))  # an override is painted exactly, not padded
+    assert [190, 40, 260, 210] in painted.boxes(3).tolist()
+    assert [190, 20, 260, 230] in painted.boxes(4).tolist()  # the detection next frame is padded
+
+
+def test_extending_a_track_covers_frames_the_detector_missed() -> None:
+    doc = walking(8)
+    for entry in doc["sequence"][3:6]:  # the walker is missed on frames 4-6
+        entry["person"] = entry["person"][1:]
+    keys = [
+        {"seq": 3, "x": 22, "y": 20, "width": 50, "height": 100},
+        {"seq": 7, "x": 38, "y": 20, "width": 50, "height": 100},
+    ]
+    e = effective(doc, {"tracks": [{"id": "k1", "keyframes": keys, "extends": 1}]})
+    walker = [[b for b in e.frame(s) if b["source"] in ("detected", "track") and b["x1"] < 150] for s in range(1, 9)]
+    assert [len(w) for w in walker] == [1] * 8
+    assert [w[0]["source"] for w in walker[2:7]] == ["detected", "track", "track", "track", "detected"]
+    assert e.seed_entry(5)["person"][-1] == box(30, 20, 80, 120, track=1)  # under the track's id, no score
+
+
+def test_exclude_rules_switch_off_boxes_by_label_size_and_range() -> None:
+    doc = walking(6)
+    for entry in doc["sequence"]:
+        entry["face"] = [box(205, 55, 215, 65, track=5, score=0.9)]
+    rules = [{"label": "face", "smaller_than": 20}, {"label": "person", "from_seq": 5}]
+    e = effective(doc, {"excludeRules": rules})
+    off = [[(b["label"], b["excluded"]) for b in e.frame(s)] for s in (1, 5)]
+    assert off[0] == [("person", False), ("person", False), ("face", True)]
+    assert off[1] == [("person", True), ("person", True), ("face", True)]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"mutedRanges": [{"start_seq": 5, "end_seq": 2}]},
+        {"mutedRanges": [{"start_seq": 1, "end_seq": 2, "mode": "beep"}]},
+        {"mergedTracks": [[1]]},
+        {"splitTracks": [{"track": -1, "at": 2}]},
+        {"excludeRules": [{"smaller_than": 0}]},
+    ],
+)
+def test_bad_track_operations_are_rejected(body: dict) -> None:
+    with pytest.raises(ValidationError):
+        Corrections.model_validate(body)
+
+
+def test_muted_ranges_must_lie_in_the_video() -> None:
+    ok = Corrections.model_validate({"mutedRanges": [{"start_seq": 2, "end_seq": 4, "mode": "tone"}]})
+    assert ok.to_doc()["mutedRanges"] == [{"start_seq": 2, "end_seq": 4, "mode": "tone"}] and not ok.empty
+    with pytest.raises(InputError, match=r"frame 11 is outside 1\.\.10"):
+        effective(walking(10), {"mutedRanges": [{"start_seq": 2, "end_seq": 11}]})
