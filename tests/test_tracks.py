@@ -156,3 +156,52 @@ def test_bad_track_or_score_is_an_input_error(box: dict) -> None:
 
     with pytest.raises(InputError):
         boxes_from_doc({"endSequence": 1, "sequence": [{"seq": 1, "person": [box]}]}, 1, W, H)
+
+
+def test_presence_counts_distinct_tracks_and_the_peak_at_once() -> None:
+    from framemask.events.describe import SummaryDescriber
+    from framemask.events.extract import Event
+    from framemask.events.presence import presence_intervals
+
+    def person(track: int) -> dict:
+        return {"x1": 10 * track, "x2": 10 * track + 8, "y1": 0, "y2": 20, "track": track, "score": 0.9}
+
+    # three people pass one after the other, never more than two on screen; a weak candidate is no one
+    frames = [[1], [1], [1, 2], [1, 2], [2], [2, 3], [3], [3], [3], [3]]
+    doc = {
+        "endSequence": 10,
+        "sequence": [
+            {
+                "seq": i + 1,
+                "person": [person(t) for t in ids],
+                "face": [],
+                "candidates": [{"x1": 0, "x2": 5, "y1": 0, "y2": 5, "label": "person", "score": 0.3}],
+            }
+            for i, ids in enumerate(frames)
+        ],
+    }
+    (p,) = presence_intervals(doc)
+    assert (p.start, p.end, p.peak_count, p.people) == (1, 10, 2, 3)
+    event = Event("presence", 1, 10, 0.0, 400.0, p.peak_seq, 0.0, p.peak_count, p.people)
+    assert SummaryDescriber().describe(event, None).startswith("3 people, up to 2 at once visible for 0.4 s")
+
+
+def test_the_worker_in_the_lift_is_one_flagged_track() -> None:
+    """Real clip (NASA, synthetic VFR): one small worker in a lift basket; one id from first sight to the
+    last frame, and the frames before the detector first finds him are pointed out to the reviewer."""
+    from conftest import SHARED_MEDIA
+
+    from framemask.redact.pipeline import default_detectors
+
+    src = SHARED_MEDIA / "torchcodec_nasa_13013_vfr.mp4"
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        result = anonymize_file(src, Path(tmp) / "out.mp4", detectors=default_detectors(("person", "face")))
+    tracks = summarize_tracks(result.track, 12.9)
+    people = [t for t in tracks if t.label == "person"]
+    assert len(people) == 1, tracks
+    (worker,) = people
+    assert worker.end_seq == 50 and worker.frames == 50 - worker.start_seq + 1
+    assert worker.start_seq == 1 or "starts_inside" in worker.flags
+    assert result.painted is not None and all(len(result.painted.boxes(s)) for s in range(42, 51))
