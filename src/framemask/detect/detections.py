@@ -112,7 +112,7 @@ class Detections:
             np.concatenate([d.xyxy for d in parts]),
             np.concatenate([d.confidence for d in parts]),
             np.concatenate([d.class_id for d in parts]),
-            np.concatenate([d.tracker_id for d in parts]) if tracked else None,  # type: ignore[misc]
+            np.concatenate([d.tracker_id for d in parts if d.tracker_id is not None]) if tracked else None,
         )
 
     def with_label(self, name: str) -> Detections:

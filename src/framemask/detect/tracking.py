@@ -103,7 +103,8 @@ class Tracker:
 
         sv_dets = sv.Detections(xyxy=dets.xyxy.astype(np.float32), confidence=dets.confidence, class_id=dets.class_id)
         out = self._byte[class_id].update(sv_dets, timestamp=timestamp)
-        ids = np.array([self._our_id(class_id, int(t)) for t in out.tracker_id], np.int64)
+        byte_ids = out.tracker_id if out.tracker_id is not None else np.full(len(out), UNTRACKED)
+        ids = np.array([self._our_id(class_id, int(t)) for t in byte_ids], np.int64)
         confidence = out.confidence if out.confidence is not None else np.ones(len(out))
         for tid, score in zip(ids, confidence, strict=True):
             if tid != UNTRACKED:

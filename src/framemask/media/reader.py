@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from typing import Any
 
 import av
@@ -146,7 +146,7 @@ class FrameReader:
         return self._position + 1 if self._position else self._seek_key
 
 
-def iter_frames(path: str | os.PathLike[str]) -> Iterator[tuple[int, av.VideoFrame]]:
+def iter_frames(path: str | os.PathLike[str]) -> Generator[tuple[int, av.VideoFrame], None, None]:
     """Every frame in presentation order with its seq (1-based), decoded sequentially (stored orientation)."""
     container = open_video(path)
     try:

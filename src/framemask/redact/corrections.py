@@ -352,7 +352,9 @@ class EffectiveBoxes:
                 rows[i, FLAGS] |= EXCLUDED
             sources.append(("detected" if tid in self._confirmed else "candidate", tid if tid >= 0 else None))
         for old, at, new in self._splits:
-            hits = np.flatnonzero(rows[:, TRACK] == self._merge(new)) if seq == at else []
+            if seq != at:
+                continue
+            hits = np.flatnonzero(rows[:, TRACK] == self._merge(new))
             if len(hits):  # the old id ends here: a hidden, excluded copy stops the policy holding it
                 end = rows[hits[0]].copy()
                 end[TRACK], end[FLAGS] = self._merge(old), end[FLAGS] | EXCLUDED

@@ -146,6 +146,7 @@ def anonymize_file(
     result = _render(src, dst, info, boxes_stage, track, policy, masker, params, audio, progress, settings)
     track.confirmed = tracker.confirmed()
     track.confirmed -= duplicate_tracks(track)
+    assert info.index is not None  # probe always returns the index it used
     track.fill_gaps(info.index.time_ms, LOST_SECONDS * 1000.0)
     if boxes_path is not None:
         track.write_json(boxes_path)
