@@ -205,3 +205,16 @@ def test_the_worker_in_the_lift_is_one_flagged_track() -> None:
     assert worker.end_seq == 50 and worker.frames == 50 - worker.start_seq + 1
     assert worker.start_seq == 1 or "starts_inside" in worker.flags
     assert result.painted is not None and all(len(result.painted.boxes(s)) for s in range(42, 51))
+
+
+def test_a_static_weak_track_is_a_candidate_not_a_person(tmp_path: Path) -> None:
+    # a traffic cone that the person detector scores 0.5 then 0.3-0.35, never moving; a walker passes by
+    def script(i: int):
+        cone = (250, 150, 275, 200, 0.5 if i == 0 else 0.3 + 0.05 * (i % 2))
+        return [cone, walker(i)]
+
+    result = anonymize(tmp_path, 30, script)
+    people = {b["track"] for e in result.boxes["sequence"] for b in e["person"]}
+    cones = {b.get("track") for e in result.boxes["sequence"] for b in e.get("candidates", [])}
+    assert len(people) == 1 and len(cones) == 1 and people.isdisjoint(cones)
+    assert all(any(p[0] <= 250 and p[2] >= 275 for p in result.painted.boxes(s).tolist()) for s in range(1, 31))

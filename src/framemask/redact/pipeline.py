@@ -36,7 +36,7 @@ from framemask.redact.boxes import X1, Y2, BoxTrack, boxes_from_doc
 from framemask.redact.encode import EncodeSettings, VideoWriter, frame_to_rgb, monotonic_pts
 from framemask.redact.policy import MaskPolicy
 from framemask.redact.styles import Masker, make_masker
-from framemask.redact.tracklist import duplicate_tracks
+from framemask.redact.tracklist import duplicate_tracks, static_weak_tracks
 
 __all__ = [
     "DEFAULT_STRIDE",
@@ -145,7 +145,7 @@ def anonymize_file(
     params = {"style": style, "shape": shape, "strength": strength}
     result = _render(src, dst, info, boxes_stage, track, policy, masker, params, audio, progress, settings)
     track.confirmed = tracker.confirmed()
-    track.confirmed -= duplicate_tracks(track)
+    track.confirmed -= duplicate_tracks(track) | static_weak_tracks(track)
     assert info.index is not None  # probe always returns the index it used
     track.fill_gaps(info.index.time_ms, LOST_SECONDS * 1000.0)
     if boxes_path is not None:

@@ -22,13 +22,18 @@ import numpy as np
 from framemask.detect import box_iou
 from framemask.redact.boxes import FILLED, FLAGS, LABEL, SCORE, TRACK, X1, Y2, BoxTrack
 
-__all__ = ["TrackSummary", "duplicate_tracks", "summarize_tracks"]
+__all__ = ["TrackSummary", "duplicate_tracks", "static_weak_tracks", "summarize_tracks"]
 
 EDGE_FRACTION = 0.03
 """A box within this fraction of the frame's size from a border touches the edge."""
 SUCCESSOR_SECONDS = 1.0
 """A same-label track starting within this time of another's end, where it ended, makes it fragmented."""
 SHORT_SECONDS = 0.5
+STATIC_SCORE = 0.4
+STATIC_MOTION = 0.05
+"""A confirmed track scoring below `STATIC_SCORE` on average whose box never moves more than
+`STATIC_MOTION` of its height is most likely a thing (a cone, a post, a stone): a candidate, not a
+person. Standing people score higher; the box is masked either way."""
 DUPLICATE_INSIDE = 0.8
 """A box lying this much inside another box of the same label is a candidate duplicate of it..."""
 DUPLICATE_SHARE = 0.8
@@ -168,3 +173,24 @@ def duplicate_tracks(track: BoxTrack) -> set[int]:
         if frames >= DUPLICATE_SHARE * life[inner]:
             dropped.add(inner)
     return dropped
+
+
+def static_weak_tracks(track: BoxTrack) -> set[int]:
+    """Confirmed tracks that never move and score low (see `STATIC_*`): demote them to candidates."""
+    boxes: dict[int, list[np.ndarray]] = {}
+    scores: dict[int, list[int]] = {}
+    for seq in range(1, len(track) + 1):
+        for row in track.rows(seq):
+            tid = int(row[TRACK])
+            if tid in track.confirmed and not row[FLAGS] & FILLED and row[SCORE] >= 0:
+                boxes.setdefault(tid, []).append(row[X1 : Y2 + 1].astype(np.float64))
+                scores.setdefault(tid, []).append(int(row[SCORE]))
+    out = set()
+    for tid, seen in boxes.items():
+        xyxy = np.array(seen)
+        height = float(np.median(xyxy[:, 3] - xyxy[:, 1])) or 1.0
+        centre = (xyxy[:, :2] + xyxy[:, 2:]) / 2
+        moved = float(np.ptp(centre, axis=0).max()) / height
+        if np.mean(scores[tid]) < STATIC_SCORE * 1000 and moved < STATIC_MOTION:
+            out.add(tid)
+    return out
