@@ -27,7 +27,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("anonymize", help="detect people and faces, mask them, write an H.264 MP4")
     p.add_argument("input", help="video file")
     p.add_argument("-o", "--output", required=True, help="output .mp4 (same frames and timestamps as the input)")
-    p.add_argument("--boxes", help="also write the masked boxes of every frame as seed-format JSON")
+    p.add_argument(
+        "--boxes",
+        help="also write the detected boxes of every frame as seed-format JSON (one tight box per person/face "
+        "with its track id and score; unconfirmed detections under 'candidates')",
+    )
     p.add_argument("--targets", default="person,face", help="what to mask: person, face or person,face (default)")
     p.add_argument(
         "--stride",
@@ -39,7 +43,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _style_args(p)
     p.set_defaults(func=cmd_anonymize)
 
-    p = subparsers.add_parser("render", help="mask exactly the boxes of a seed-format JSON (no detection)")
+    p = subparsers.add_parser(
+        "render",
+        help="mask the boxes of a seed-format JSON (no detection): detections (with a score) through the mask "
+        "policy (padding, holding lost tracks), boxes without a score exactly as given",
+    )
     p.add_argument("input", help="video file")
     p.add_argument("--boxes", required=True, help="seed-format JSON ({endSequence, sequence: [{seq, person: [...]}]})")
     p.add_argument("-o", "--output", required=True, help="output .mp4")
@@ -181,5 +189,6 @@ def _summary(result: AnonymizeResult) -> dict[str, object]:
         "gop_starts": result.gop_starts,
         "nudged_timestamps": result.nudged_timestamps,
         "stride": result.stride,
+        "tracks": len(result.track.confirmed) if result.track is not None else None,
         "timings": result.timings,
     }
