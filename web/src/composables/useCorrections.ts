@@ -1,111 +1,113 @@
-// The reviewer's working copy of the corrections document and the edits the canvas makes to it.
-// It mirrors the server's model (framemask.redact.corrections): what is shown here is what renders.
+// The reviewer's working copy of the corrections document: undoable edits, a local draft that survives a
+// reload (localStorage, per video), and the revision it is based on (sent as `base_revision` on save).
 import { computed, ref } from 'vue'
-import type { DisplayBox } from '../components/FrameCanvas.vue'
-import { trackBoxAt } from '../lib/timeline'
-import type { BoxRef, CorrectionsDoc, IndexFrame, Rect, ReviewBox } from '../services/types'
+import { clone, normalize } from '../lib/corrections'
+import { rebase } from '../lib/rebase'
+import type { CorrectionsDoc } from '../services/types'
+import { useHistory } from './useHistory'
 
-export type ExcludeScope = 'frame' | 'track'
-
-const MATCH_PX = 1
-
-export function emptyCorrections(): CorrectionsDoc {
-  return { drawnRectangles: {}, excluded: {}, excludedTracks: [], tracks: [] }
+export interface Draft {
+  base_revision: number
+  base: CorrectionsDoc
+  doc: CorrectionsDoc
+  saved_at: string
 }
 
-function sameBox(a: BoxRef, b: BoxRef): boolean {
-  if (a.label && b.label && a.label !== b.label) return false
-  return (['x1', 'x2', 'y1', 'y2'] as const).every((k) => Math.abs(a[k] - b[k]) <= MATCH_PX)
+export const draftKey = (videoId: string) => `framemask.draft.${videoId}`
+
+export function readDraft(videoId: string): Draft | null {
+  try {
+    const raw = localStorage.getItem(draftKey(videoId))
+    return raw ? (JSON.parse(raw) as Draft) : null
+  } catch {
+    return null
+  }
 }
 
-export function useCorrections() {
-  const doc = ref<CorrectionsDoc>(emptyCorrections())
-  const saved = ref('')
+export function useCorrections(videoId: string) {
+  const doc = ref<CorrectionsDoc>(normalize({}))
+  const base = ref<CorrectionsDoc>(normalize({}))
+  const baseRevision = ref(0)
+  const saved = computed(() => JSON.stringify(base.value))
   const dirty = computed(() => JSON.stringify(doc.value) !== saved.value)
-  const selectedTrack = ref<string | null>(null)
 
-  function load(value: CorrectionsDoc): void {
-    doc.value = { ...emptyCorrections(), ...JSON.parse(JSON.stringify(value)) }
-    delete doc.value.note
-    saved.value = JSON.stringify(doc.value)
-  }
-
-  function addRect(seq: number, rect: Rect): void {
-    const list = (doc.value.drawnRectangles[seq] ??= [])
-    list.push(rect)
-  }
-
-  function removeRect(seq: number, index: number): void {
-    const list = doc.value.drawnRectangles[seq] ?? []
-    list.splice(index, 1)
-    if (list.length === 0) delete doc.value.drawnRectangles[seq]
-  }
-
-  function toggleExclude(seq: number, box: ReviewBox, scope: ExcludeScope): void {
-    const track = typeof box.track === 'number' ? box.track : null
-    const ref: BoxRef = { x1: box.x1, x2: box.x2, y1: box.y1, y2: box.y2, label: box.label }
-    const refs = doc.value.excluded[seq] ?? []
-    const byFrame = refs.findIndex((r) => sameBox(r, ref))
-    const byTrack = track !== null ? doc.value.excludedTracks.indexOf(track) : -1
-    if (byFrame >= 0 || byTrack >= 0) {
-      if (byFrame >= 0) refs.splice(byFrame, 1)
-      if (refs.length === 0) delete doc.value.excluded[seq]
-      if (byTrack >= 0) doc.value.excludedTracks.splice(byTrack, 1)
-    } else if (scope === 'track' && track !== null) {
-      doc.value.excludedTracks.push(track)
-    } else {
-      doc.value.excluded[seq] = [...refs, ref]
+  function persist(): void {
+    if (!dirty.value) {
+      localStorage.removeItem(draftKey(videoId))
+      return
+    }
+    const draft: Draft = {
+      base_revision: baseRevision.value,
+      base: base.value,
+      doc: doc.value,
+      saved_at: new Date().toISOString(),
+    }
+    try {
+      localStorage.setItem(draftKey(videoId), JSON.stringify(draft))
+    } catch {
+      // storage full or disabled: the beforeunload guard still protects the edits
     }
   }
 
-  /** A key box for the selected manual track on `seq` (a new track if none is selected). */
-  function trackKey(seq: number, rect: Rect): void {
-    let track = doc.value.tracks.find((t) => t.id === selectedTrack.value)
-    if (!track) {
-      let n = doc.value.tracks.length + 1
-      while (doc.value.tracks.some((t) => t.id === `t${n}`)) n++
-      track = { id: `t${n}`, label: 'manual', keyframes: [] }
-      doc.value.tracks.push(track)
-      selectedTrack.value = track.id
-    }
-    track.keyframes = [...track.keyframes.filter((k) => k.seq !== seq), { seq, ...rect }].sort((a, b) => a.seq - b.seq)
+  const history = useHistory(doc, persist)
+
+  /** The server's latest revision (`revision` 0: none yet); drops local edits and the draft. */
+  function load(value: Partial<CorrectionsDoc>, revision: number): void {
+    base.value = normalize(value)
+    doc.value = clone(base.value)
+    baseRevision.value = revision
+    history.clear()
+    persist()
   }
 
-  function removeKey(trackId: string, seq: number): void {
-    const track = doc.value.tracks.find((t) => t.id === trackId)
-    if (!track) return
-    track.keyframes = track.keyframes.filter((k) => k.seq !== seq)
-    if (track.keyframes.length === 0) {
-      doc.value.tracks = doc.value.tracks.filter((t) => t.id !== trackId)
-      if (selectedTrack.value === trackId) selectedTrack.value = null
+  /** After loading the server's state: bring back a draft of unsaved edits (re-applied on top when the
+   * server moved on since). Returns what happened, for a message. */
+  function restoreDraft(): 'restored' | 'rebased' | null {
+    const draft = readDraft(videoId)
+    if (!draft) return null
+    const theirs = base.value
+    const next = draft.base_revision === baseRevision.value ? normalize(draft.doc) : rebase(draft.base, draft.doc, theirs)
+    if (JSON.stringify(next) === saved.value) {
+      persist()
+      return null
     }
+    history.edit((d) => Object.assign(d, next))
+    return draft.base_revision === baseRevision.value ? 'restored' : 'rebased'
   }
 
-  /** Boxes to draw on `seq`: detected ones (excluded or not) from the server, the rest from the working copy. */
-  function display(seq: number, detected: ReviewBox[], frames: IndexFrame[]): DisplayBox[] {
-    const refs = doc.value.excluded[seq] ?? []
-    const out: DisplayBox[] = []
-    detected.forEach((b, i) => {
-      if (b.source !== 'detected' && b.source !== 'candidate') return
-      const off =
-        (typeof b.track === 'number' && doc.value.excludedTracks.includes(b.track)) || refs.some((r) => sameBox(r, b))
-      out.push({ ...b, key: `d${i}`, kind: off ? 'excluded' : b.source })
+  /** Someone saved revision `revision` (document `theirs`) since: take it as the base and keep my edits on top. */
+  function rebaseOnto(theirs: Partial<CorrectionsDoc>, revision: number): void {
+    const mine = clone(doc.value)
+    const old = clone(base.value)
+    base.value = normalize(theirs)
+    baseRevision.value = revision
+    const next = rebase(old, mine, base.value)
+    history.edit((d) => {
+      for (const k of Object.keys(d)) delete (d as unknown as Record<string, unknown>)[k]
+      Object.assign(d, next)
     })
-    ;(doc.value.drawnRectangles[seq] ?? []).forEach((r, i) =>
-      out.push({ key: `r${i}`, ...xyxy(r), kind: 'drawn', label: 'manual', track: null }),
-    )
-    for (const t of doc.value.tracks) {
-      const r = trackBoxAt(t, seq, frames)
-      if (!r) continue
-      const kind = t.keyframes.some((k) => k.seq === seq) ? 'keyframe' : 'track'
-      out.push({ key: `t${t.id}`, ...xyxy(r), kind, label: t.label, track: t.id })
-    }
-    return out
   }
 
-  return { doc, dirty, selectedTrack, load, addRect, removeRect, toggleExclude, trackKey, removeKey, display }
-}
+  /** The working copy was saved as `revision`. */
+  function markSaved(revision: number): void {
+    base.value = clone(doc.value)
+    baseRevision.value = revision
+    persist()
+  }
 
-function xyxy(r: Rect): { x1: number; y1: number; x2: number; y2: number } {
-  return { x1: r.x, y1: r.y, x2: r.x + r.width, y2: r.y + r.height }
+  return {
+    doc,
+    base,
+    baseRevision,
+    dirty,
+    load,
+    restoreDraft,
+    rebaseOnto,
+    markSaved,
+    edit: history.edit,
+    undo: history.undo,
+    redo: history.redo,
+    canUndo: history.canUndo,
+    canRedo: history.canRedo,
+  }
 }

@@ -8,11 +8,14 @@ import type {
   FrameIndexDoc,
   Job,
   Me,
+  ReviewState,
   RevisionSaved,
+  TrackInfo,
   Thumbnails,
   Variant,
   Video,
   VideoList,
+  Waveform,
 } from './types'
 
 const TOKEN_KEY = 'framemask.token'
@@ -21,6 +24,7 @@ export class ApiError extends Error {
   constructor(
     readonly status: number,
     message: string,
+    readonly body: Record<string, unknown> = {},
   ) {
     super(message)
   }
@@ -44,15 +48,16 @@ function headers(extra: Record<string, string> = {}): Record<string, string> {
 
 async function failure(resp: Response): Promise<ApiError> {
   let message = `${resp.status} ${resp.statusText}`
+  let body: { detail?: unknown } = {}
   try {
-    const body = (await resp.json()) as { detail?: unknown }
+    body = (await resp.json()) as { detail?: unknown }
     if (typeof body.detail === 'string') message = body.detail
     else if (Array.isArray(body.detail)) message = body.detail.map((d: { msg?: string }) => d.msg).join('; ')
   } catch {
     // not JSON: keep the status line
   }
   if (resp.status === 401) window.dispatchEvent(new CustomEvent('framemask:unauthorized'))
-  return new ApiError(resp.status, message)
+  return new ApiError(resp.status, message, body as Record<string, unknown>)
 }
 
 async function call(path: string, init: RequestInit = {}): Promise<Response> {
@@ -84,7 +89,16 @@ export const api = {
   index: (id: string) => json<FrameIndexDoc>(`${v(id)}/index`),
   boxes: (id: string, from: number, to: number) => json<BoxesDoc>(`${v(id)}/boxes?from=${from}&to=${to}`),
   corrections: (id: string) => json<CorrectionsState>(`${v(id)}/corrections`),
-  saveCorrections: (id: string, doc: CorrectionsDoc) => send<RevisionSaved>('PUT', `${v(id)}/corrections`, doc),
+  /** A new revision; 409 (ApiError.body.latest_revision) when another was saved after `baseRevision`. */
+  saveCorrections: (id: string, doc: CorrectionsDoc, baseRevision: number) =>
+    send<RevisionSaved>('PUT', `${v(id)}/corrections?base_revision=${baseRevision}`, doc),
+  tracks: (id: string) => json<{ tracks: TrackInfo[] }>(`${v(id)}/tracks`),
+  waveform: (id: string, buckets: number) => json<Waveform>(`${v(id)}/waveform?buckets=${buckets}`),
+  setReviewState: (id: string, state: ReviewState) => send<Video>('PATCH', v(id), { review_state: state }),
+  /** The redaction report as a file (fetched with the token, handed to the browser as a download). */
+  async report(id: string, format: 'csv' | 'json'): Promise<Blob> {
+    return (await call(`${v(id)}/report?format=${format}`)).blob()
+  },
   render: (id: string) => json<{ job_id: string; revision: number | null }>(`${v(id)}/render`, { method: 'POST' }),
   job: (id: string) => json<Job>(`/api/jobs/${id}`),
   finalUrl: (id: string) => json<{ url: string }>(`${v(id)}/final/url`),

@@ -1,7 +1,8 @@
 // Shapes of the framemask API (see /docs on a running server).
 
 export type Role = 'viewer' | 'editor' | 'admin'
-export type Variant = 'processed' | 'original'
+export type Variant = 'processed' | 'original' | 'final'
+export type ReviewState = 'unreviewed' | 'in_review' | 'changes_requested' | 'approved'
 
 export interface Me {
   name: string
@@ -35,6 +36,12 @@ export interface Video {
   endSequence: number | null
   processed: boolean
   job: Job | null
+  has_audio?: boolean | null
+  latest_revision?: number | null
+  rendered_revision?: number | null
+  review_state?: ReviewState
+  review_by?: string | null
+  review_at?: string | null
 }
 
 export interface VideoList {
@@ -62,7 +69,7 @@ export interface ReviewBox {
   y2: number
   label: string
   /** detected: a confirmed track's box; candidate: a detection tracking did not confirm (masked all the same) */
-  source: 'detected' | 'candidate' | 'drawn' | 'track'
+  source: 'detected' | 'candidate' | 'override' | 'drawn' | 'track'
   track: number | string | null
   score?: number | null
   excluded: boolean
@@ -90,6 +97,48 @@ export interface ManualTrack {
   id: string
   label: string
   keyframes: KeyBox[]
+  /** continue a detected track over frames it has no box on */
+  extends?: number
+}
+
+export interface BoxOverride extends Rect {
+  track: number
+}
+
+export interface TrackSplit {
+  track: number
+  at: number
+}
+
+export interface ExcludeRule {
+  label?: string
+  smaller_than?: number
+  from_seq?: number
+  to_seq?: number
+}
+
+export interface MutedRange {
+  start_seq: number
+  end_seq: number
+  mode: 'mute' | 'tone'
+}
+
+/** A detected track as `GET /tracks` lists it, with its review flags. */
+export interface TrackInfo {
+  id: number
+  label: string
+  start_seq: number
+  end_seq: number
+  frames: number
+  gaps: [number, number][]
+  mean_score: number
+  flags: ('starts_inside' | 'ends_inside' | 'fragmented' | 'short')[]
+}
+
+export interface Waveform {
+  duration_ms: number
+  buckets: number
+  peaks: number[]
 }
 
 export interface BoxRef {
@@ -105,6 +154,11 @@ export interface CorrectionsDoc {
   excluded: Record<string, BoxRef[]>
   excludedTracks: number[]
   tracks: ManualTrack[]
+  overrides?: Record<string, BoxOverride[]>
+  splitTracks?: TrackSplit[]
+  mergedTracks?: number[][]
+  excludeRules?: ExcludeRule[]
+  mutedRanges?: MutedRange[]
   note?: string
 }
 

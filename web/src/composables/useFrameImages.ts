@@ -1,0 +1,58 @@
+// Exact frames from the server as blob URLs: an LRU cache and prefetch both ways around the current frame.
+import { ref, type Ref } from 'vue'
+import { Lru, prefetchOrder } from '../lib/prefetch'
+import { api } from '../services/api'
+import type { Variant } from '../services/types'
+
+export function useFrameImages(videoId: string, end: Ref<number>, capacity = 64) {
+  const image = ref<string | null>(null)
+  const shown = ref(0)
+  const error = ref('')
+  const cache = new Lru<string>(capacity, (url) => {
+    if (url !== image.value) URL.revokeObjectURL(url)
+  })
+  const pending = new Map<string, Promise<string>>()
+  let last = 0
+
+  function fetchFrame(seq: number, variant: Variant): Promise<string> {
+    const key = `${variant}:${seq}`
+    const hit = cache.get(key)
+    if (hit) return Promise.resolve(hit)
+    let p = pending.get(key)
+    if (!p) {
+      p = api.frame(videoId, seq, variant).then((got) => {
+        cache.set(key, got.url)
+        return got.url
+      })
+      p.finally(() => pending.delete(key)).catch(() => undefined)
+      pending.set(key, p)
+    }
+    return p
+  }
+
+  /** Show `seq` (the cached image at once when there is one), then prefetch in the direction of travel. */
+  async function show(seq: number, variant: Variant, isCurrent: () => boolean): Promise<void> {
+    const direction: 1 | -1 = seq < last ? -1 : 1
+    last = seq
+    const cached = cache.get(`${variant}:${seq}`)
+    image.value = cached ?? null
+    if (cached) shown.value = seq
+    try {
+      const url = await fetchFrame(seq, variant)
+      if (isCurrent()) {
+        image.value = url
+        shown.value = seq
+      }
+      for (const s of prefetchOrder(seq, direction, end.value)) void fetchFrame(s, variant).catch(() => undefined)
+    } catch (e) {
+      if (isCurrent()) error.value = `frame ${seq}: ${e instanceof Error ? e.message : e}`
+    }
+  }
+
+  function dispose(): void {
+    for (const url of cache.values()) URL.revokeObjectURL(url)
+    cache.clear()
+  }
+
+  return { image, shown, error, fetchFrame, show, dispose }
+}
