@@ -42,6 +42,7 @@ __all__ = [
 VIDEO_STATUSES = ("uploaded", "queued", "processing", "ready", "failed")
 JOB_STATUSES = ("queued", "running", "succeeded", "failed")
 ROLES = ("viewer", "editor", "admin")
+REVIEW_STATES = ("unreviewed", "in_review", "changes_requested", "approved")
 
 
 def utcnow() -> datetime:
@@ -99,6 +100,13 @@ class Video(Base):
     boxes_total: Mapped[int | None] = mapped_column(Integer)
     render_params: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     """How the processed master was painted and encoded (style, shape, strength, mask policy, x264)."""
+    # review (set with PATCH /api/videos/{id}) and the chain of custody (hashes cached once computed)
+    review_state: Mapped[str] = mapped_column(String(32), default="unreviewed", server_default="unreviewed")
+    review_by: Mapped[str | None] = mapped_column(String(120))
+    review_at: Mapped[datetime | None] = mapped_column(DateTime)
+    original_sha256: Mapped[str | None] = mapped_column(String(64))
+    final_sha256: Mapped[str | None] = mapped_column(String(64))
+    """SHA-256 of the object at `final_key` (set with it by the render; cleared when the final changes)."""
 
 
 class ProcessedFrame(Base):
