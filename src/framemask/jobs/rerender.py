@@ -11,11 +11,18 @@ its master was rendered, so re-encoded GOPs look like the rest), and `framemask.
 only their GOPs. Which revision a final shows is recorded in the succeeded job's `result` (`{"revision",
 "final_key", ...}`), the audit trail of renders; the final lives at its own key per revision, so a render
 never overwrites its input.
+
+Audio: the final's audio always comes from the processed master (no earlier correction touched it). When
+the revision has `mutedRanges` it is silenced (or replaced by a 1 kHz tone) over exactly those frames'
+time span and re-encoded to AAC; otherwise it is a byte copy. A render therefore always writes a new final,
+also when only muted ranges changed and no GOP is re-encoded.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import re
 import threading
 from collections import OrderedDict
 from pathlib import Path
@@ -44,9 +51,12 @@ __all__ = [
     "active_render",
     "effective_boxes",
     "final_key",
+    "final_revision",
     "last_render",
     "latest_revision",
+    "muted_spans",
     "rerender_task",
+    "sha256_of",
 ]
 
 log = logging.getLogger(__name__)
@@ -60,6 +70,50 @@ _cache_lock = threading.Lock()
 def final_key(video_id: str, revision: int | None) -> str:
     """Where the final video of a revision is stored (revision 0: no corrections)."""
     return f"{video_prefix(video_id)}final-r{revision or 0}.mp4"
+
+
+_FINAL_RE = re.compile(r"final-r(\d+)\.mp4$")
+
+
+def final_revision(video: Video) -> int | None:
+    """The revision the video's current final shows (0: none applied), None without a final (from its key)."""
+    if not video.final_key:
+        return None
+    match = _FINAL_RE.search(video.final_key)
+    return int(match.group(1)) if match else None
+
+
+def sha256_of(store: Any, bucket: str, key: str, chunk: int = 1 << 20) -> str:
+    """SHA-256 (hex) of a stored object, streamed (memory stays at one chunk)."""
+    digest = hashlib.sha256()
+    with store.open_read(bucket, key) as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _file_sha256(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def span_ms(index: FrameIndex, start_seq: int, end_seq: int, duration_ms: float | None = None) -> tuple[float, float]:
+    """[start, end) ms of frames start_seq..end_seq: the time of start_seq to the time of end_seq + 1, or to
+    the end of the video for the last frame (the later of the index's and the probed duration)."""
+    start = index.time_of(start_seq)
+    if end_seq < index.end_sequence:
+        return start, index.time_of(end_seq + 1)
+    return start, max(index.duration_ms, float(duration_ms or 0.0))
+
+
+def muted_spans(
+    corrections: Corrections, index: FrameIndex, duration_ms: float | None
+) -> list[tuple[float, float, str]]:
+    """(start ms, end ms, mode) of every muted range of a revision, in ms from the first frame."""
+    return [(*span_ms(index, m.start_seq, m.end_seq, duration_ms), m.mode) for m in corrections.muted_ranges]
 
 
 def latest_revision(session: Session, video_id: str) -> Revision | None:
@@ -157,6 +211,12 @@ def rerender_task(run: TaskRun) -> Callable[[Session], None] | None:
     src = local_copy(services.store, video.raw_bucket, video.raw_key, cache / Path(video.raw_key).name)
     base_key = video.final_key if before else video.processed_key
     base = local_copy(services.store, settings.bucket_processed, base_key, cache / Path(base_key).name)
+    master = base if not before else local_copy(
+        services.store, settings.bucket_processed, video.processed_key, cache / Path(video.processed_key).name
+    )
+    index = _index(services, video)
+    corrections = Corrections.model_validate(target.edits if target else {})
+    muted = muted_spans(corrections, index, video.duration_ms)
     run.report(10.0, "rerender")
     result = patch_render(
         src,
@@ -170,11 +230,14 @@ def rerender_task(run: TaskRun) -> Callable[[Session], None] | None:
         strength=params.get("strength", 1.0),
         settings=EncodeSettings(**params["encoder"]) if "encoder" in params else None,
         policy=policy,
-        index=_index(services, video),
+        index=index,
         progress=lambda done, total: run.report(10.0 + 85.0 * done / max(total, 1), "rerender"),
+        audio_from=master,
+        muted=muted,
     )
     key = final_key(video.id, number)
     run.report(96.0, "store")
+    digest = _file_sha256(result.output)
     store_file(services.store, settings.bucket_processed, key, result.output)
     summary = {
         "revision": number,
@@ -184,6 +247,13 @@ def rerender_task(run: TaskRun) -> Callable[[Session], None] | None:
         "reencoded": [list(r) for r in result.reencoded],
         "reencoded_frames": result.reencoded_frames,
         "copied_gops": result.copied_gops,
+        "audio": result.audio,
+        "muted_ranges": [
+            {"start_seq": m.start_seq, "end_seq": m.end_seq, "mode": m.mode, "start_ms": round(a, 3),
+             "end_ms": round(b, 3)}
+            for m, (a, b, _mode) in zip(corrections.muted_ranges, muted, strict=True)
+        ],
+        "final_sha256": digest,
         "timings": result.timings,
     }
     log.info("video %s: revision %s rendered, %d frames re-encoded", video.id, number, result.reencoded_frames)
@@ -196,14 +266,16 @@ def _finalize(job_id: str, video_id: str, key: str, summary: dict[str, Any]) -> 
         if video is None:
             return
         video.final_key, video.updated_at = key, utcnow()
+        video.final_sha256 = summary.get("final_sha256")
         session.execute(update(Job).where(Job.id == job_id).values(result=summary))
 
     return finalize
 
 
 def _drop_stale_finals(services: Services, video: Video) -> None:
-    """Delete finals no longer current (left by earlier renders); one render runs per video at a time."""
+    """Delete finals no longer current (left by earlier renders) and what was derived from them (their frame
+    index); one render runs per video at a time."""
     bucket = services.settings.bucket_processed
     for key in services.store.list(bucket, f"{video_prefix(video.id)}final-"):
-        if key != video.final_key:
+        if not video.final_key or not key.startswith(video.final_key):
             services.store.delete(bucket, key)

@@ -9,7 +9,9 @@
   sees the same pixels without having to honour a display matrix.
 - **GOPs**: closed, exactly `keyint` frames (about 1 s), no scene-cut key frames, SPS/PPS repeated in-band
   at every IDR and signalled as `avc3`, so a corrected GOP re-encoded later can be spliced in alone.
-- **Audio** is stream-copied when MP4 can hold its codec, otherwise re-encoded to AAC; or dropped.
+- **Audio** is stream-copied when MP4 can hold its codec, otherwise re-encoded to AAC; or dropped. With
+  muted spans (a reviewer's `mutedRanges`) it is decoded, silenced or replaced by a 1 kHz tone over exactly
+  those spans (sample-accurate), and re-encoded to AAC; untouched samples pass through the codec unchanged.
 - **Metadata**: nothing is copied from the input container or streams (GPS, make/model, creation time).
 """
 
@@ -18,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -29,11 +31,15 @@ import numpy as np
 
 __all__ = [
     "COPYABLE_AUDIO",
+    "TONE_HZ",
+    "TONE_LEVEL",
     "EncodeSettings",
+    "MutedSpan",
     "VideoWriter",
     "frame_to_rgb",
     "gop_starts_for",
     "monotonic_pts",
+    "redact_audio_frame",
     "rgb_to_frame",
 ]
 
@@ -43,6 +49,9 @@ COPYABLE_AUDIO = frozenset({"aac", "mp3", "ac3", "eac3", "alac", "opus", "flac"}
 """Audio codecs MP4 holds as they are; anything else is re-encoded to AAC."""
 
 NUDGE_SCALE = 1000
+TONE_HZ = 1000.0
+TONE_LEVEL = 0.1
+"""Amplitude of the replacement tone (full scale 1.0): -20 dBFS, clearly audible, never loud."""
 """Repeated timestamps are separated in a time base this much finer than the input's."""
 
 
@@ -54,10 +63,21 @@ class EncodeSettings:
     preset: str = "veryfast"
     keyint: int = 30
     threads: int = 0
+    bframes: int | None = None
+    """None: the preset's. 0 for segmented renders: with no reordering every packet's dts is its pts, so
+    segments encoded apart join by remux with monotonic timestamps."""
 
     def x264_params(self) -> str:
         k = max(1, self.keyint)
-        return f"keyint={k}:min-keyint={k}:scenecut=0:open-gop=0:repeat-headers=1"
+        params = f"keyint={k}:min-keyint={k}:scenecut=0:open-gop=0:repeat-headers=1"
+        return params if self.bframes is None else f"{params}:bframes={self.bframes}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """What a re-render needs to encode GOPs the same way (recorded with the video)."""
+        out: dict[str, Any] = {"crf": self.crf, "preset": self.preset, "keyint": self.keyint}
+        if self.bframes is not None:
+            out["bframes"] = self.bframes
+        return out
 
 
 def monotonic_pts(pts: np.ndarray, time_base: Fraction) -> tuple[np.ndarray, Fraction, int]:
@@ -188,28 +208,87 @@ class VideoWriter:
             self.abort()
 
 
-class _AudioCopier:
-    """Moves the source's first audio stream into the output, interleaved with the video by time."""
+@dataclass(frozen=True)
+class MutedSpan:
+    """Audio replaced over [start, end) seconds of the container timeline: silence, or a 1 kHz tone."""
 
-    def __init__(self, src: str | os.PathLike[str], out: av.container.OutputContainer) -> None:
+    start: float
+    end: float
+    mode: str = "mute"
+
+
+def redact_audio_frame(frame: av.AudioFrame, spans: Sequence[MutedSpan]) -> av.AudioFrame:
+    """`frame` with every sample whose time falls in a span silenced (`mute`) or replaced by a tone.
+
+    A sample's time is the frame's pts plus its index over the sample rate; the tone's phase follows that
+    absolute time, so it is continuous across frames. Frames no span touches come back as they are.
+    """
+    if frame.pts is None or frame.time_base is None or not spans:
+        return frame
+    rate, n = frame.sample_rate, frame.samples
+    t0 = float(frame.pts * frame.time_base)
+    t1 = t0 + n / rate
+    hits = [s for s in spans if s.start < t1 and s.end > t0]
+    if not hits:
+        return frame
+    src = frame if frame.format.name == "fltp" else frame.reformat(format="fltp")
+    data = np.array(src.to_ndarray(), dtype=np.float32, copy=True).reshape(-1, n)
+    for span in hits:
+        a = min(max(int(np.ceil((span.start - t0) * rate - 1e-6)), 0), n)
+        b = min(max(int(np.ceil((span.end - t0) * rate - 1e-6)), 0), n)
+        if a >= b:
+            continue
+        if span.mode == "tone":
+            t = (np.arange(a, b) + round(t0 * rate)) / rate
+            data[:, a:b] = (TONE_LEVEL * np.sin(2 * np.pi * TONE_HZ * t)).astype(np.float32)
+        else:
+            data[:, a:b] = 0.0
+    out = av.AudioFrame.from_ndarray(data, format="fltp", layout=frame.layout.name)
+    out.sample_rate, out.pts, out.time_base = rate, frame.pts, frame.time_base
+    return out
+
+
+class _AudioCopier:
+    """Moves the source's first audio stream into the output, interleaved with the video by time.
+
+    With `muted` spans the audio is decoded, redacted (`redact_audio_frame`) and re-encoded to AAC, keeping
+    every frame's timestamp; without, it is copied byte for byte when MP4 holds the codec.
+    """
+
+    def __init__(
+        self, src: str | os.PathLike[str], out: av.container.OutputContainer, muted: Sequence[MutedSpan] = ()
+    ) -> None:
         self._in = av.open(str(src), mode="r")
         self._src = self._in.streams.audio[0] if self._in.streams.audio else None
         self._pending: av.Packet | None = None
         self._last_dts: int | None = None
         self._packets: Iterator[av.Packet] = iter(())
+        self._muted = tuple(muted)
         if self._src is None:
             return
-        self._copy = self._src.codec_context.codec.canonical_name in COPYABLE_AUDIO
+        self._copy = self._src.codec_context.codec.canonical_name in COPYABLE_AUDIO and not self._muted
         if self._copy:
             self._dst = out.add_stream_from_template(self._src)
         else:
-            log.info("audio codec %s is re-encoded to AAC", self._src.codec_context.name)
+            if not self._muted:
+                log.info("audio codec %s is re-encoded to AAC", self._src.codec_context.name)
             channels = self._src.codec_context.layout.nb_channels
             layout = {1: "mono", 6: "5.1"}.get(channels, "stereo")  # anything else is mixed to stereo
             self._dst = out.add_stream("aac", rate=self._src.codec_context.sample_rate or 48000, layout=layout)
+            if self._muted:
+                self._dst.bit_rate = max(int(self._src.codec_context.bit_rate or 0), 64000 * min(channels, 2))
         self._dst.metadata.clear()
         self._out = out
         self._packets = self._demux()
+
+    @property
+    def reencoded(self) -> bool:
+        """True when the audio is decoded and encoded again (not a byte copy)."""
+        return self._src is not None and not self._copy
+
+    @property
+    def present(self) -> bool:
+        return self._src is not None
 
     def _demux(self) -> Iterator[av.Packet]:
         try:
@@ -241,7 +320,10 @@ class _AudioCopier:
             return
         try:
             for frame in packet.decode():
-                frame.pts = None
+                if self._muted:  # keep each frame's time: the spans are placed by it
+                    frame = redact_audio_frame(frame, self._muted)
+                else:
+                    frame.pts = None
                 self._out.mux(self._dst.encode(frame))
         except av.error.FFmpegError as exc:
             log.warning("skipping undecodable audio packet: %s", exc)
@@ -257,7 +339,7 @@ class _AudioCopier:
         self._last_dts = packet.dts
 
     def close(self) -> None:
-        if self._src is not None and not self._copy:
+        if self._src is not None and not self._copy:  # flush the encoder
             with contextlib.suppress(av.error.FFmpegError):
                 self._out.mux(self._dst.encode(None))
         self._in.close()

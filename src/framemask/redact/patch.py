@@ -4,7 +4,10 @@ The master (`encode.VideoWriter`) is H.264 with closed GOPs, parameter sets repe
 every input timestamp kept. A correction therefore needs only the GOPs that hold changed frames: those are
 decoded again from the *original* (never from the lossy master, so corrections never add generation
 loss), masked with the new boxes by the same masker, encoded with the same `EncodeSettings`, and spliced
-between the untouched GOPs, whose packets are copied byte for byte. Audio packets are copied too. Cost is
+between the untouched GOPs, whose packets are copied byte for byte. Audio packets are copied too (from
+`audio_from` when given: a re-render takes them from the processed master, whose audio no earlier
+correction touched). With muted spans (`muted`, ms from the first frame) the audio is decoded, silenced or
+replaced by a tone over exactly those spans and re-encoded to AAC (`encode.redact_audio_frame`). Cost is
 one demux/remux pass over the file plus the re-encoded frames: proportional to the edit, not the video.
 
 Why the splice is safe:
@@ -39,7 +42,7 @@ from framemask.media import FrameIndex, FrameReader, rotate
 from framemask.media._av import map_av_errors
 from framemask.redact._stages import Pipe
 from framemask.redact.boxes import BoxTrack
-from framemask.redact.encode import EncodeSettings, frame_to_rgb, rgb_to_frame
+from framemask.redact.encode import EncodeSettings, MutedSpan, _AudioCopier, frame_to_rgb, rgb_to_frame
 from framemask.redact.policy import DEFAULT_POLICY, MaskPolicy, painted_from_doc
 from framemask.redact.styles import Masker, make_masker
 
@@ -88,6 +91,8 @@ class PatchResult:
     """(first seq, last seq) of every re-encoded GOP; every other GOP was copied."""
     copied_gops: int
     timings: dict[str, float] = field(default_factory=dict)
+    audio: str = "none"
+    """What happened to the audio: `copied` (byte for byte), `reencoded` (muted spans) or `none`."""
 
     @property
     def reencoded_frames(self) -> int:
@@ -162,6 +167,8 @@ def patch_render(
     index: FrameIndex | None = None,
     progress: Progress | None = None,
     policy: MaskPolicy = DEFAULT_POLICY,
+    audio_from: str | os.PathLike[str] | None = None,
+    muted: Sequence[tuple[float, float, str]] = (),
 ) -> PatchResult:
     """Write `dst`: `master` with every GOP holding a `changed` frame re-rendered from `src` and `boxes_doc`.
 
@@ -169,6 +176,8 @@ def patch_render(
     re-encoded whole); `policy` paints it, and must be the one the master was rendered with.
     `gop_starts`, if given, must match the master (a guard against a stale GOP map).
     `settings` must be the ones the master was encoded with; by default they are derived from its GOP length.
+    `audio_from` is the file whose first audio stream goes into `dst` (default: `master`'s); `muted` lists
+    (start ms, end ms, "mute" | "tone") spans measured from the first frame, as the frame index counts.
     """
     started = time.perf_counter()
     gops = master_gops(master)
@@ -182,16 +191,20 @@ def patch_render(
         raise InputError(f"{dst}: write the patched video to a new file, not over the master")
     tmp = out.with_name(f".{out.stem}.{os.getpid()}.partial{out.suffix}")
     timer: dict[str, float] = {}
+    origin = float(gops.seq_pts[0] * gops.time_base)  # the first frame's time on the container timeline
+    spans = [MutedSpan(origin + a / 1000.0, origin + b / 1000.0, mode) for a, b, mode in muted if b > a]
     try:
         with _GopEncoder(src, master, gops, boxes_doc, policy, masker, settings, index, timer) as encoder:
-            _remux(master, tmp, gops, _runs(gops, targets, settings.keyint), encoder, progress)
+            runs = _runs(gops, targets, settings.keyint)
+            audio = _remux(master, tmp, gops, runs, encoder, progress, audio_from or master, spans)
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
     reencoded = [(gops.seqs(g)[0], gops.seqs(g)[-1]) for g in targets]
     timer["total"] = time.perf_counter() - started
     timings = {k: round(v, 3) for k, v in timer.items()}
-    return PatchResult(out, gops.end_sequence, list(gops.starts), reencoded, len(gops.starts) - len(targets), timings)
+    copied = len(gops.starts) - len(targets)
+    return PatchResult(out, gops.end_sequence, list(gops.starts), reencoded, copied, timings, audio)
 
 
 def _keyint(gops: GopMap) -> int:
@@ -225,26 +238,31 @@ def _remux(
     runs: list[list[int]],
     encoder: _GopEncoder,
     progress: Progress | None,
-) -> None:
-    """Copy the master packet by packet; inside target GOPs, take the re-encoded packet of the same
-    decode position instead. Streaming both sides keeps memory flat and the file interleaved as before."""
+    audio_from: str | os.PathLike[str],
+    muted: Sequence[MutedSpan] = (),
+) -> str:
+    """Copy the master's video packet by packet; inside target GOPs, take the re-encoded packet of the same
+    decode position instead. The audio of `audio_from` is interleaved by time (copied, or redacted over
+    `muted`). Streaming every side keeps memory flat. Returns what happened to the audio."""
     starts, ends = {run[0]: run for run in runs}, {run[-1] for run in runs}
     targets = {g for run in runs for g in run}
     total, done = sum(len(gops.seqs(g)) for g in targets), 0
     fresh: Iterator[av.Packet] | None = None
-    with map_av_errors(master), av.open(str(master)) as source, av.open(str(dst), "w", format="mp4") as out:
+    with (
+        map_av_errors(master),
+        av.open(str(master)) as source,
+        av.open(str(dst), "w", format="mp4") as out,
+    ):
         video = source.streams.video[0]
-        streams = [video, *source.streams.audio[:1]]
-        mapping = {s.index: _copy_stream(out, s) for s in streams}
+        mapping = {video.index: _copy_stream(out, video)}
+        audio = _AudioCopier(audio_from, out, muted)
         position, gop = -1, -1
         try:
-            for packet in source.demux(streams):
+            for packet in source.demux(video):
                 if packet.dts is None and packet.pts is None:
                     continue  # demuxer flush packets
-                if packet.stream.index != video.index:
-                    packet.stream = mapping[packet.stream.index]
-                    out.mux(packet)
-                    continue
+                t = packet.dts if packet.dts is not None else packet.pts
+                audio.copy_until(float(t * gops.time_base))
                 position += 1
                 if gop + 1 < len(gops.starts) and position == gops.packet_ranges[gop + 1][0]:
                     gop += 1
@@ -263,11 +281,14 @@ def _remux(
                             raise FramemaskError(f"GOP {gop}: the encoder produced more packets than frames")
                 packet.stream = mapping[video.index]
                 out.mux(packet)
+            audio.copy_until(float("inf"))
         finally:
             if fresh is not None:
                 fresh.close()  # type: ignore[attr-defined]
+            audio.close()
         if position + 1 != len(gops.pts):
             raise FramemaskError(f"{master}: changed while patching ({position + 1} packets, {len(gops.pts)} before)")
+    return "none" if not audio.present else "reencoded" if audio.reencoded else "copied"
 
 
 def _copy_stream(out: av.container.OutputContainer, stream: av.stream.Stream) -> av.stream.Stream:
