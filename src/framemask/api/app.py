@@ -31,7 +31,7 @@ from framemask.api.hardening import (
     scrub_paths,
     validation_error,
 )
-from framemask.api.routes import admin, corrections, events, hooks, jobs, media, tracks, videos
+from framemask.api.routes import admin, corrections, events, hooks, jobs, media, review, tracks, videos
 from framemask.errors import DiskFullError, FramemaskError, FrameRangeError, InputError, NotFoundError, StorageError
 from framemask.jobs.context import Services
 from framemask.jobs.housekeeping import DISK_FULL, Housekeeper, disk_full_error, is_disk_full
@@ -145,7 +145,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(OperationalError, _maybe_disk_full)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_middleware(BodyLimit)
-    for module in (videos, media, corrections, tracks, events, jobs, hooks, admin):
+    for module in (videos, media, corrections, review, tracks, events, jobs, hooks, admin):
         app.include_router(module.router)
 
     @app.get("/healthz", include_in_schema=False)

@@ -21,10 +21,19 @@ from PIL import Image
 from framemask.errors import NotFoundError
 from framemask.jobs.context import Services
 from framemask.media import FrameIndex, FrameReader
-from framemask.store.layout import Variant, index_key, load_index, local_copy, save_index
+from framemask.store.layout import Variant, index_key, load_index, local_copy, save_index, sidecar_index_key
 from framemask.store.models import Video
 
-__all__ = ["ReaderPool", "encode_image", "open_reader", "sprite", "variant_file", "video_index"]
+__all__ = [
+    "ReaderPool",
+    "encode_image",
+    "final_index",
+    "open_reader",
+    "reader_key",
+    "sprite",
+    "variant_file",
+    "video_index",
+]
 
 IMAGE_TYPES = {"jpeg": ("JPEG", "image/jpeg"), "webp": ("WEBP", "image/webp"), "png": ("PNG", "image/png")}
 
@@ -87,11 +96,16 @@ class ReaderPool:
 
 
 def variant_file(services: Services, video: Video, variant: str) -> Path:
-    """A local file holding the video's original or processed bytes."""
+    """A local file holding the video's original, processed or (current) final bytes."""
     settings = services.settings
     cache = settings.cache_dir / "videos" / video.id
     if variant == "original":
         return local_copy(services.store, video.raw_bucket, video.raw_key, cache / Path(video.raw_key).name)
+    if variant == "final":
+        if video.final_key is None:
+            raise NotFoundError(f"video {video.id} has no final render yet")
+        final = video.final_key
+        return local_copy(services.store, settings.bucket_processed, final, cache / Path(final).name)
     if video.processed_key is None:
         raise NotFoundError(f"video {video.id} has no processed version yet (status {video.status})")
     return local_copy(services.store, settings.bucket_processed, video.processed_key, cache / "processed.mp4")
@@ -115,8 +129,31 @@ def video_index(services: Services, video: Video, variant: Variant = "original")
     return index
 
 
+def final_index(services: Services, video: Video) -> FrameIndex:
+    """The frame index of the current final video: stored next to it (`<final key>.index`), built once.
+
+    A final keeps the master's timestamps, but it is its own file, so it gets its own blob (removed with the
+    final when a later render replaces it)."""
+    if video.final_key is None:
+        raise NotFoundError(f"video {video.id} has no final render yet")
+    bucket = services.settings.bucket_processed
+    key = sidecar_index_key(video.final_key)
+    index = load_index(services.store, bucket, key)
+    if index is None:
+        index = FrameIndex.build(variant_file(services, video, "final"))
+        save_index(services.store, bucket, key, index)
+    return index
+
+
+def reader_key(video: Video, variant: str) -> tuple[str, str]:
+    """The pool key of a video's reader: a final is keyed by its object, so a new render opens a new reader."""
+    return (video.id, f"final:{video.final_key}" if variant == "final" else variant)
+
+
 def open_reader(services: Services, video: Video, variant: str) -> FrameReader:
     path = variant_file(services, video, variant)
+    if variant == "final":
+        return FrameReader(path, index=final_index(services, video))
     return FrameReader(path, index=video_index(services, video, "processed" if variant == "processed" else "original"))
 
 

@@ -3,26 +3,47 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WrapSerializer
 
 from framemask.api.hardening import scrub_paths
+from framemask.redact.corrections import Corrections
 from framemask.store.models import Job, Video
 
 __all__ = [
     "AuditEntry",
+    "BoxesDoc",
+    "CorrectionsPublic",
     "FrameIndexDoc",
     "JobPublic",
+    "RenderQueued",
+    "Report",
+    "ReportRevision",
+    "ReportRow",
+    "ReviewBox",
+    "ReviewUpdate",
+    "RevisionConflict",
+    "RevisionPublic",
+    "RevisionSaved",
+    "SeedBox",
+    "SeedDoc",
+    "SeedFrame",
     "TokenCreate",
     "TokenCreated",
     "TokenPublic",
+    "TrackList",
+    "TrackPublic",
     "VideoCreated",
     "VideoList",
     "VideoPublic",
+    "Waveform",
 ]
 
-Variant = Literal["original", "processed"]
+Variant = Literal["original", "processed", "final"]
+ReviewState = Literal["unreviewed", "in_review", "changes_requested", "approved"]
+Number = int | float
+"""A pixel coordinate: stored boxes are integers, older seed documents may hold floats (kept as given)."""
 
 
 class JobPublic(BaseModel):
@@ -81,13 +102,36 @@ class VideoPublic(BaseModel):
     key_frames: int | None
     processed: bool
     job: JobPublic | None = None
+    review_state: ReviewState = "unreviewed"
+    review_by: str | None = Field(None, description="who set the review state last")
+    review_at: datetime | None = Field(None, description="when the review state was set last (UTC)")
+    latest_revision: int | None = Field(None, description="number of the latest saved corrections revision")
+    rendered_revision: int | None = Field(
+        None,
+        description="revision the final video shows (0: rendered without corrections; null: no final yet); "
+        "lower than `latest_revision` when the final is older than the latest corrections",
+    )
 
     @classmethod
-    def of(cls, video: Video, job: Job | None = None) -> VideoPublic:
+    def of(
+        cls, video: Video, job: Job | None = None, latest_revision: int | None = None
+    ) -> VideoPublic:
+        from framemask.jobs.rerender import final_revision
+
         fields = {name: getattr(video, name) for name in cls.model_fields if hasattr(video, name)}
         fields.update(processed=video.processed_key is not None, job=JobPublic.of(job) if job else None)
         fields["error"] = scrub_paths(fields.get("error"))
+        fields["review_state"] = video.review_state or "unreviewed"
+        fields.update(latest_revision=latest_revision, rendered_revision=final_revision(video))
         return cls(**fields)
+
+
+class ReviewUpdate(BaseModel):
+    """`PATCH /api/videos/{id}`: move the video through review (editors and admins)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    review_state: Literal["in_review", "changes_requested", "approved"]
 
 
 class VideoList(BaseModel):
@@ -152,3 +196,176 @@ class TrackPublic(BaseModel):
 
 class TrackList(BaseModel):
     tracks: list[TrackPublic]
+
+
+# --- boxes -------------------------------------------------------------------------------------------------------
+
+
+class SeedBox(BaseModel):
+    """A box in the seed format (displayed-frame pixels); optional keys are present only when they apply."""
+
+    model_config = ConfigDict(extra="allow")
+
+    x1: Number
+    x2: Number
+    y1: Number
+    y2: Number
+    track: int | None = Field(None, description="the tracker's id (absent on boxes without one)")
+    score: float | None = Field(None, description="detector confidence 0-1 (absent on boxes painted as given)")
+    excluded: bool | None = Field(None, description="true: a correction removed it (not painted)")
+    filled: bool | None = Field(None, description="true: filled in over a gap of its track")
+    label: str | None = Field(None, description="class of a candidate (only in `candidates`)")
+
+
+class SeedFrame(BaseModel):
+    """One frame of the seed document: its boxes by label (`person`, `face`, `manual`, a manual track's own
+    label, ...) and `candidates` (weak detections no track confirmed: masked, not counted)."""
+
+    model_config = ConfigDict(extra="allow")
+    __pydantic_extra__: dict[str, list[SeedBox]] = Field(init=False)  # type: ignore[assignment]
+
+    seq: int
+    person: list[SeedBox] | None = None
+    face: list[SeedBox] | None = None
+    candidates: list[SeedBox] | None = None
+    manual: list[SeedBox] | None = None
+
+
+class SeedDoc(BaseModel):
+    """`GET /frames`: what is masked on every frame, in the seed format."""
+
+    end_sequence: int = Field(alias="endSequence")
+    sequence: list[SeedFrame]
+
+
+class ReviewBox(BaseModel):
+    """One box of a frame as the editor shows it."""
+
+    x1: Number
+    x2: Number
+    y1: Number
+    y2: Number
+    label: str
+    source: Literal["detected", "candidate", "override", "drawn", "track"]
+    track: int | str | None = Field(description="detector track id (after splits and merges); a manual track's id")
+    score: float | None
+    excluded: bool
+
+
+class BoxesFrame(BaseModel):
+    seq: int
+    boxes: list[ReviewBox]
+
+
+class BoxesDoc(BaseModel):
+    """`GET /boxes`: every box of each frame with the latest revision applied."""
+
+    end_sequence: int = Field(alias="endSequence")
+    revision: int | None = Field(description="the revision applied (null: none saved)")
+    frames: list[BoxesFrame]
+
+
+# --- corrections -------------------------------------------------------------------------------------------------
+
+
+def _corrections_doc(value: Corrections, _handler: Any):  # type: ignore[no-untyped-def]
+    # no return annotation on purpose: the documented schema stays `Corrections`
+    return value.to_doc()
+
+
+CorrectionsDoc = Annotated[Corrections, WrapSerializer(_corrections_doc)]
+"""The corrections document as stored (`Corrections.to_doc`: seed key names, unset optional fields left out)."""
+
+
+class RevisionPublic(BaseModel):
+    """One saved correction (without its document)."""
+
+    number: int
+    author: str | None
+    created_at: datetime
+    note: str | None
+
+
+class CorrectionsPublic(BaseModel):
+    """The latest corrections and what the final video shows."""
+
+    revision: RevisionPublic | None
+    corrections: CorrectionsDoc
+    rendered_revision: int | None = Field(description="revision shown by the final video (0: none applied)")
+    final: bool = Field(description="a final video exists")
+
+
+class RevisionSaved(BaseModel):
+    revision: RevisionPublic
+    changed_frames: int = Field(description="frames whose masked regions differ from the previous revision")
+
+
+class RevisionConflict(BaseModel):
+    """409 of `PUT /corrections?base_revision=N` when another revision was saved since N."""
+
+    detail: str
+    latest_revision: int = Field(description="the latest revision's number (0: none)")
+
+
+class RenderQueued(BaseModel):
+    job_id: str
+    revision: int | None
+
+
+# --- redaction report and waveform -------------------------------------------------------------------------------
+
+ReportKind = Literal[
+    "track", "region", "manual_track", "excluded_detection", "exclude_rule", "override", "split", "merge", "muted_range"
+]
+
+
+class ReportRow(BaseModel):
+    """One redaction decision: what, where (frames and ms), which revision introduced it, who, when."""
+
+    kind: ReportKind
+    label: str | None
+    track: int | str | None
+    start_seq: int
+    end_seq: int
+    start_ms: float
+    end_ms: float = Field(description="where the frame after end_seq starts (the video's end for the last frame)")
+    action: str = Field(description="masked, excluded, added, moved, split, merged, mute or tone")
+    revision: int | None = Field(description="the revision that introduced it (null: automatic detection)")
+    author: str | None
+    time: datetime | None
+    detail: str = Field("", description="the box, rule or ids involved, as compact text")
+
+
+class ReportRevision(BaseModel):
+    number: int
+    author: str | None
+    time: datetime
+    note: str | None
+
+
+class Report(BaseModel):
+    """`GET /report?format=json`: the redaction report (chain of custody) of a video."""
+
+    video_id: str
+    filename: str
+    generated_at: datetime
+    generated_by: str
+    original_sha256: str
+    final_sha256: str | None = Field(description="null: no final video yet")
+    final_revision: int | None
+    latest_revision: int | None
+    review_state: ReviewState
+    review_by: str | None
+    review_at: datetime | None
+    end_sequence: int = Field(alias="endSequence")
+    duration_ms: float
+    revisions: list[ReportRevision] = Field(description="every saved revision, oldest first")
+    rows: list[ReportRow]
+
+
+class Waveform(BaseModel):
+    """`GET /waveform`: peak level of the original audio over equal slices of the video's duration."""
+
+    duration_ms: float
+    buckets: int
+    peaks: list[float] = Field(description="0..1, one per bucket; empty when the video has no audio")

@@ -2,6 +2,8 @@
 
 - `GET/PUT /api/videos/{id}/corrections` (editors): the latest corrections document / a new revision
   (append-only: every save is a new row, so what was rendered stays reproducible and auditable);
+  `PUT ...?base_revision=N` saves only if N is still the latest revision (0: none), else 409 with
+  `latest_revision`, so two editors (or tabs) never silently overwrite each other;
 - `GET /api/videos/{id}/corrections/revisions`: the history (who, when, note);
 - `GET /api/videos/{id}/boxes?from=&to=`: every box of each frame with its track id, source and
   `excluded` flag, for the editor's canvas;
@@ -11,14 +13,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 import anyio
-from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
-from fastapi.responses import RedirectResponse
-from pydantic import BaseModel, Field, ValidationError
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
+from fastapi.responses import JSONResponse, RedirectResponse
+from pydantic import ValidationError
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from framemask.api.auth import Principal, audit_row
 from framemask.api.deps import (
@@ -37,48 +39,42 @@ from framemask.api.deps import (
     signed_or_bearer_principal,
     signing_key,
 )
-from framemask.api.hardening import StrictRangeFileResponse
+from framemask.api.hardening import MAX_DB_INT, StrictRangeFileResponse
+from framemask.api.schemas import (
+    BoxesDoc,
+    CorrectionsPublic,
+    RenderQueued,
+    RevisionConflict,
+    RevisionPublic,
+    RevisionSaved,
+)
 from framemask.api.signing import signed_stream_query
 from framemask.errors import NotFoundError
 from framemask.jobs.context import Services
-from framemask.jobs.rerender import RENDER_KIND, active_render, last_render, latest_revision
+from framemask.jobs.rerender import RENDER_KIND, active_render, final_revision, latest_revision
 from framemask.jobs.rerender import effective_boxes as _effective_boxes
 from framemask.redact.corrections import Corrections, EffectiveBoxes
 from framemask.store.models import Revision, Video
 
-__all__ = ["effective_frames", "router"]
+__all__ = ["RevisionConflictError", "effective_frames", "router"]
 
 router = APIRouter(prefix="/api/videos", tags=["corrections"])
 
 FINAL_VARIANT = "final"
+SAVE_ATTEMPTS = 3
+"""Saves without `base_revision` that lose a race for the next revision number retry this often."""
 
 
-class RevisionPublic(BaseModel):
-    """One saved correction (without its document)."""
+class RevisionConflictError(Exception):
+    """Another revision was saved since the one the client edited."""
 
-    number: int
-    author: str | None
-    created_at: datetime
-    note: str | None
+    def __init__(self, video_id: str, base: int, latest: int) -> None:
+        super().__init__(f"video {video_id} has revision {latest}, not {base}: reload it or re-apply your edits")
+        self.latest = latest
 
-
-class CorrectionsPublic(BaseModel):
-    """The latest corrections and what the final video shows."""
-
-    revision: RevisionPublic | None
-    corrections: dict[str, Any]
-    rendered_revision: int | None = Field(description="revision shown by the final video (0: none applied)")
-    final: bool = Field(description="a final video exists")
-
-
-class RevisionSaved(BaseModel):
-    revision: RevisionPublic
-    changed_frames: int = Field(description="frames whose masked regions differ from the previous revision")
-
-
-class RenderQueued(BaseModel):
-    job_id: str
-    revision: int | None
+    def response(self) -> JSONResponse:
+        body = RevisionConflict(detail=str(self), latest_revision=self.latest)
+        return JSONResponse(body.model_dump(), status_code=status.HTTP_409_CONFLICT)
 
 
 def effective_boxes(services: Services, video: Video, revision: Revision | None) -> EffectiveBoxes:
@@ -102,14 +98,15 @@ def _public(row: Revision | None) -> RevisionPublic | None:
 
 @router.get("/{video_id}/corrections", response_model=CorrectionsPublic)
 def get_corrections(video: VideoDep, services: ServicesDep, _user: EditorUser) -> CorrectionsPublic:
-    """The latest saved corrections (`drawnRectangles`, `excluded`, `excludedTracks`, `tracks`)."""
+    """The latest saved corrections (`drawnRectangles`, `excluded`, `excludedTracks`, `tracks`, `overrides`,
+    `splitTracks`, `mergedTracks`, `excludeRules`, `mutedRanges`). Send `revision.number` (0 when null) back
+    as `base_revision` when saving."""
     with services.db.session() as session:
         row = latest_revision(session, video.id)
-        rendered = last_render(session, video)
     return CorrectionsPublic(
         revision=_public(row),
-        corrections=_stored(row).to_doc(),
-        rendered_revision=(rendered.get("revision") or 0) if rendered else None,
+        corrections=_stored(row),
+        rendered_revision=final_revision(video),
         final=video.final_key is not None,
     )
 
@@ -121,33 +118,88 @@ def _stored(row: Revision | None) -> Corrections:
         return Corrections()  # an invalid stored revision reads as empty; the next save replaces it
 
 
-def _save(services: Services, video: Video, body: Corrections, user: Principal, client: str | None) -> Revision:
-    """Append the revision (number = previous + 1) with an audit entry, in one transaction."""
-    with services.db.begin() as session:
-        number = (session.scalar(select(func.max(Revision.number)).where(Revision.video_id == video.id)) or 0) + 1
-        row = Revision(video_id=video.id, number=number, author=user.name, note=body.note, edits=body.to_doc())
-        session.add(row)
-        session.flush()
-        detail = {"revision": number, "frames": len(set(body.seqs())), "excluded_tracks": len(body.excluded_tracks)}
-        audit_row(session, user, "corrections.save", video_id=video.id, detail=detail, client=client)
-        session.expunge(row)
-    return row
+def _latest_number(session: Any, video_id: str) -> int:
+    return int(session.scalar(select(func.max(Revision.number)).where(Revision.video_id == video_id)) or 0)
 
 
-@router.put("/{video_id}/corrections", response_model=RevisionSaved)
+def _save(
+    services: Services, video: Video, body: Corrections, user: Principal, client: str | None, base: int | None
+) -> Revision:
+    """Append the revision (number = previous + 1) with an audit entry, in one transaction.
+
+    With `base`, the latest revision must still be `base` (else RevisionConflictError, nothing stored). Two
+    saves racing for the same number meet the unique (video, number) constraint: the loser is a conflict
+    too when it gave a base, else it retries with the next number (last write wins, as before)."""
+    for attempt in range(SAVE_ATTEMPTS):
+        try:
+            with services.db.begin() as session:
+                latest = _latest_number(session, video.id)
+                if base is not None and latest != base:
+                    raise RevisionConflictError(video.id, base, latest)
+                number = latest + 1
+                row = Revision(video_id=video.id, number=number, author=user.name, note=body.note, edits=body.to_doc())
+                session.add(row)
+                session.flush()
+                detail = {
+                    "revision": number,
+                    "base_revision": base,
+                    "frames": len(set(body.seqs())),
+                    "excluded_tracks": len(body.excluded_tracks),
+                    "muted_ranges": len(body.muted_ranges),
+                }
+                audit_row(session, user, "corrections.save", video_id=video.id, detail=detail, client=client)
+                session.expunge(row)
+            return row
+        except IntegrityError:
+            with services.db.session() as session:
+                latest = _latest_number(session, video.id)
+            if base is not None:
+                raise RevisionConflictError(video.id, base, latest) from None
+            if attempt + 1 == SAVE_ATTEMPTS:
+                raise HTTPException(status.HTTP_409_CONFLICT, "too many concurrent saves; try again") from None
+    raise AssertionError("unreachable")
+
+
+BaseRevision = Annotated[
+    int | None,
+    Query(
+        ge=0,
+        le=MAX_DB_INT,
+        description="the revision the edits were made on (0: none existed); another revision saved since "
+        "answers 409 with `latest_revision` and nothing is stored. Without it the save always lands.",
+    ),
+]
+
+
+@router.put(
+    "/{video_id}/corrections",
+    response_model=RevisionSaved,
+    responses={409: {"model": RevisionConflict, "description": "another revision was saved since base_revision"}},
+)
 def put_corrections(
-    video: VideoDep, services: ServicesDep, user: EditorUser, body: Corrections, request: Request
-) -> RevisionSaved:
+    video: VideoDep,
+    services: ServicesDep,
+    user: EditorUser,
+    body: Corrections,
+    request: Request,
+    base_revision: BaseRevision = None,
+) -> RevisionSaved | JSONResponse:
     """Save the whole corrections document as a new revision (frames outside 1..endSequence: 422)."""
     require_ready(video, processed=True)
     body.check_range(int(video.end_sequence or 0))
     with services.db.session() as session:
         previous = latest_revision(session, video.id)
+    latest = previous.number if previous else 0
+    if base_revision is not None and base_revision != latest:  # early answer; checked again when saving
+        return RevisionConflictError(video.id, base_revision, latest).response()
     try:
         before = effective_boxes(services, video, previous)
     except HTTPException:  # the previous revision is invalid: compare with the detection alone
         before = effective_boxes(services, video, None)
-    row = _save(services, video, body, user, client_of(request))
+    try:
+        row = _save(services, video, body, user, client_of(request), base_revision)
+    except RevisionConflictError as exc:
+        return exc.response()
     after = effective_boxes(services, video, row)
     changed = sum(before.seed_entry(s) != after.seed_entry(s) for s in range(1, after.end_sequence + 1))
     return RevisionSaved(revision=_public(row), changed_frames=changed)  # type: ignore[arg-type]
@@ -172,7 +224,7 @@ def effective_frames(services: Services, video: Video, first: int | None, last: 
     return effective_boxes(services, video, row).to_doc(first, last)
 
 
-@router.get("/{video_id}/boxes")
+@router.get("/{video_id}/boxes", response_model=BoxesDoc)
 def get_boxes(
     video: VideoDep,
     services: ServicesDep,

@@ -1,7 +1,8 @@
 """A video's frames and bytes: boxes, frame index, exact frames, thumbnail sprites, Range streaming.
 
 Originals are for editors and admins only (viewers get 403) and every access to one is written to
-the audit log before any byte leaves. Processed material is open to every role.
+the audit log before any byte leaves. Processed material is open to every role, and so is the final
+(corrected) video, `variant=final`: it is masked too (409 until a render produced one).
 """
 
 from __future__ import annotations
@@ -32,15 +33,15 @@ from framemask.api.deps import (
     signed_or_bearer_principal,
     signing_key,
 )
-from framemask.api.frames import ReaderPool, encode_image, open_reader, sprite, video_index
+from framemask.api.frames import ReaderPool, encode_image, open_reader, reader_key, sprite, video_index
 from framemask.api.hardening import NO_STORE, StrictRangeFileResponse
 from framemask.api.routes.corrections import effective_frames
-from framemask.api.schemas import FrameIndexDoc
+from framemask.api.schemas import FrameIndexDoc, SeedDoc, Variant
 from framemask.api.signing import signed_stream_query
 from framemask.api.sprites import MAX_SPRITE_PIXELS, SpriteCache, sprite_key
 from framemask.errors import FrameRangeError, NotFoundError
 from framemask.jobs.context import Services
-from framemask.jobs.rerender import latest_revision
+from framemask.jobs.rerender import final_revision, latest_revision
 from framemask.media import FrameIndex
 from framemask.store.models import ProcessedFrame, Video
 
@@ -48,7 +49,6 @@ __all__ = ["router"]
 
 router = APIRouter(prefix="/api/videos", tags=["frames and streams"])
 
-Variant = Literal["original", "processed"]
 ImageFormat = Literal["jpeg", "webp", "png"]
 MAX_THUMBNAILS = 1000
 SPRITE_COLUMNS = 10
@@ -79,16 +79,22 @@ def _guard_variant(
     action: str,
     detail: dict[str, Any],
 ) -> None:
-    """403 for viewers asking for originals, 409 if the processed file is not there yet; audit originals."""
+    """403 for viewers asking for originals, 409 if the processed (or final) file is not there yet; audit
+    originals."""
     if variant == "original":
         if not user.allows("editor"):
             raise HTTPException(status.HTTP_403_FORBIDDEN, "originals are for editors and admins only")
         audit(services.db, user, f"original.{action}", video_id=video.id, detail=detail, client=client_of(request))
     elif video.processed_key is None:
         raise not_processed(video)
+    elif variant == "final" and video.final_key is None:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            f"video {video.id} has no final video yet: save corrections and render them (POST /render)",
+        )
 
 
-@router.get("/{video_id}/frames")
+@router.get("/{video_id}/frames", response_model=SeedDoc, response_model_exclude_unset=True)
 def get_boxes(
     video: VideoDep,
     services: ServicesDep,
@@ -161,7 +167,7 @@ def get_frame(
     if (seq is None) == (ms is None):
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "give exactly one of seq or ms")
     _guard_variant(services, video, variant, user, request, "frame", {"seq": seq, "ms": ms})
-    with _readers(request).reader((video.id, variant), lambda: open_reader(services, video, variant)) as reader:
+    with _readers(request).reader(reader_key(video, variant), lambda: open_reader(services, video, variant)) as reader:
         target = seq if seq is not None else reader.index.frame_at(float(ms or 0.0))
         rgb = reader.frame(target, width)
         time_ms = reader.index.time_of(target)
@@ -210,12 +216,13 @@ def get_thumbnails(
         )
     _guard_variant(services, video, variant, user, request, "thumbnails", {"every": every, "width": width})
     cache = _sprites(request, services)
-    key = sprite_key(video.id, variant, every, width)
+    key = sprite_key(video.id, variant if variant != "final" else f"final-r{final_revision(video)}", every, width)
     body = cache.get(key)
     if body is not None:
         tile_h = int(_tile_height(body, len(seqs)))
     else:
-        with _readers(request).reader((video.id, variant), lambda: open_reader(services, video, variant)) as reader:
+        pool = _readers(request)
+        with pool.reader(reader_key(video, variant), lambda: open_reader(services, video, variant)) as reader:
             tiles = [image for _, image in reader.thumbnails(seqs, width)]
         body, _ = encode_image(sprite(tiles, SPRITE_COLUMNS), "jpeg", 75)
         tile_h = tiles[0].shape[0]
@@ -279,15 +286,17 @@ def stream(
     prefix = services.settings.accel_redirect_prefix
     if prefix:  # nginx sends the bytes (sendfile, Range); we only decided who may have them
         return Response(headers={"X-Accel-Redirect": f"{prefix}{quote(bucket)}/{quote(key)}", **headers})
-    media_type = "video/mp4" if variant == "processed" else (mimetypes.guess_type(key)[0] or "application/octet-stream")
+    guessed = mimetypes.guess_type(key)[0] or "application/octet-stream"
+    media_type = "video/mp4" if variant != "original" else guessed
     return StrictRangeFileResponse(path, media_type=media_type, headers=headers)
 
 
 def _object_of(services: Services, video: Video, variant: str) -> tuple[str, str]:
     if variant == "original":
         return video.raw_bucket, video.raw_key
-    assert video.processed_key is not None
-    return services.settings.bucket_processed, video.processed_key
+    key = video.final_key if variant == "final" else video.processed_key
+    assert key is not None
+    return services.settings.bucket_processed, key
 
 
 @router.get("/{video_id}/stream/url")

@@ -1,4 +1,4 @@
-"""Videos: upload (streamed), list, show, delete (rows and every stored object)."""
+"""Videos: upload (streamed), list, show, review state (PATCH), delete (rows and every stored object)."""
 
 from __future__ import annotations
 
@@ -10,17 +10,17 @@ import anyio
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from sqlalchemy import delete, func, select
 
-from framemask.api.auth import audit
+from framemask.api.auth import audit, audit_row
 from framemask.api.deps import CurrentUser, EditorUser, ServicesDep, VideoDep, client_of
 from framemask.api.hardening import MAX_DB_INT, require_models
-from framemask.api.schemas import VideoCreated, VideoList, VideoPublic
+from framemask.api.schemas import ReviewUpdate, VideoCreated, VideoList, VideoPublic
 from framemask.api.uploads import Upload, receive_upload
 from framemask.errors import InputError, NotAVideoError
 from framemask.jobs.context import Services
 from framemask.jobs.tasks import apply_probe
 from framemask.media import VideoInfo, probe
 from framemask.store.layout import index_key, raw_key, save_index, store_file, video_prefix
-from framemask.store.models import Job, Video, new_id
+from framemask.store.models import Job, Revision, Video, new_id, utcnow
 from framemask.store.objects import delete_prefix
 
 __all__ = ["create_video_row", "latest_job", "router"]
@@ -48,6 +48,19 @@ def latest_job(services: Services, video_id: str) -> Job | None:
     with services.db.session() as session:
         query = select(Job).where(Job.video_id == video_id).order_by(Job.created_at.desc()).limit(1)
         return session.scalar(query)
+
+
+def latest_revisions(services: Services, video_ids: list[str]) -> dict[str, int]:
+    """The latest corrections revision number of each video that has one (one query)."""
+    if not video_ids:
+        return {}
+    with services.db.session() as session:
+        rows = session.execute(
+            select(Revision.video_id, func.max(Revision.number))
+            .where(Revision.video_id.in_(video_ids))
+            .group_by(Revision.video_id)
+        ).all()
+    return {video_id: int(number) for video_id, number in rows}
 
 
 def create_video_row(services: Services, video: Video, info: VideoInfo | None) -> str:
@@ -165,13 +178,36 @@ def list_videos(
             query = query.where(Video.status == status_filter)
         total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
         rows = session.scalars(query.order_by(Video.created_at.desc()).limit(limit).offset(offset)).all()
-    return VideoList(items=[VideoPublic.of(v) for v in rows], total=total)
+    revisions = latest_revisions(services, [v.id for v in rows])
+    return VideoList(items=[VideoPublic.of(v, latest_revision=revisions.get(v.id)) for v in rows], total=total)
 
 
 @router.get("/{video_id}", response_model=VideoPublic, response_model_by_alias=True)
 def get_video(video: VideoDep, services: ServicesDep) -> VideoPublic:
-    """Status, probe facts (incl. `endSequence`) and the processing job's progress."""
-    return VideoPublic.of(video, latest_job(services, video.id))
+    """Status, probe facts (incl. `endSequence`), the processing job's progress, the review state, and the
+    latest corrections revision next to the one the final video shows (`rendered_revision`)."""
+    latest = latest_revisions(services, [video.id]).get(video.id)
+    return VideoPublic.of(video, latest_job(services, video.id), latest_revision=latest)
+
+
+@router.patch("/{video_id}", response_model=VideoPublic, response_model_by_alias=True)
+def update_review(
+    video: VideoDep, services: ServicesDep, user: EditorUser, body: ReviewUpdate, request: Request
+) -> VideoPublic:
+    """Set the review state (`in_review`, `changes_requested`, `approved`; editors and admins). Audited
+    (`video.review`, with the previous state)."""
+    with services.db.begin() as session:
+        row = session.get(Video, video.id, with_for_update=True)
+        if row is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no video {video.id}")
+        previous = row.review_state or "unreviewed"
+        row.review_state, row.review_by, row.review_at = body.review_state, user.name, utcnow()
+        detail = {"from": previous, "to": body.review_state}
+        audit_row(session, user, "video.review", video_id=video.id, detail=detail, client=client_of(request))
+        session.flush()
+        session.expunge(row)
+    latest = latest_revisions(services, [row.id]).get(row.id)
+    return VideoPublic.of(row, latest_job(services, row.id), latest_revision=latest)
 
 
 @router.delete("/{video_id}", status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,384 @@
+"""Review material: the redaction report (chain of custody) and the audio waveform for the editor's timeline.
+
+- `GET /api/videos/{id}/report?format=json|csv` (editors): every redaction decision with the revision that
+  introduced it, who and when, plus the SHA-256 of the original and of the current final and the revision
+  history. A decision is attributed to the earliest revision from which it stayed unchanged up to the
+  latest one, so re-saving a document does not re-attribute what an earlier reviewer decided.
+- `GET /api/videos/{id}/waveform?buckets=N` (viewers): peak level of the original audio per time slice,
+  cached as JSON in the thumbnails bucket.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import av
+import numpy as np
+from fastapi import APIRouter, HTTPException, Query, Request, Response, status
+from pydantic import ValidationError
+from sqlalchemy import select, update
+
+from framemask.api.auth import Principal, audit
+from framemask.api.deps import CurrentUser, EditorUser, ServicesDep, VideoDep, client_of, require_ready
+from framemask.api.frames import variant_file, video_index
+from framemask.api.schemas import Report, ReportRevision, ReportRow, Waveform
+from framemask.errors import NotFoundError
+from framemask.jobs.context import Services
+from framemask.jobs.rerender import effective_boxes, final_revision, sha256_of, span_ms
+from framemask.media import FrameIndex
+from framemask.redact.corrections import Corrections
+from framemask.store.layout import thumbnail_key
+from framemask.store.models import Job, Revision, Track, Video, utcnow
+
+__all__ = ["build_report", "report_csv", "router", "waveform"]
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/api/videos", tags=["review"])
+
+REPORT_COLUMNS = (
+    "kind", "label", "track", "start_seq", "end_seq", "start_ms", "end_ms", "action", "revision", "author", "time",
+    "detail",
+)  # fmt: skip
+DETECTOR = "framemask (detection)"
+"""The author of decisions no reviewer made: every confirmed track is masked unless excluded."""
+MAX_BUCKETS = 4000
+_KINDS = (
+    "track", "split", "merge", "override", "region", "manual_track", "excluded_detection", "exclude_rule",
+    "muted_range",
+)  # fmt: skip
+_KIND_ORDER = {k: i for i, k in enumerate(_KINDS)}
+
+
+# --- the report --------------------------------------------------------------------------------------------------
+
+
+def _parsed(row: Revision) -> Corrections | None:
+    try:
+        return Corrections.model_validate(row.edits or {})
+    except ValidationError:
+        return None
+
+
+def _dump(model: Any) -> str:
+    return json.dumps(model.model_dump(mode="json", exclude_none=True, by_alias=True), sort_keys=True)
+
+
+def _box(x: float, y: float, w: float, h: float) -> str:
+    return f"x={x:g} y={y:g} width={w:g} height={h:g}"
+
+
+def _decisions(c: Corrections) -> Iterator[tuple[tuple[Any, ...], dict[str, Any]]]:
+    """(identity, row fields) of every decision in a corrections document; equal identities across
+    revisions mean the same, unchanged decision."""
+    for tid in sorted(set(c.excluded_tracks)):
+        yield ("excluded_track", tid), {"kind": "track", "track": tid, "action": "excluded"}
+    for seq, rects in sorted(c.drawn.items()):
+        for i, r in enumerate(rects):
+            fields = {"kind": "region", "label": "manual", "start_seq": seq, "end_seq": seq, "action": "added"}
+            yield ("region", seq, i, _dump(r)), {**fields, "detail": _box(r.x, r.y, r.width, r.height)}
+    for mt in c.tracks:
+        keys = mt.keyframes
+        detail = f"{len(keys)} key boxes" + (f", extends track {mt.extends}" if mt.extends is not None else "")
+        fields = {"kind": "manual_track", "label": mt.label, "track": mt.id, "start_seq": keys[0].seq}
+        fields.update(end_seq=keys[-1].seq, action="extended" if mt.extends is not None else "added", detail=detail)
+        yield ("manual_track", _dump(mt)), fields
+    for seq, refs in sorted(c.excluded.items()):
+        for i, b in enumerate(refs):
+            detail = f"x1={b.x1:g} y1={b.y1:g} x2={b.x2:g} y2={b.y2:g}"
+            fields = {"kind": "excluded_detection", "label": b.label, "start_seq": seq, "end_seq": seq}
+            yield ("excluded", seq, i, _dump(b)), {**fields, "action": "excluded", "detail": detail}
+    for i, rule in enumerate(c.exclude_rules):
+        parts = [f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in
+                 rule.model_dump(exclude_none=True).items()]  # fmt: skip
+        fields = {"kind": "exclude_rule", "label": rule.label, "start_seq": rule.from_seq, "end_seq": rule.to_seq}
+        yield ("rule", i, _dump(rule)), {**fields, "action": "excluded", "detail": " ".join(parts) or "every detection"}
+    for seq, moved in sorted(c.overrides.items()):
+        for o in moved:
+            fields = {"kind": "override", "track": o.track, "start_seq": seq, "end_seq": seq, "action": "moved"}
+            yield ("override", seq, _dump(o)), {**fields, "detail": _box(o.x, o.y, o.width, o.height)}
+    for i, sp in enumerate(c.split_tracks):
+        fields = {"kind": "split", "track": sp.track, "start_seq": sp.at, "action": "split"}
+        yield ("split", i, sp.track, sp.at), {**fields, "detail": f"a new id from frame {sp.at} on"}
+    for group in c.merged_tracks:
+        detail = "ids " + ", ".join(map(str, group)) + f" become {group[0]}"
+        yield ("merge", tuple(group)), {"kind": "merge", "track": group[0], "action": "merged", "detail": detail}
+    for m in c.muted_ranges:
+        fields = {"kind": "muted_range", "label": "audio", "start_seq": m.start_seq, "end_seq": m.end_seq}
+        yield ("muted", m.start_seq, m.end_seq, m.mode), {**fields, "action": m.mode}
+
+
+def _introduced(history: list[tuple[Revision, Corrections | None]]) -> dict[tuple[Any, ...], Revision]:
+    """For each decision of the latest revision: the earliest revision from which it is in every later one."""
+    latest_row, latest = history[-1]
+    keys = {key for key, _ in _decisions(latest)} if latest is not None else set()
+    since = dict.fromkeys(keys, latest_row)
+    alive = set(keys)
+    for row, doc in reversed(history[:-1]):
+        present = {key for key, _ in _decisions(doc)} if doc is not None else set()
+        alive &= present
+        for key in alive:
+            since[key] = row
+        if not alive:
+            break
+    return since
+
+
+def _hash(services: Services, video: Video) -> tuple[str, str | None]:
+    """SHA-256 of the original and of the current final, computed by streaming once and cached on the row."""
+    original, final = video.original_sha256, video.final_sha256
+    if original is None:
+        original = sha256_of(services.store, video.raw_bucket, video.raw_key)
+        with services.db.begin() as session:
+            session.execute(update(Video).where(Video.id == video.id).values(original_sha256=original))
+    if final is None and video.final_key is not None:
+        final = sha256_of(services.store, services.settings.bucket_processed, video.final_key)
+        with services.db.begin() as session:  # only if no render replaced the final meanwhile
+            session.execute(
+                update(Video)
+                .where(Video.id == video.id, Video.final_key == video.final_key)
+                .values(final_sha256=final)
+            )
+    return original, final
+
+
+def _track_spans(
+    services: Services, video: Video, revision: Revision, ids: set[int]
+) -> dict[int, tuple[str, int, int]]:
+    """Label and first/last frame of effective track ids that are not detector tracks (made by a split)."""
+    spans: dict[int, tuple[str, int, int]] = {}
+    if not ids:
+        return spans
+    boxes = effective_boxes(services, video, revision)
+    for seq in range(1, boxes.end_sequence + 1):
+        for b in boxes.frame(seq):
+            tid = b["track"]
+            if isinstance(tid, int) and tid in ids and b["source"] in ("detected", "candidate", "override"):
+                label, first, _ = spans.get(tid, (b["label"], seq, seq))
+                spans[tid] = (label, first, seq)
+    return spans
+
+
+def build_report(services: Services, video: Video, user: Principal) -> Report:
+    """The redaction report of `video` as of now (latest revision, current final)."""
+    require_ready(video, processed=True)
+    index: FrameIndex = video_index(services, video, "original")
+    end = index.end_sequence
+    with services.db.session() as session:
+        revisions = list(
+            session.scalars(select(Revision).where(Revision.video_id == video.id).order_by(Revision.number)).all()
+        )
+        tracks = list(
+            session.scalars(
+                select(Track).where(Track.video_id == video.id, Track.number.is_not(None)).order_by(Track.number)
+            ).all()
+        )
+        processed_at = session.scalar(
+            select(Job.finished_at)
+            .where(Job.video_id == video.id, Job.kind == "process_video", Job.status == "succeeded")
+            .order_by(Job.finished_at.desc())
+            .limit(1)
+        )
+    history = [(row, _parsed(row)) for row in revisions]
+    if history and history[-1][1] is None:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            f"stored corrections revision {history[-1][0].number} of video {video.id} is invalid; save a new revision",
+        )
+    latest_row, latest = history[-1] if history else (None, Corrections())
+    assert latest is not None
+    since = _introduced(history) if history else {}
+
+    def timed(fields: dict[str, Any], by: Revision | None) -> ReportRow:
+        first = int(fields.get("start_seq") or 1)
+        last = int(fields.get("end_seq") or end)
+        first, last = min(max(first, 1), end), min(max(last, first), end)
+        start_ms, end_ms = span_ms(index, first, last, video.duration_ms)
+        return ReportRow(
+            kind=fields["kind"],
+            label=fields.get("label"),
+            track=fields.get("track"),
+            start_seq=first,
+            end_seq=last,
+            start_ms=round(start_ms, 3),
+            end_ms=round(end_ms, 3),
+            action=fields["action"],
+            revision=by.number if by else None,
+            author=by.author if by else DETECTOR,
+            time=by.created_at if by else processed_at,
+            detail=fields.get("detail", ""),
+        )
+
+    by_number = {int(t.number or 0): t for t in tracks}
+    excluded = {tid: since.get(("excluded_track", tid)) for tid in set(latest.excluded_tracks)}
+    rows: list[ReportRow] = []
+    for t in tracks:
+        number = int(t.number or 0)
+        fields = {"kind": "track", "label": t.label, "track": number, "start_seq": t.first_seq, "end_seq": t.last_seq}
+        fields["detail"] = f"{int(t.data.get('frames', 0))} frames, mean score {float(t.data.get('mean_score', 0)):.2f}"
+        if number in excluded:
+            rows.append(timed({**fields, "action": "excluded"}, excluded[number]))
+        else:
+            rows.append(timed({**fields, "action": "masked"}, None))
+    other = {tid for tid in excluded if tid not in by_number}
+    spans = _track_spans(services, video, latest_row, other) if latest_row is not None else {}
+    for key, fields in _decisions(latest):
+        if key[0] == "excluded_track":
+            if fields["track"] in by_number:
+                continue  # the detector track's row above says it is excluded
+            label, first, last = spans.get(fields["track"], (None, 1, end))
+            fields = {**fields, "label": label, "start_seq": first, "end_seq": last, "detail": "not a detector track"}
+        elif key[0] in ("override", "split", "merge"):
+            track = by_number.get(int(fields["track"]))
+            if track is not None:
+                fields.setdefault("label", track.label)
+                if key[0] != "override":
+                    group = key[1] if key[0] == "merge" else (fields["track"],)
+                    spans_of = [by_number[t] for t in group if t in by_number]
+                    fields.setdefault("start_seq", min(s.first_seq for s in spans_of))
+                    fields.setdefault("end_seq", max(s.last_seq for s in spans_of))
+        rows.append(timed(fields, since.get(key)))
+    rows.sort(key=lambda r: (_KIND_ORDER[r.kind], r.start_seq, r.end_seq, str(r.track)))
+    original_sha, final_sha = _hash(services, video)
+    return Report.model_validate(
+        {
+            "video_id": video.id,
+            "filename": video.filename,
+            "generated_at": utcnow(),
+            "generated_by": user.name,
+            "original_sha256": original_sha,
+            "final_sha256": final_sha,
+            "final_revision": final_revision(video),
+            "latest_revision": latest_row.number if latest_row else None,
+            "review_state": video.review_state or "unreviewed",
+            "review_by": video.review_by,
+            "review_at": video.review_at,
+            "endSequence": end,
+            "duration_ms": round(span_ms(index, 1, end, video.duration_ms)[1], 3),
+            "revisions": [
+                ReportRevision(number=r.number, author=r.author, time=r.created_at, note=r.note) for r in revisions
+            ],
+            "rows": rows,
+        }
+    )
+
+
+def _cell(value: Any) -> str:
+    """A CSV cell; text a spreadsheet would run as a formula is quoted with a leading apostrophe."""
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    text = str(value)
+    if isinstance(value, str) and text[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + text
+    return text
+
+
+def report_csv(report: Report) -> str:
+    """The report as CSV: `# key: value` header lines (revisions as one JSON object each), then the rows."""
+    buf = io.StringIO()
+    header = report.model_dump(mode="json", by_alias=True, exclude={"rows", "revisions"})
+    for key, value in header.items():
+        buf.write(f"# {key}: {'' if value is None else value}\n")
+    for r in report.revisions:
+        buf.write(f"# revision: {json.dumps(r.model_dump(mode='json'), ensure_ascii=False)}\n")
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(REPORT_COLUMNS)
+    for row in report.rows:
+        writer.writerow([_cell(getattr(row, c)) for c in REPORT_COLUMNS])
+    return buf.getvalue()
+
+
+@router.get(
+    "/{video_id}/report",
+    response_model=Report,
+    response_model_by_alias=True,
+    responses={200: {"content": {"text/csv": {}}, "description": "the report (JSON, or CSV with format=csv)"}},
+)
+def get_report(
+    video: VideoDep,
+    services: ServicesDep,
+    user: EditorUser,
+    request: Request,
+    format: Literal["json", "csv"] = "json",
+) -> Report | Response:
+    """The redaction report: one row per masked or excluded track, added region, manual track, excluded
+    detection, exclude rule, override, split, merge and muted range, with frames, times, the revision that
+    introduced it, its author and time; the header carries the hashes of the original and the final and the
+    revision history."""
+    report = build_report(services, video, user)
+    audit(services.db, user, "video.report", video_id=video.id, detail={"format": format}, client=client_of(request))
+    if format == "json":
+        return report
+    stem = video.filename.rsplit(".", 1)[0].replace('"', "") or video.id
+    headers = {"Content-Disposition": f'attachment; filename="{stem}.redaction-report.csv"'}
+    return Response(report_csv(report), media_type="text/csv; charset=utf-8", headers=headers)
+
+
+# --- the waveform ------------------------------------------------------------------------------------------------
+
+
+def waveform(path: Any, origin_s: float, duration_ms: float, buckets: int) -> list[float]:
+    """Peak |sample| (full scale 1) of the first audio stream of `path` in each of `buckets` equal slices of
+    [origin, origin + duration]; [] when there is no audio. Samples are placed by their frames' timestamps."""
+    peaks = np.zeros(buckets, np.float32)
+    span = duration_ms / 1000.0
+    if span <= 0:
+        return []
+    with av.open(str(path)) as container:
+        if not container.streams.audio:
+            return []
+        stream = container.streams.audio[0]
+        try:
+            for frame in container.decode(stream):
+                if frame.pts is None or frame.time_base is None or not frame.samples:
+                    continue
+                data = frame.to_ndarray() if frame.format.name == "fltp" else frame.reformat(format="fltp").to_ndarray()
+                level = np.abs(np.asarray(data, np.float32).reshape(-1, frame.samples)).max(axis=0)
+                t = float(frame.pts * frame.time_base) - origin_s + np.arange(frame.samples) / frame.sample_rate
+                slot = np.floor(t / span * buckets).astype(np.int64)
+                keep = (slot >= 0) & (slot < buckets)
+                np.maximum.at(peaks, slot[keep], level[keep])
+        except av.error.FFmpegError as exc:  # a damaged audio tail still gives the peaks before it
+            log.warning("waveform: audio decoding stopped early: %s", exc)
+    return [round(float(min(p, 1.0)), 4) for p in peaks]
+
+
+def _waveform_key(video_id: str, buckets: int) -> str:
+    return thumbnail_key(video_id, f"waveform-{buckets}.json")
+
+
+@router.get("/{video_id}/waveform", response_model=Waveform)
+def get_waveform(
+    video: VideoDep,
+    services: ServicesDep,
+    _user: CurrentUser,
+    buckets: Annotated[int, Query(ge=1, le=MAX_BUCKETS, description="number of slices")] = 1000,
+) -> Waveform:
+    """Peak level of the original audio over `buckets` equal slices of the video (time 0 = the first frame;
+    a slice lasts `duration_ms / buckets`); `peaks` is empty when the video has no audio. Cached."""
+    if not video.end_sequence:
+        raise HTTPException(status.HTTP_409_CONFLICT, "the video has not been probed yet")
+    store, bucket = services.store, services.settings.bucket_thumbnails
+    key = _waveform_key(video.id, buckets)
+    try:
+        with store.open_read(bucket, key) as fh:
+            return Waveform.model_validate_json(fh.read())
+    except (NotFoundError, ValidationError):
+        pass
+    index = video_index(services, video, "original")
+    duration = span_ms(index, 1, index.end_sequence, video.duration_ms)[1]
+    peaks: list[float] = []
+    if video.has_audio is not False:
+        origin = float(index.pts[0] * index.time_base)
+        peaks = waveform(variant_file(services, video, "original"), origin, duration, buckets)
+    body = Waveform(duration_ms=round(duration, 3), buckets=buckets, peaks=peaks)
+    with store.open_write(bucket, key) as fh:
+        fh.write(body.model_dump_json().encode())
+    return body
