@@ -51,13 +51,14 @@ export function useCorrections(videoId: string) {
 
   const history = useHistory(doc, persist)
 
-  /** The server's latest revision (`revision` 0: none yet); drops local edits and the draft. */
-  function load(value: Partial<CorrectionsDoc>, revision: number): void {
+  /** The server's latest revision (`revision` 0: none yet); drops local edits (and the draft with `dropDraft`;
+   * otherwise `restoreDraft` may bring it back). */
+  function load(value: Partial<CorrectionsDoc>, revision: number, dropDraft = false): void {
     base.value = normalize(value)
     doc.value = clone(base.value)
     baseRevision.value = revision
     history.clear()
-    persist()
+    if (dropDraft) persist()
   }
 
   /** After loading the server's state: bring back a draft of unsaved edits (re-applied on top when the
