@@ -8,21 +8,22 @@ Chromium through Playwright, no API mocks; assertions read the saved documents, 
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
 import httpx
 import pytest
+import test_web_editor
 from _api import ADMIN
 from _videos import VideoSpec, make_video, vfr_times
 from playwright.sync_api import Browser, Page, expect
-from test_web_editor import (  # noqa: F401  (fixtures)
-    _drag,
-    _open_editor,
-    chromium_browser,
-    editor_token,
-    server,
-)
+from test_web_editor import _drag, _open_editor
+
+# the editor tests' fixtures: a server of this module's own, a Chromium, an editor token
+server = test_web_editor.server
+editor_token = test_web_editor.editor_token
+chromium_browser = test_web_editor.chromium_browser
 
 SPEC = VideoSpec(times=vfr_times(((20, 30), (10, 10), (30, 60))), size=(320, 240), gop=30, audio=True)
 W, H = SPEC.size
@@ -54,6 +55,15 @@ def campus(server: str) -> str:
     return _upload(server, SHARED_MEDIA / "TUD-Campus.mp4", "tud.mp4")
 
 
+_LIT = """() => {
+  const c = document.querySelector('SEL');
+  const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  let n = 0;
+  for (let i = 3; i < d.length; i += 4) if (d[i]) n++;
+  return n;
+}"""
+
+
 def _page(browser: Browser) -> tuple[Page, list[str]]:
     page = browser.new_page(viewport={"width": 1280, "height": 1000})
     errors: list[str] = []
@@ -77,6 +87,7 @@ def _go(page: Page, seq: int) -> None:
         page.keyboard.press("ArrowRight")
     expect(page.get_by_test_id("frame")).to_have_text(str(seq))
     expect(page.locator(f'[data-testid=frame-image][data-seq="{seq}"]')).to_be_visible()
+    page.evaluate("window.scrollTo(0, 0)")  # the frame in view (clicking a lane scrolls down)
 
 
 def _screen(page: Page, x: float, y: float) -> tuple[float, float]:
@@ -296,7 +307,7 @@ def test_track_lanes_and_operations(server: str, campus: str, editor_token: str,
     # exclude the second, merge the third into the second
     lane(second["id"]).locator(".lane-name").click()
     page.get_by_test_id("track-exclude").click()
-    expect(lane(second["id"])).to_have_class(__import__("re").compile("excluded"))
+    expect(lane(second["id"])).to_have_class(re.compile("excluded"))
     page.get_by_test_id("merge-with").select_option(str(third["id"]))
     page.get_by_test_id("track-merge").click()
     expect(lane(third["id"])).to_contain_text(f"→ {second['id']}")
@@ -306,10 +317,15 @@ def test_track_lanes_and_operations(server: str, campus: str, editor_token: str,
     page.get_by_test_id("rule-to").fill("10")
     page.get_by_test_id("rule-add").click()
     expect(page.get_by_test_id("rule")).to_contain_text("smaller than 30 px")
-    # extend the longest track with a key box after its end (or before its start)
-    lane(long["id"]).locator(".lane-name").click()
+    # extend a track with a key box on a frame it has no box on (a gap, or just past an end)
+    end = 71
+    ext_track, target = next(
+        (t, t["gaps"][0][0] if t["gaps"] else t["end_seq"] + 1 if t["end_seq"] < end else t["start_seq"] - 1)
+        for t in people
+        if t["gaps"] or t["end_seq"] < end or t["start_seq"] > 1
+    )
+    lane(ext_track["id"]).locator(".lane-name").click()
     page.get_by_test_id("track-extend").click()
-    target = long["end_seq"] + 1 if long["end_seq"] < 71 else long["start_seq"] - 1
     _go(page, target)
     page.keyboard.down("Shift")  # Shift: always draw, even over other boxes
     x1, y1 = _screen(page, 20 * 2, 20 * 2)
@@ -326,7 +342,7 @@ def test_track_lanes_and_operations(server: str, campus: str, editor_token: str,
     assert doc["excludedTracks"] == [second["id"]]
     assert doc["mergedTracks"] == [[second["id"], third["id"]]]
     assert doc["excludeRules"] == [{"smaller_than": 30, "from_seq": 1, "to_seq": 10}]
-    [ext] = [t for t in doc["tracks"] if t.get("extends") == long["id"]]
+    [ext] = [t for t in doc["tracks"] if t.get("extends") == ext_track["id"]]
     assert ext["label"] == "person" and [k["seq"] for k in ext["keyframes"]] == [target]
     # the server agrees: after the split the track's boxes carry the new id
     boxes = httpx.get(f"{server}/api/videos/{campus}/boxes?from={at}&to={at}", headers=auth).json()
@@ -376,7 +392,7 @@ def test_move_a_detected_box_and_toggle_the_overlay(
     )
 
     # the boxes overlay goes off and on (O): the canvas is empty, then drawn again
-    painted = "() => { const c = document.querySelector('[data-testid=canvas]'); const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i]) n++; return n }"
+    painted = _LIT.replace("SEL", "[data-testid=canvas]")
     page.wait_for_function(f"({painted})() > 0")
     page.keyboard.press("o")
     page.wait_for_function(f"({painted})() === 0")
@@ -474,8 +490,8 @@ def test_waveform_range_becomes_a_muted_range(
     wave = page.get_by_test_id("waveform").locator("canvas")
     expect(wave).to_be_visible()
     # the tone is loud: the drawn waveform has lit pixels
-    lit = page.evaluate(
-        "() => { const c = document.querySelector('[data-testid=waveform] canvas'); const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i]) n++; return n / (c.width * c.height) }"
+    lit = page.evaluate(_LIT.replace("SEL", "[data-testid=waveform] canvas")) / page.evaluate(
+        "() => { const c = document.querySelector('[data-testid=waveform] canvas'); return c.width * c.height }"
     )
     assert lit > 0.1, lit  # silence draws 1 px of 48
     b = wave.bounding_box()
