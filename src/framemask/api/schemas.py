@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, WrapSerializer
 
 from framemask.api.hardening import scrub_paths
+from framemask.jobs.rerender import final_revision
 from framemask.redact.corrections import Corrections
 from framemask.store.models import Job, Video
 
@@ -113,11 +114,7 @@ class VideoPublic(BaseModel):
     )
 
     @classmethod
-    def of(
-        cls, video: Video, job: Job | None = None, latest_revision: int | None = None
-    ) -> VideoPublic:
-        from framemask.jobs.rerender import final_revision
-
+    def of(cls, video: Video, job: Job | None = None, latest_revision: int | None = None) -> VideoPublic:
         fields = {name: getattr(video, name) for name in cls.model_fields if hasattr(video, name)}
         fields.update(processed=video.processed_key is not None, job=JobPublic.of(job) if job else None)
         fields["error"] = scrub_paths(fields.get("error"))
