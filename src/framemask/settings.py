@@ -40,6 +40,10 @@ class Settings(BaseSettings):
     queue: Literal["embedded", "celery"] = "embedded"
     broker_url: str = "redis://127.0.0.1:6379/0"
     workers: int = Field(1, ge=0, le=64, description="embedded worker threads (0 = API only)")
+    segment_jobs: int = Field(
+        1, ge=1, le=64, description="processes one video is anonymized in: segments of a long video run side by side"
+    )
+    segment_seconds: float = Field(60.0, gt=0, description="length of those segments (cut at key frames)")
     job_lease_seconds: float = Field(60.0, gt=0, description="a job whose lease lapses is taken again")
     job_max_attempts: int = Field(3, ge=1)
     job_poll_seconds: float = Field(0.5, gt=0)

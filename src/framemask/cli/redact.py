@@ -40,6 +40,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="detect on every K-th frame, track and interpolate in between (default: about "
         f"{DETECT_HZ['person']:g} detections per second of video, {DETECT_HZ['face']:g} with faces only)",
     )
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="processes to use: a video longer than one segment is cut at key frames and its segments run "
+        "side by side, joined frame-exact (default 1)",
+    )
+    p.add_argument("--segment-seconds", type=float, default=60.0, help="segment length for --jobs (default 60)")
     _style_args(p)
     p.set_defaults(func=cmd_anonymize)
 
@@ -145,6 +153,8 @@ def cmd_anonymize(args: argparse.Namespace) -> int:
             audio=not args.no_audio,
             boxes_path=args.boxes,
             progress=progress,
+            jobs=args.jobs,
+            segment_seconds=args.segment_seconds,
         )
     print(json.dumps(_summary(result)))
     return 0

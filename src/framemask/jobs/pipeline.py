@@ -51,6 +51,8 @@ def process_video(
     audio: bool = True,
     report: Report | None = None,
     index: FrameIndex | None = None,
+    jobs: int = 1,
+    segment_seconds: float = 60.0,
 ) -> ProcessOutcome:
     """Probe and anonymize `src` into `work_dir/processed.mp4`, then index the processed master.
 
@@ -79,6 +81,8 @@ def process_video(
         audio=audio,
         progress=on_frames,
         index=index,
+        jobs=jobs,
+        segment_seconds=segment_seconds,
     )
     processed_index = FrameIndex.build(result.output)
     for frames in (result.end_sequence, processed_index.end_sequence):

@@ -103,6 +103,8 @@ def process_video_task(run: TaskRun) -> Finalize | None:
         audio=settings.keep_audio,
         report=run.report,
         index=stored,
+        jobs=settings.segment_jobs,
+        segment_seconds=settings.segment_seconds,
     )
     original_key = stored_key if stored is not None and stored_key else index_key(run.video_id)
     if stored is None:  # e.g. ingested by an S3 hook: this is the original's one indexing

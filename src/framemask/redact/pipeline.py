@@ -20,19 +20,20 @@ import functools
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import av
 import numpy as np
 
 from framemask.detect import LABELS, Detections, Detector, Tracker, interpolate, load_detectors
 from framemask.detect.tracking import LOST_SECONDS
 from framemask.errors import InputError, NotAVideoError
-from framemask.media import FrameIndex, VideoInfo, iter_frames, probe, rotate
+from framemask.media import FrameIndex, FrameReader, VideoInfo, iter_frames, probe, rotate
 from framemask.redact._stages import Pipe, Stages, StageTimer
-from framemask.redact.boxes import X1, Y2, BoxTrack, boxes_from_doc
+from framemask.redact.boxes import COLUMNS, X1, Y2, BoxTrack, boxes_from_doc
 from framemask.redact.encode import EncodeSettings, VideoWriter, frame_to_rgb, monotonic_pts
 from framemask.redact.policy import MaskPolicy
 from framemask.redact.styles import Masker, make_masker
@@ -78,6 +79,23 @@ idle, taking the cores x264 needs (measured on 2 cores: 13.4 s with 2 threads vs
 QUEUE_FRAMES = 6
 
 
+@dataclass(frozen=True)
+class Span:
+    """Frames `first..last` are decoded, detected and tracked; `start..end` (inside them) are written.
+
+    A segment of a long video (`framemask.redact.segments`) is rendered as one span, with about a second
+    of context on each side so tracks and masks carry across its joins."""
+
+    first: int
+    last: int
+    start: int
+    end: int
+
+    @classmethod
+    def whole(cls, end_sequence: int) -> Span:
+        return cls(1, end_sequence, 1, end_sequence)
+
+
 @dataclass
 class AnonymizeResult:
     """What a render produced: the output, its GOP map, the masked boxes of every frame, timings."""
@@ -94,6 +112,8 @@ class AnonymizeResult:
     stride: int | None = None
     """Detection stride used (None when rendering given boxes)."""
     policy: MaskPolicy | None = None
+    tracker_hits: dict[int, int] = field(default_factory=dict)
+    """Detected frames per track id (the confirmation rule's count)."""
     render: dict[str, Any] = field(default_factory=dict)
     """How it was painted and encoded (style, shape, strength, policy, encoder): record it with the video
     so a re-render of single GOPs paints and encodes them the same way."""
@@ -120,30 +140,64 @@ def anonymize_file(
     settings: EncodeSettings | None = None,
     index: FrameIndex | None = None,
     policy: MaskPolicy | None = None,
+    span: Span | None = None,
+    jobs: int = 1,
+    segment_seconds: float = 60.0,
 ) -> AnonymizeResult:
     """Detect people/faces in `src`, mask them, write the H.264 master to `dst` (and the boxes JSON).
 
     `stride` K detects on every K-th frame (default: `auto_stride`, see `DETECT_HZ`). Pass the video's
     `index` when it is already built (the service has it) to skip indexing again. `policy` defaults to
-    `MaskPolicy.for_fps` of the video."""
+    `MaskPolicy.for_fps` of the video. With `jobs` > 1 a video longer than one segment of about
+    `segment_seconds` is cut at key frames and its segments run in that many processes
+    (`framemask.redact.segments`)."""
     targets = check_targets(targets)
     if stride is not None and stride < 1:
         raise InputError(f"stride must be >= 1, got {stride}")
+    if jobs < 1 or segment_seconds <= 0:
+        raise InputError(f"jobs must be >= 1 and segment seconds > 0, got {jobs} and {segment_seconds}")
+    if jobs > 1 and span is None and detectors is None:
+        from framemask.redact.segments import anonymize_segmented, plan_segments
+
+        probed = _probe_for_output(src, dst, index)
+        assert probed.index is not None
+        if len(plan_segments(probed.index, segment_seconds)) > 1:
+            return anonymize_segmented(
+                src,
+                dst,
+                jobs=jobs,
+                seconds=segment_seconds,
+                targets=targets,
+                style=style,
+                shape=shape,
+                strength=strength,
+                stride=stride,
+                audio=audio,
+                boxes_path=boxes_path,
+                progress=progress,
+                settings=settings,
+                index=probed.index,
+            )
+        index = probed.index
     masker = _masker(style, shape, strength)
     info = _probe_for_output(src, dst, index)
     stride = stride or auto_stride(info.fps, targets)
     detectors = list(detectors) if detectors is not None else default_detectors(targets)
+    span = span or Span.whole(info.end_sequence)
     tracker = Tracker(fps=max(1.0, info.fps / stride))
     track = BoxTrack(info.width, info.height)
+    for _ in range(span.first - 1):  # frames before the span: none of ours
+        track.append_rows(np.zeros((0, len(COLUMNS)), np.int32))
 
     def boxes_stage(frames: Pipe, out: Pipe, timer: StageTimer) -> None:
-        for seq, rgb, dets in _detections(frames, info, detectors, tracker, stride, timer):
+        for seq, rgb, dets in _detections(frames, info, detectors, tracker, stride, timer, span):
             if not out.put((seq, rgb, track.append(dets))):
                 return
 
     policy = policy or MaskPolicy.for_fps(info.fps)
     params = {"style": style, "shape": shape, "strength": strength}
-    result = _render(src, dst, info, boxes_stage, track, policy, masker, params, audio, progress, settings)
+    result = _render(src, dst, info, boxes_stage, track, policy, masker, params, audio, progress, settings, span)
+    result.tracker_hits = {tid: s.hits for tid, s in tracker.stats.items()}
     track.confirmed = tracker.confirmed()
     track.confirmed -= duplicate_tracks(track) | static_weak_tracks(track)
     assert info.index is not None  # probe always returns the index it used
@@ -183,7 +237,20 @@ def render_with_boxes(
 
     policy = policy or MaskPolicy.for_fps(info.fps)
     params = {"style": style, "shape": shape, "strength": strength}
-    return _render(src, dst, info, boxes_stage, track, policy, masker, params, audio, progress, settings)
+    return _render(
+        src,
+        dst,
+        info,
+        boxes_stage,
+        track,
+        policy,
+        masker,
+        params,
+        audio,
+        progress,
+        settings,
+        Span.whole(info.end_sequence),
+    )
 
 
 def auto_stride(fps: float, targets: Sequence[str] = ("person", "face")) -> int:
@@ -235,51 +302,64 @@ def _render(
     audio: bool,
     progress: Progress | None,
     settings: EncodeSettings | None,
+    span: Span,
 ) -> AnonymizeResult:
-    """Decode -> `boxes_stage` (frames and their stored rows) -> policy -> mask -> encode."""
+    """Decode -> `boxes_stage` (frames and their stored rows) -> policy -> mask -> encode (`span`)."""
     assert info.index is not None
     started = time.perf_counter()
     timer = StageTimer()
     pts, time_base, nudged = monotonic_pts(info.index.pts, info.index.time_base)
     settings = settings or EncodeSettings(keyint=max(1, round(info.fps)) if info.fps > 0 else 25)
     painted = BoxTrack(info.width, info.height, track.labels)
+    for _ in range(span.first - 1):
+        painted.append_rows(np.zeros((0, len(COLUMNS)), np.int32))
+    whole = span == Span.whole(info.end_sequence)
     tmp = _temp_path(dst)
     writer = VideoWriter(
-        tmp, info.width, info.height, time_base, info.fps, settings, src if audio and info.has_audio else None
+        tmp, info.width, info.height, time_base, info.fps, settings, src if audio and info.has_audio and whole else None
     )
     with writer, Stages() as stages:
         frames, boxed = stages.pipe(QUEUE_FRAMES), stages.pipe(QUEUE_FRAMES)
-        stages.start("decode", lambda: _decode_stage(src, info, frames, timer), frames)
+        stages.start("decode", lambda: _decode_stage(src, info, frames, timer, span), frames)
         stages.start("detect", lambda: boxes_stage(frames, boxed, timer), boxed)
         stored = (((seq, rgb), rows) for seq, rgb, rows in boxed)
         for (seq, rgb), rows in policy.paint(stored, track.labels, info.width, info.height):
             painted.append_rows(rows)
-            timer.timed("mask", masker.apply, rgb, rows[:, X1 : Y2 + 1])
-            timer.timed("encode", writer.write, rgb, pts[seq - 1])
+            if span.start <= seq <= span.end:
+                timer.timed("mask", masker.apply, rgb, rows[:, X1 : Y2 + 1])
+                timer.timed("encode", writer.write, rgb, pts[seq - 1])
             if progress is not None:
-                progress(seq, info.end_sequence)
+                progress(seq - span.first + 1, span.last - span.first + 1)
         stages.check()
-        if writer.frames != info.end_sequence:
-            raise NotAVideoError(f"{src}: decoded {writer.frames} frames but the index has {info.end_sequence}")
-        gop_starts = timer.timed("encode", writer.close)
+        if writer.frames != span.end - span.start + 1:
+            raise NotAVideoError(f"{src}: decoded {writer.frames} frames but the index has {span.end - span.start + 1}")
+        gop_starts = [g + span.start - 1 for g in timer.timed("encode", writer.close)]
     os.replace(tmp, dst)
     timings = {k: round(v, 3) for k, v in timer.seconds.items()}
     timings["total"] = round(time.perf_counter() - started, 3)
-    timings["fps"] = round(info.end_sequence / max(timings["total"], 1e-9), 2)
-    render = {
-        **masker_params,
-        "policy": policy.to_dict(),
-        "encoder": {"crf": settings.crf, "preset": settings.preset, "keyint": settings.keyint},
-    }
+    timings["fps"] = round((span.last - span.first + 1) / max(timings["total"], 1e-9), 2)
+    render = {**masker_params, "policy": policy.to_dict(), "encoder": settings.to_dict()}
     result = AnonymizeResult(Path(dst), info.end_sequence, gop_starts, timings, nudged, track, painted, policy=policy)
     result.render = render
     return result
 
 
-def _decode_stage(src: str | os.PathLike[str], info: VideoInfo, out: Pipe, timer: StageTimer) -> None:
+def _frames(
+    src: str | os.PathLike[str], info: VideoInfo, span: Span
+) -> Generator[tuple[int, av.VideoFrame], None, None]:
+    """Frames `span.first..span.last` in presentation order: decoded from the start, or read exactly."""
+    if span.first == 1 and span.last == info.end_sequence:
+        yield from iter_frames(src)
+        return
+    with FrameReader(src, index=info.index) as reader:
+        for seq in range(span.first, span.last + 1):
+            yield seq, reader.av_frame(seq)
+
+
+def _decode_stage(src: str | os.PathLike[str], info: VideoInfo, out: Pipe, timer: StageTimer, span: Span) -> None:
     """Decoded frames as displayed-orientation RGB, in presentation order."""
     expected = (info.height, info.width, 3)
-    with contextlib.closing(iter_frames(src)) as frames:
+    with contextlib.closing(_frames(src, info, span)) as frames:
         while True:
             t0 = time.perf_counter()
             item = next(frames, None)
@@ -304,8 +384,9 @@ def _detections(
     tracker: Tracker,
     stride: int,
     timer: StageTimer,
+    span: Span,
 ) -> Iterator[tuple[int, np.ndarray, Detections]]:
-    """Detect + track on every `stride`-th frame (and the last); interpolate the frames in between.
+    """Detect + track on every `stride`-th frame of the span (and its last); interpolate in between.
 
     The tracker names a new track one update after the detection that started it, so the frames up to a
     detected frame are only interpolated once the next one is tracked: about two strides are held."""
@@ -315,7 +396,7 @@ def _detections(
     detected: list[tuple[int, np.ndarray, Detections]] = []  # the last two detected frames
     between: list[tuple[int, np.ndarray]] = []  # frames between those two
     for seq, rgb in frames:
-        if (seq - 1) % stride and seq != info.end_sequence:
+        if (seq - span.first) % stride and seq != span.last:
             pending.append((seq, rgb))
             continue
         seconds = float(time_ms[seq - 1]) / 1000.0
