@@ -84,7 +84,17 @@ def test_no_corrections_yet(svc) -> None:
     body = client.get(f"/api/videos/{vid}/corrections", headers=auth(ADMIN)).json()
     assert body == {
         "revision": None,
-        "corrections": {"drawnRectangles": {}, "excluded": {}, "excludedTracks": [], "tracks": []},
+        "corrections": {
+            "drawnRectangles": {},
+            "excluded": {},
+            "excludedTracks": [],
+            "tracks": [],
+            "overrides": {},
+            "mergedTracks": [],
+            "splitTracks": [],
+            "excludeRules": [],
+            "mutedRanges": [],
+        },
         "rendered_revision": None,
         "final": False,
     }
