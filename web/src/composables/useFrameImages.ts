@@ -4,6 +4,10 @@ import { Lru, prefetchOrder } from '../lib/prefetch'
 import { api } from '../services/api'
 import type { Variant } from '../services/types'
 
+/** Frames fetched ahead of the current one in the direction of travel, and behind it. */
+export const AHEAD = 8
+export const BEHIND = 2
+
 export function useFrameImages(videoId: string, end: Ref<number>, capacity = 64) {
   const image = ref<string | null>(null)
   const shown = ref(0)
@@ -37,13 +41,16 @@ export function useFrameImages(videoId: string, end: Ref<number>, capacity = 64)
     const cached = cache.get(`${variant}:${seq}`)
     image.value = cached ?? null
     if (cached) shown.value = seq
+    const current = fetchFrame(seq, variant)
+    // prefetch at once, in the direction of travel first (the server decodes them while this one travels)
+    for (const s of prefetchOrder(seq, direction, end.value, AHEAD, BEHIND))
+      void fetchFrame(s, variant).catch(() => undefined)
     try {
-      const url = await fetchFrame(seq, variant)
+      const url = await current
       if (isCurrent()) {
         image.value = url
         shown.value = seq
       }
-      for (const s of prefetchOrder(seq, direction, end.value)) void fetchFrame(s, variant).catch(() => undefined)
     } catch (e) {
       if (isCurrent()) error.value = `frame ${seq}: ${e instanceof Error ? e.message : e}`
     }
