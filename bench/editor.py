@@ -260,7 +260,7 @@ Keypress to painted: keydown timestamp to the animation frame after the new exac
 | step forward (→) | {fwd["median"]:.1f} | {fwd["p95"]:.1f} | {fwd["max"]:.1f} | {fwd["n"]} |
 | step backward (←) | {bwd["median"]:.1f} | {bwd["p95"]:.1f} | {bwd["max"]:.1f} | {bwd["n"]} |
 | open the editor (route to first frame painted) | {opened["median"]:.1f} | – | {opened["max"]:.1f} | {opened["n"]} |
-| **anchor**: CVAT-like chunk before the first step ({CHUNK} JPEG frames, fetched and decoded) | {chunk["ms"]:.1f} | – | – | 1 |
+| **anchor**: CVAT-like chunk before the first step ({CHUNK} JPEGs, fetched, decoded) | {chunk["ms"]:.1f} | – | – | 1 |
 
 Forward: from frame 1 just after opening; backward: from the last frame in a fresh browser context (cold
 cache, so only the backward prefetch helps). Floor: one exact frame fetched alone (`/frame`, webp) and decoded,
