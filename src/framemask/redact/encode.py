@@ -31,6 +31,7 @@ import cv2
 import numpy as np
 
 __all__ = [
+    "AudioCopier",
     "COPYABLE_AUDIO",
     "TONE_HZ",
     "TONE_LEVEL",
@@ -50,10 +51,10 @@ COPYABLE_AUDIO = frozenset({"aac", "mp3", "ac3", "eac3", "alac", "opus", "flac"}
 """Audio codecs MP4 holds as they are; anything else is re-encoded to AAC."""
 
 NUDGE_SCALE = 1000
+"""Repeated timestamps are separated in a time base this much finer than the input's."""
 TONE_HZ = 1000.0
 TONE_LEVEL = 0.1
 """Amplitude of the replacement tone (full scale 1.0): -20 dBFS, clearly audible, never loud."""
-"""Repeated timestamps are separated in a time base this much finer than the input's."""
 
 
 @dataclass(frozen=True)
@@ -142,7 +143,7 @@ class VideoWriter:
     def __post_init__(self) -> None:
         self._out = av.open(str(self.dst), mode="w", format="mp4")
         self._video = self._add_video_stream()
-        self._audio = _AudioCopier(self.audio_from, self._out) if self.audio_from is not None else None
+        self._audio = AudioCopier(self.audio_from, self._out) if self.audio_from is not None else None
         self._seq_of_pts: dict[int, int] = {}
 
     def _add_video_stream(self) -> av.VideoStream:
@@ -249,7 +250,7 @@ def redact_audio_frame(frame: av.AudioFrame, spans: Sequence[MutedSpan]) -> av.A
     return out
 
 
-class _AudioCopier:
+class AudioCopier:
     """Moves the source's first audio stream into the output, interleaved with the video by time.
 
     With `muted` spans the audio is decoded, redacted (`redact_audio_frame`) and re-encoded to AAC, keeping

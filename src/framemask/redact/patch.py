@@ -42,7 +42,7 @@ from framemask.media import FrameIndex, FrameReader, rotate
 from framemask.media._av import map_av_errors
 from framemask.redact._stages import Pipe
 from framemask.redact.boxes import BoxTrack
-from framemask.redact.encode import EncodeSettings, MutedSpan, _AudioCopier, frame_to_rgb, rgb_to_frame
+from framemask.redact.encode import AudioCopier, EncodeSettings, MutedSpan, frame_to_rgb, rgb_to_frame
 from framemask.redact.policy import DEFAULT_POLICY, MaskPolicy, painted_from_doc
 from framemask.redact.styles import Masker, make_masker
 
@@ -255,7 +255,7 @@ def _remux(
     ):
         video = source.streams.video[0]
         mapping = {video.index: _copy_stream(out, video)}
-        audio = _AudioCopier(audio_from, out, muted)
+        audio = AudioCopier(audio_from, out, muted)
         position, gop = -1, -1
         try:
             for packet in source.demux(video):

@@ -41,7 +41,7 @@ from framemask.detect.tracking import CONFIRM_HITS, LOST_SECONDS
 from framemask.errors import NotAVideoError
 from framemask.media import FrameIndex, probe
 from framemask.redact.boxes import LABEL, TRACK, X1, Y2, BoxTrack
-from framemask.redact.encode import EncodeSettings, _AudioCopier, monotonic_pts
+from framemask.redact.encode import AudioCopier, EncodeSettings, monotonic_pts
 from framemask.redact.pipeline import AnonymizeResult, Progress, Span, anonymize_file
 from framemask.redact.policy import MaskPolicy
 from framemask.redact.tracklist import duplicate_tracks, static_weak_tracks
@@ -346,7 +346,7 @@ def join_parts(
                 video = out.add_stream_from_template(first.streams.video[0])
             video.time_base = time_base
             video.metadata.clear()
-            audio = _AudioCopier(audio_from, out) if audio_from is not None else None
+            audio = AudioCopier(audio_from, out) if audio_from is not None else None
             for part, span in parts:
                 seq = span.start
                 with av.open(str(part)) as container:
