@@ -31,10 +31,10 @@ import cv2
 import numpy as np
 
 __all__ = [
-    "AudioCopier",
     "COPYABLE_AUDIO",
     "TONE_HZ",
     "TONE_LEVEL",
+    "AudioCopier",
     "EncodeSettings",
     "MutedSpan",
     "VideoWriter",
