@@ -46,7 +46,16 @@ from framemask.redact.pipeline import AnonymizeResult, Progress, Span, anonymize
 from framemask.redact.policy import MaskPolicy
 from framemask.redact.tracklist import duplicate_tracks, static_weak_tracks
 
-__all__ = ["OVERLAP_SECONDS", "SegmentJob", "SegmentOutput", "anonymize_segmented", "plan_segments", "run_segment"]
+__all__ = [
+    "OVERLAP_SECONDS",
+    "SegmentJob",
+    "SegmentOutput",
+    "anonymize_segmented",
+    "assemble_segments",
+    "plan_segments",
+    "run_segment",
+    "segment_encoder",
+]
 
 OVERLAP_SECONDS = 1.0
 STITCH_IOU = 0.5
@@ -168,9 +177,7 @@ def anonymize_segmented(
     info = probe(src, index=index)
     assert info.index is not None
     spans = plan_segments(info.index, seconds)
-    keyint = max(1, round(info.fps)) if info.fps > 0 else 25
-    settings = settings or EncodeSettings(keyint=keyint)
-    settings = EncodeSettings(settings.crf, settings.preset, settings.keyint, settings.threads, bframes=0)
+    settings = segment_encoder(info.fps, settings)
     policy = MaskPolicy.for_fps(info.fps)
     scratch = Path(tempfile.mkdtemp(prefix=".framemask-segments-", dir=Path(dst).parent))
     try:
@@ -194,14 +201,7 @@ def anonymize_segmented(
                 for k, span in enumerate(spans)
             ]
             outputs = _run_all(jobs_list, jobs, updates, progress, sum(s.last - s.first + 1 for s in spans))
-        track, painted, hits = _stitch(outputs, info.width, info.height)
-        track.confirmed = {tid for tid, n in hits.items() if n >= CONFIRM_HITS}
-        track.confirmed -= duplicate_tracks(track) | static_weak_tracks(track)
-        track.fill_gaps(info.index.time_ms, LOST_SECONDS * 1000.0)
-        gop_starts = sorted(g for out in outputs for g in out.gop_starts)
-        pts, time_base, _nudged = monotonic_pts(info.index.pts, info.index.time_base)
-        parts = [(out.part, out.span) for out in outputs]
-        join_parts(parts, dst, pts, time_base, src if audio and info.has_audio else None)
+        track, painted, gop_starts = assemble_segments(outputs, info, dst, src if audio else None)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     if boxes_path is not None:
@@ -225,6 +225,29 @@ def anonymize_segmented(
         "segments": [[s.start, s.end] for s in spans],
     }
     return result
+
+
+def segment_encoder(fps: float, settings: EncodeSettings | None = None) -> EncodeSettings:
+    """The encoder settings of every segment: `settings` (default: one key frame a second) without B-frames."""
+    settings = settings or EncodeSettings(keyint=max(1, round(fps)) if fps > 0 else 25)
+    return EncodeSettings(settings.crf, settings.preset, settings.keyint, settings.threads, bframes=0)
+
+
+def assemble_segments(
+    outputs: Sequence[SegmentOutput], info: Any, dst: str | os.PathLike[str], audio_from: str | os.PathLike[str] | None
+) -> tuple[BoxTrack, BoxTrack, list[int]]:
+    """Stitch the segments' tracks (confirmed, gaps filled) and join their parts into `dst` (audio from
+    `audio_from` when the source has audio): (detected track, painted track, GOP starts). `outputs` are in
+    timeline order; `info` is the source's probe (with its index)."""
+    track, painted, hits = _stitch(list(outputs), info.width, info.height)
+    track.confirmed = {tid for tid, n in hits.items() if n >= CONFIRM_HITS}
+    track.confirmed -= duplicate_tracks(track) | static_weak_tracks(track)
+    track.fill_gaps(info.index.time_ms, LOST_SECONDS * 1000.0)
+    gop_starts = sorted(g for out in outputs for g in out.gop_starts)
+    pts, time_base, _nudged = monotonic_pts(info.index.pts, info.index.time_base)
+    parts = [(out.part, out.span) for out in outputs]
+    join_parts(parts, dst, pts, time_base, audio_from if info.has_audio else None)
+    return track, painted, gop_starts
 
 
 def _run_all(
