@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
+from framemask.errors import InputError
 from framemask.redact.styles import MAX_CELLS, MIN_CELL, Blur, Fill, Masker, Mosaic, make_masker
 
 
@@ -59,7 +60,7 @@ def test_small_boxes_still_get_cells_of_at_least_min_cell() -> None:
 def test_strength_only_coarsens() -> None:
     assert Mosaic().cell(160, 160) == 20 and Mosaic(strength=2).cell(160, 160) == 40
     assert Blur(strength=3).sigma(100, 100) == 3 * Blur().sigma(100, 100)
-    with pytest.raises(ValueError, match="strength"):
+    with pytest.raises(InputError, match="strength"):
         make_masker("mosaic", strength=0.5)
 
 
@@ -83,9 +84,9 @@ def test_boxes_beyond_the_frame_are_clipped() -> None:
 
 
 def test_make_masker_rejects_unknown_names() -> None:
-    with pytest.raises(ValueError, match="mosaic, blur, fill"):
+    with pytest.raises(InputError, match="mosaic, blur, fill"):
         make_masker("pixelate")
-    with pytest.raises(ValueError, match="rect, ellipse"):
+    with pytest.raises(InputError, match="rect, ellipse"):
         make_masker("blur", "circle")
     assert isinstance(make_masker("fill", "ellipse"), Fill)
 

@@ -74,6 +74,13 @@ class EncodeSettings:
         params = f"keyint={k}:min-keyint={k}:scenecut=0:open-gop=0:repeat-headers=1"
         return params if self.bframes is None else f"{params}:bframes={self.bframes}"
 
+    def configure(self, ctx: av.VideoCodecContext) -> None:
+        """Set up an x264 encoder context: the one configuration of masters and re-encoded GOPs."""
+        ctx.gop_size = max(1, self.keyint)
+        ctx.thread_count = self.threads
+        ctx.thread_type = "FRAME"  # x264 frame threads, as the ffmpeg CLI uses (PyAV's default is ~1.5x slower)
+        ctx.options = {"preset": self.preset, "crf": str(self.crf), "x264-params": self.x264_params()}
+
     def to_dict(self) -> dict[str, Any]:
         """What a re-render needs to encode GOPs the same way (recorded with the video)."""
         out: dict[str, Any] = {"crf": self.crf, "preset": self.preset, "keyint": self.keyint}
@@ -154,15 +161,8 @@ class VideoWriter:
         stream.time_base = self.time_base
         ctx = stream.codec_context
         ctx.time_base = self.time_base
-        ctx.gop_size = max(1, self.settings.keyint)
         ctx.codec_tag = "avc3"
-        ctx.thread_count = self.settings.threads
-        ctx.thread_type = "FRAME"  # x264 frame threads, as the ffmpeg CLI uses (PyAV's default is ~1.5x slower)
-        ctx.options = {
-            "preset": self.settings.preset,
-            "crf": str(self.settings.crf),
-            "x264-params": self.settings.x264_params(),
-        }
+        self.settings.configure(ctx)
         return stream
 
     def write(self, rgb: np.ndarray, pts: int) -> None:

@@ -184,7 +184,7 @@ def patch_render(
     if gop_starts is not None and list(gop_starts) != gops.starts:
         raise InputError(f"{master}: the GOP map given does not match the file ({len(gops.starts)} GOPs)")
     targets = gops_of(gops, changed)
-    masker = _masker(style, shape, strength)
+    masker = make_masker(style, shape, strength)
     settings = settings or EncodeSettings(keyint=_keyint(gops))
     out = Path(dst)
     if out.resolve() == Path(master).resolve():
@@ -211,12 +211,6 @@ def _keyint(gops: GopMap) -> int:
     """The master's configured GOP length: the longest GOP (only the last one may be shorter)."""
     return max(gops.seqs(g).stop - gops.seqs(g).start for g in range(len(gops.starts)))
 
-
-def _masker(style: str, shape: str, strength: float) -> Masker:
-    try:
-        return make_masker(style, shape, strength)
-    except ValueError as exc:
-        raise InputError(str(exc)) from None
 
 
 def _runs(gops: GopMap, targets: Sequence[int], keyint: int) -> list[list[int]]:
@@ -427,13 +421,7 @@ class _GopEncoder:
         codec = av.CodecContext.create("libx264", "w")
         codec.width, codec.height, codec.pix_fmt = self._width, self._height, self._pix_fmt
         codec.time_base = self._gops.time_base
-        codec.gop_size = max(1, self._settings.keyint)
-        codec.thread_count = self._settings.threads
-        codec.options = {
-            "preset": self._settings.preset,
-            "crf": str(self._settings.crf),
-            "x264-params": self._settings.x264_params(),
-        }
+        self._settings.configure(codec)
         return codec
 
     def _frame(self, seq: int) -> np.ndarray:

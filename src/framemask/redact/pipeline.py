@@ -179,7 +179,7 @@ def anonymize_file(
                 index=probed.index,
             )
         index = probed.index
-    masker = _masker(style, shape, strength)
+    masker = make_masker(style, shape, strength)
     info = _probe_for_output(src, dst, index)
     stride = stride or auto_stride(info.fps, targets)
     detectors = list(detectors) if detectors is not None else default_detectors(targets)
@@ -226,7 +226,7 @@ def render_with_boxes(
 
     Detections (boxes with a `score`) are padded and held as on the first render; regions without
     one are painted exactly."""
-    masker = _masker(style, shape, strength)
+    masker = make_masker(style, shape, strength)
     info = _probe_for_output(src, dst, index)
     track = boxes_from_doc(boxes_doc, info.end_sequence, info.width, info.height)
 
@@ -449,12 +449,6 @@ def check_targets(targets: Sequence[str]) -> tuple[str, ...]:
         raise InputError(f"targets must be a non-empty subset of {', '.join(LABELS)}, got {', '.join(targets)}")
     return tuple(dict.fromkeys(targets))
 
-
-def _masker(style: str, shape: str, strength: float) -> Masker:
-    try:
-        return make_masker(style, shape, strength)
-    except ValueError as exc:
-        raise InputError(str(exc)) from None
 
 
 def _probe_for_output(

@@ -18,6 +18,8 @@ from typing import Literal, Protocol, runtime_checkable
 import cv2
 import numpy as np
 
+from framemask.errors import InputError
+
 __all__ = [
     "MAX_CELLS",
     "MIN_CELL",
@@ -148,13 +150,13 @@ class Fill(_RegionMasker):
 
 
 def make_masker(style: str = "mosaic", shape: str = "rect", strength: float = 1.0) -> Masker:
-    """The masker for a CLI/API style name; ValueError names the valid choices."""
+    """The masker for a CLI/API style name; InputError names the valid choices."""
     if style not in STYLES:
-        raise ValueError(f"unknown style {style!r}; choose one of {', '.join(STYLES)}")
+        raise InputError(f"unknown style {style!r}; choose one of {', '.join(STYLES)}")
     if shape not in SHAPES:
-        raise ValueError(f"unknown shape {shape!r}; choose one of {', '.join(SHAPES)}")
+        raise InputError(f"unknown shape {shape!r}; choose one of {', '.join(SHAPES)}")
     if not strength >= 1.0:
-        raise ValueError(f"strength must be >= 1 (1 is the minimum safe strength), got {strength}")
+        raise InputError(f"strength must be >= 1 (1 is the minimum safe strength), got {strength}")
     if style == "mosaic":
         return Mosaic(shape=shape, strength=strength)  # type: ignore[arg-type]
     if style == "blur":
