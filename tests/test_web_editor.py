@@ -350,6 +350,11 @@ def test_exclude_a_whole_track_unmasks_every_frame_of_it(
         page.keyboard.press("ArrowRight")
     expect(page.get_by_test_id("frame")).to_have_text(str(seq))
     page.get_by_test_id("scope").select_option("track")
+    page.wait_for_function(  # the boxes of this frame are drawn
+        """() => { const c = document.querySelector('[data-testid=canvas]');
+          const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+          for (let i = 3; i < d.length; i += 4) if (d[i]) return true; return false; }"""
+    )
     canvas = page.get_by_test_id("canvas").bounding_box()
     assert canvas is not None
     page.mouse.click(canvas["x"] + spot[0] * canvas["width"] / 640, canvas["y"] + spot[1] * canvas["height"] / 480)

@@ -181,7 +181,7 @@ def test_keyboard_first(server: str, clip: str, editor_token: str, chromium_brow
     page, errors = _page(chromium_browser)
     _open_editor(page, server, editor_token, clip)
     frame = page.get_by_test_id("frame")
-    expect(frame).to_have_text("1")
+    expect(page.get_by_test_id("frame-image")).to_be_visible()  # the index is loaded
     page.keyboard.press("End")
     expect(frame).to_have_text("60")
     page.keyboard.press("Home")

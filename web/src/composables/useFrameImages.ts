@@ -7,6 +7,7 @@ import type { Variant } from '../services/types'
 /** Frames fetched ahead of the current one in the direction of travel, and behind it. */
 export const AHEAD = 8
 export const BEHIND = 2
+const MAX_PENDING = 4
 
 export function useFrameImages(videoId: string, end: Ref<number>, capacity = 64) {
   const image = ref<string | null>(null)
@@ -43,8 +44,11 @@ export function useFrameImages(videoId: string, end: Ref<number>, capacity = 64)
     if (cached) shown.value = seq
     const current = fetchFrame(seq, variant)
     // prefetch at once, in the direction of travel first (the server decodes them while this one travels)
-    for (const s of prefetchOrder(seq, direction, end.value, AHEAD, BEHIND))
+    // (a few at a time: the browser has 6 connections per host, and boxes and thumbnails need some)
+    for (const s of prefetchOrder(seq, direction, end.value, AHEAD, BEHIND)) {
+      if (pending.size >= MAX_PENDING) break
       void fetchFrame(s, variant).catch(() => undefined)
+    }
     try {
       const url = await current
       if (isCurrent()) {
