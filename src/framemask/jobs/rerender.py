@@ -49,12 +49,14 @@ if TYPE_CHECKING:
 __all__ = [
     "RENDER_KIND",
     "active_render",
+    "changed_frames",
     "effective_boxes",
     "final_key",
     "final_revision",
     "last_render",
     "latest_revision",
     "muted_spans",
+    "render_policy",
     "rerender_task",
     "sha256_of",
 ]
@@ -185,6 +187,19 @@ def effective_boxes(services: Services, video: Video, revision: Revision | None)
     return boxes
 
 
+def render_policy(video: Video) -> MaskPolicy:
+    """The mask policy the video's master was rendered with (re-renders must paint the same way)."""
+    params = video.render_params or {}
+    return MaskPolicy.from_dict(params["policy"]) if "policy" in params else MaskPolicy.for_fps(video.fps or 0)
+
+
+def changed_frames(video: Video, before: EffectiveBoxes, after: EffectiveBoxes) -> list[int]:
+    """Frames whose painted regions differ between two revisions: what a render re-encodes (and what a
+    save reports as changed)."""
+    policy = render_policy(video)
+    return changed_seqs(before.painted(policy), after.painted(policy))
+
+
 # --- the job ----------------------------------------------------------------------------------------------------
 
 
@@ -204,8 +219,8 @@ def rerender_task(run: TaskRun) -> Callable[[Session], None] | None:
     new = effective_boxes(services, video, target)
     old = effective_boxes(services, video, base_revision)
     params = video.render_params or {}
-    policy = MaskPolicy.from_dict(params["policy"]) if "policy" in params else MaskPolicy.for_fps(video.fps or 0)
-    changed = changed_seqs(old.painted(policy), new.painted(policy))
+    policy = render_policy(video)
+    changed = changed_frames(video, old, new)
     run.report(5.0, "fetch")
     cache = settings.cache_dir / "videos" / video.id
     src = local_copy(services.store, video.raw_bucket, video.raw_key, cache / Path(video.raw_key).name)

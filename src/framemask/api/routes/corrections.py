@@ -51,7 +51,7 @@ from framemask.api.schemas import (
 from framemask.api.signing import signed_stream_query
 from framemask.errors import NotFoundError
 from framemask.jobs.context import Services
-from framemask.jobs.rerender import RENDER_KIND, active_render, final_revision, latest_revision
+from framemask.jobs.rerender import RENDER_KIND, active_render, changed_frames, final_revision, latest_revision
 from framemask.jobs.rerender import effective_boxes as _effective_boxes
 from framemask.redact.corrections import Corrections, EffectiveBoxes
 from framemask.store.models import Revision, Video
@@ -201,7 +201,7 @@ def put_corrections(
     except RevisionConflictError as exc:
         return exc.response()
     after = effective_boxes(services, video, row)
-    changed = sum(before.seed_entry(s) != after.seed_entry(s) for s in range(1, after.end_sequence + 1))
+    changed = len(changed_frames(video, before, after))
     return RevisionSaved(revision=_public(row), changed_frames=changed)  # type: ignore[arg-type]
 
 
