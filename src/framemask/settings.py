@@ -44,6 +44,15 @@ class Settings(BaseSettings):
         1, ge=1, le=64, description="processes one video is anonymized in: segments of a long video run side by side"
     )
     segment_seconds: float = Field(60.0, gt=0, description="length of those segments (cut at key frames)")
+    segment_mode: Literal["auto", "local", "queue"] = Field(
+        "auto",
+        description="where segments run: `local` process pool of the worker, `queue` one job each in the job table "
+        "(any worker takes them), `auto` = queue when FRAMEMASK_QUEUE=celery and segment_jobs > 1",
+    )
+    worker_name: str | None = Field(None, max_length=120, description="name shown for this worker's jobs (host:pid)")
+    video_cache_mb: int = Field(
+        2048, ge=0, description="local copies of originals a worker keeps (cache/videos), least recently used first out"
+    )
     job_lease_seconds: float = Field(60.0, gt=0, description="a job whose lease lapses is taken again")
     job_max_attempts: int = Field(3, ge=1)
     job_poll_seconds: float = Field(0.5, gt=0)
@@ -104,6 +113,13 @@ class Settings(BaseSettings):
     def cache_dir(self) -> Path:
         """Scratch space: downloaded originals for frame reads, temporary files."""
         return self.data_dir / "cache"
+
+    @property
+    def segments_on_queue(self) -> bool:
+        """Whether a long video's segments become jobs of their own (spread over the workers)."""
+        if self.segment_mode == "auto":
+            return self.queue == "celery" and self.segment_jobs > 1
+        return self.segment_mode == "queue"
 
     @property
     def max_upload_bytes(self) -> int:

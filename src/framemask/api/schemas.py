@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, WrapSerializer
 from framemask.api.hardening import scrub_paths
 from framemask.jobs.rerender import final_revision
 from framemask.redact.corrections import Corrections
-from framemask.store.models import Job, Video
+from framemask.store.models import Job, Video, utcnow
 
 __all__ = [
     "AuditEntry",
@@ -30,6 +30,7 @@ __all__ = [
     "SeedBox",
     "SeedDoc",
     "SeedFrame",
+    "SegmentPublic",
     "TokenCreate",
     "TokenCreated",
     "TokenPublic",
@@ -47,14 +48,27 @@ Number = int | float
 """A pixel coordinate: stored boxes are integers, older seed documents may hold floats (kept as given)."""
 
 
+class SegmentPublic(BaseModel):
+    """One segment job of a processing job that fanned out (`framemask.jobs.segments`)."""
+
+    index: int
+    start_seq: int
+    end_seq: int
+    status: str
+    progress: float
+    worker: str | None
+    attempts: int
+    stalled: bool = False
+
+
 class JobPublic(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: str
     kind: str
     video_id: str | None
-    status: str
-    progress: float = Field(description="percent, 0-100")
+    status: str = Field(description="queued, running (also while its segments run), succeeded or failed")
+    progress: float = Field(description="percent, 0-100 (over all segments of a fanned-out job)")
     stage: str | None
     attempts: int
     max_attempts: int
@@ -62,11 +76,36 @@ class JobPublic(BaseModel):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    worker: str | None = Field(None, description="the worker holding (or that last held) the job: host:pid[:thread]")
+    heartbeat_at: datetime | None = None
+    stalled: bool = Field(False, description="running, but its worker's lease lapsed: another worker takes it over")
+    segments: list[SegmentPublic] | None = Field(None, description="the segment jobs, when the video was cut")
 
     @classmethod
-    def of(cls, job: Job) -> JobPublic:
+    def of(cls, job: Job, children: list[Job] | None = None) -> JobPublic:
         public = cls.model_validate(job)
-        return public.model_copy(update={"error": scrub_paths(public.error)})
+        update: dict[str, object] = {"error": scrub_paths(public.error), "stalled": _stalled(job)}
+        if job.status == "waiting":  # its segments run: to a client the job is running
+            update["status"] = "running"
+        if children:
+            update["segments"] = [
+                SegmentPublic(
+                    index=int(c.part or 0),
+                    start_seq=int(c.payload["span"][2]),
+                    end_seq=int(c.payload["span"][3]),
+                    status=c.status,
+                    progress=c.progress,
+                    worker=c.worker,
+                    attempts=c.attempts,
+                    stalled=_stalled(c),
+                )
+                for c in children
+            ]
+        return public.model_copy(update=update)
+
+
+def _stalled(job: Job) -> bool:
+    return job.status == "running" and job.lease_until is not None and job.lease_until < utcnow()
 
 
 class VideoCreated(BaseModel):

@@ -26,7 +26,9 @@ def register(subparsers: Any) -> None:
         "worker", help="run a background worker (Celery with FRAMEMASK_QUEUE=celery, else polls the job table)"
     )
     worker.add_argument("--concurrency", type=int, default=None, help="parallel jobs (default FRAMEMASK_WORKERS)")
-    worker.add_argument("--name", default=None, help="worker name (default host:pid)")
+    worker.add_argument(
+        "--name", default=None, help="worker name shown on its jobs as NAME:pid (default FRAMEMASK_WORKER_NAME, host)"
+    )
     worker.set_defaults(func=_worker)
 
     token = subparsers.add_parser("token", help="manage API tokens")
@@ -66,11 +68,12 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
-    from framemask.jobs.worker import worker_name
+    from framemask.jobs.worker import set_worker_name, worker_name
 
     settings = _settings()
     concurrency = args.concurrency or max(settings.workers, 1)
-    name = args.name or worker_name()
+    set_worker_name(args.name or settings.worker_name)
+    name = worker_name()
     if settings.queue == "celery":
         from framemask.jobs.celery_app import run_celery_worker
 

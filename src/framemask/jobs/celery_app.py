@@ -26,8 +26,22 @@ TASK_NAME = "framemask.run_job"
 QUEUE_NAME = "framemask"
 
 
-def make_celery(broker_url: str) -> Celery:
-    """A Celery app whose only task runs one framemask job by id."""
+def visibility_timeout(settings: Settings | None) -> float:
+    """The broker's visibility timeout: far longer than the longest segment (or whole video) a worker runs.
+
+    Redis and SQS redeliver a message whose task still runs at this timeout (celery#5935); a redelivery is
+    harmless here (the claim refuses a job with a live lease) but wastes a worker's slot while it waits."""
+    if settings is None:
+        return 3600.0
+    return max(3600.0, 30.0 * settings.segment_seconds, 10.0 * settings.job_lease_seconds)
+
+
+def make_celery(broker_url: str, settings: Settings | None = None) -> Celery:
+    """A Celery app whose only task runs one framemask job by id.
+
+    `acks_late` + `task_reject_on_worker_lost`: a message is acknowledged only after its job ended, so a
+    worker killed mid-job leaves it to be redelivered; `worker_prefetch_multiplier=1`: a busy worker does not
+    sit on messages other workers could run. The job table's lease decides who runs a job either way."""
     app = Celery("framemask", broker=broker_url)
     app.conf.update(
         task_serializer="json",
@@ -38,7 +52,7 @@ def make_celery(broker_url: str) -> Celery:
         worker_prefetch_multiplier=1,
         task_default_queue=QUEUE_NAME,
         broker_connection_retry_on_startup=True,
-        broker_transport_options={"visibility_timeout": 3600},
+        broker_transport_options={"visibility_timeout": visibility_timeout(settings)},
         worker_hijack_root_logger=False,
     )
 
@@ -57,7 +71,7 @@ def make_celery(broker_url: str) -> Celery:
 
 @lru_cache(maxsize=4)
 def _producer(broker_url: str) -> Celery:
-    return make_celery(broker_url)
+    return make_celery(broker_url)  # only sends: the transport options matter to consumers
 
 
 def send_job(settings: Settings, job_id: str, countdown: float = 0.0) -> None:
@@ -82,6 +96,9 @@ def _worker_services() -> Services:
 def _sweep_forever(services: Services, stop: threading.Event, every: float, older_than: float) -> None:
     while not stop.wait(every):
         try:
+            services.queue.fail_exhausted()
+            for job_id in services.queue.release_waiting():  # joins whose last segment's release was lost
+                send_job(services.settings, job_id)
             for job_id in services.queue.stale_ids(older_than):
                 send_job(services.settings, job_id)
         except Exception:
@@ -109,8 +126,14 @@ def run_celery_worker(settings: Settings, concurrency: int, name: str) -> None:
         if _services is None:
             _services = Services.create(settings)
         services = _services
+    from framemask.jobs.housekeeping import Housekeeper
+    from framemask.jobs.worker import set_worker_name
+
+    set_worker_name(settings.worker_name)
+    housekeeper = Housekeeper(services)  # orphaned scratch, stale cached originals, now and periodically
+    housekeeper.start()
     stop = start_sweeper(services)
-    app = make_celery(settings.broker_url)
+    app = make_celery(settings.broker_url, settings)
     try:
         app.worker_main(
             [
@@ -128,3 +151,4 @@ def run_celery_worker(settings: Settings, concurrency: int, name: str) -> None:
         )
     finally:
         stop.set()
+        housekeeper.stop()

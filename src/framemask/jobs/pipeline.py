@@ -16,7 +16,7 @@ from typing import Any
 from framemask.errors import FramemaskError
 from framemask.media import FrameIndex, VideoInfo, probe
 
-__all__ = ["ProcessOutcome", "Report", "process_video"]
+__all__ = ["ProcessOutcome", "Report", "outcome_of", "process_video"]
 
 Report = Callable[[float, str], None]
 
@@ -59,7 +59,6 @@ def process_video(
     `index` is the original's stored index (built at upload); without it the original is indexed here.
     """
     from framemask.redact import DEFAULT_STRIDE, anonymize_file
-    from framemask.redact.tracklist import summarize_tracks
 
     say = report or (lambda _pct, _stage: None)
     say(0.0, "probe")
@@ -84,12 +83,21 @@ def process_video(
         jobs=jobs,
         segment_seconds=segment_seconds,
     )
+    say(_PROBE_SHARE + _RENDER_SHARE, "store")
+    return outcome_of(result, info)
+
+
+def outcome_of(result: Any, info: VideoInfo) -> ProcessOutcome:
+    """The outcome of a finished render (`AnonymizeResult`, serial or joined from segments) of the video
+    `info` describes: the processed master indexed once and checked against the original, tracks summarized."""
+    from framemask.redact.tracklist import summarize_tracks
+
+    index = info.index
+    assert index is not None and result.track is not None
     processed_index = FrameIndex.build(result.output)
     for frames in (result.end_sequence, processed_index.end_sequence):
         if frames != index.end_sequence:
             raise FramemaskError(f"processed video has {frames} frames, the original {index.end_sequence}")
-    say(_PROBE_SHARE + _RENDER_SHARE, "store")
-    assert result.track is not None
     tracks = [t.to_json() for t in summarize_tracks(result.track, info.fps)]
     return ProcessOutcome(
         info,

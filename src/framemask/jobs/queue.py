@@ -23,9 +23,9 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from framemask.errors import InputError, ModelError
 from framemask.store.db import Database
-from framemask.store.models import Job, new_id, utcnow
+from framemask.store.models import Job, Video, new_id, utcnow
 
-__all__ = ["PERMANENT", "Claim", "JobQueue", "backoff_seconds"]
+__all__ = ["PERMANENT", "Claim", "JobQueue", "SegmentSpec", "backoff_seconds"]
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,19 @@ class Claim:
     attempt: int
     kind: str
     worker: str
+
+
+@dataclass(frozen=True)
+class SegmentSpec:
+    """One child job of a fan-out: its kind, part number (segment index) and payload."""
+
+    kind: str
+    part: int
+    payload: dict[str, Any]
+
+
+SEGMENTS_SHARE = (5.0, 85.0)
+"""A fanned-out job's progress runs from 5 % to 85 % over its segments (their mean), the join does the rest."""
 
 
 def backoff_seconds(attempt: int, base: float) -> float:
@@ -95,6 +108,7 @@ class JobQueue:
     def claim_next(self, worker: str, kinds: tuple[str, ...] | None = None) -> Claim | None:
         """Claim the oldest claimable job (queued, or running with a lapsed lease), if any."""
         self.fail_exhausted()
+        self.release_waiting()
         query = select(Job.id).where(self._claimable()).order_by(Job.created_at).limit(8)
         if kinds:
             query = query.where(Job.kind.in_(kinds))
@@ -147,6 +161,114 @@ class JobQueue:
                 )
                 .execution_options(synchronize_session=False)
             ).rowcount
+
+    # --- fan-out: a job that waits for its segment jobs ----------------------------------------------
+
+    def fan_out(self, claim: Claim, children: list[SegmentSpec]) -> list[str] | None:
+        """Park the claimed job as `waiting` and insert its child jobs, in one transaction.
+
+        The parked job gives its attempt back (fanning out is not an attempt) and becomes claimable again
+        only when every child succeeded (`release`). Children take the parent's video and max attempts; the
+        unique (parent, part) index makes a second fan-out of the same job impossible. None if the claim
+        was lost (nothing inserted)."""
+        now = utcnow()
+        with self.db.begin() as session:
+            parent = session.execute(select(Job).where(self._owned(claim)).with_for_update()).scalar_one_or_none()
+            if parent is None:
+                return None
+            parent.status, parent.claim, parent.lease_until = "waiting", None, None
+            parent.attempts = max(parent.attempts - 1, 0)
+            parent.stage, parent.progress, parent.updated_at = "segments", SEGMENTS_SHARE[0], now
+            ids = []
+            for spec in children:
+                child = Job(
+                    id=new_id(),
+                    kind=spec.kind,
+                    video_id=parent.video_id,
+                    parent_id=parent.id,
+                    part=spec.part,
+                    payload=spec.payload,
+                    max_attempts=parent.max_attempts,
+                )
+                session.add(child)
+                ids.append(child.id)
+        log.info("job %s waits for %d segment jobs", claim.job_id, len(ids))
+        return ids
+
+    def children(self, job_id: str) -> list[Job]:
+        """The child jobs of `job_id` in part order (empty for a job that never fanned out)."""
+        with self.db.session() as session:
+            return list(session.scalars(select(Job).where(Job.parent_id == job_id).order_by(Job.part)))
+
+    def release(self, session: Session, parent_id: str) -> bool:
+        """Inside a child's completion: make the waiting parent claimable once all its children succeeded.
+
+        The parent row is locked first, so two children completing at once on PostgreSQL see each other's
+        commits (the second waits for the first); SQLite serializes writers anyway."""
+        parent = session.execute(select(Job).where(Job.id == parent_id).with_for_update()).scalar_one_or_none()
+        if parent is None or parent.status != "waiting":
+            return False
+        pending = session.scalar(
+            select(func.count()).select_from(Job).where(Job.parent_id == parent_id, Job.status != "succeeded")
+        )
+        if pending:
+            return False
+        now = utcnow()
+        parent.status, parent.stage, parent.not_before, parent.updated_at = "queued", "join", now, now
+        parent.progress = SEGMENTS_SHARE[1]
+        return True
+
+    def fail_parent(self, session: Session, parent_id: str, message: str) -> None:
+        """A child failed for good: the waiting parent (and its video) fail, queued siblings are cancelled."""
+        now = utcnow()
+        parent = session.execute(select(Job).where(Job.id == parent_id).with_for_update()).scalar_one_or_none()
+        if parent is None or parent.status not in ("waiting", "queued"):
+            return
+        parent.status, parent.error, parent.finished_at, parent.updated_at = "failed", message, now, now
+        session.execute(
+            update(Job)
+            .where(Job.parent_id == parent_id, Job.status == "queued")
+            .values(status="failed", error="cancelled: another segment failed", finished_at=now, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        if parent.video_id is not None:
+            session.execute(
+                update(Video)
+                .where(Video.id == parent.video_id, Video.status != "ready")
+                .values(status="failed", error=message, updated_at=now)
+                .execution_options(synchronize_session=False)
+            )
+
+    def release_waiting(self) -> list[str]:
+        """Safety net run with every claim and sweep: waiting parents whose children all succeeded become
+        claimable (ids returned, to announce), those with a failed child fail."""
+        with self.db.session() as session:
+            waiting = list(session.scalars(select(Job.id).where(Job.status == "waiting").limit(100)))
+        released = []
+        for parent_id in waiting:
+            with self.db.begin() as session:
+                failed = session.scalars(
+                    select(Job).where(Job.parent_id == parent_id, Job.status == "failed").limit(1)
+                ).first()
+                if failed is not None:
+                    self.fail_parent(session, parent_id, f"segment {failed.part} failed: {failed.error}")
+                elif self.release(session, parent_id):
+                    released.append(parent_id)
+        return released
+
+    def aggregate_progress(self, parent_id: str) -> None:
+        """The waiting parent's progress from its children's (their mean over the segments' share)."""
+        with self.db.begin() as session:
+            mean = session.scalar(select(func.avg(Job.progress)).where(Job.parent_id == parent_id))
+            if mean is None:
+                return
+            low, high = SEGMENTS_SHARE
+            session.execute(
+                update(Job)
+                .where(Job.id == parent_id, Job.status == "waiting")
+                .values(progress=round(low + (high - low) * float(mean) / 100.0, 2))
+                .execution_options(synchronize_session=False)
+            )
 
     # --- while running -------------------------------------------------------------------------------
 

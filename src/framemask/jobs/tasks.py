@@ -94,20 +94,60 @@ def process_video_task(run: TaskRun) -> Finalize | None:
     stored = load_index(services.store, settings.bucket_processed, stored_key)  # built at upload
     cache = settings.cache_dir / "videos" / run.video_id / Path(key).name
     src = _fetch(services.store, bucket, key, cache)
-    outcome = process_video(
-        src,
-        run.work_dir,
-        targets=settings.redact_targets,
-        style=settings.redact_style,
-        stride=settings.redact_stride,
-        audio=settings.keep_audio,
-        report=run.report,
-        index=stored,
-        jobs=settings.segment_jobs,
-        segment_seconds=settings.segment_seconds,
-    )
     original_key = stored_key if stored is not None and stored_key else index_key(run.video_id)
-    if stored is None:  # e.g. ingested by an S3 hook: this is the original's one indexing
+    joined = None
+    if settings.segments_on_queue:  # long videos: one job per segment, any worker (jobs/segments.py)
+        from framemask.jobs.segments import process_segmented
+
+        joined = process_segmented(run, src, stored, original_key)
+        if joined is not None and stored is None:
+            stored = joined[0].index  # the fan-out stored the original's index
+    if joined is not None:
+        outcome, segment_keys, timings = joined
+    else:
+        outcome = process_video(
+            src,
+            run.work_dir,
+            targets=settings.redact_targets,
+            style=settings.redact_style,
+            stride=settings.redact_stride,
+            audio=settings.keep_audio,
+            report=run.report,
+            index=stored,
+            jobs=settings.segment_jobs if not settings.segments_on_queue else 1,
+            segment_seconds=settings.segment_seconds,
+        )
+    finalize = _store_outcome(run, outcome, stored is None, original_key)
+    if joined is not None:
+        from framemask.jobs.segments import delete_keys
+
+        if finalize is None:  # the video was deleted meanwhile
+            delete_keys(services, segment_keys)()
+            return None
+        finalize = _with_result(run.job_id, finalize, {"segments": len(segment_keys) // 2, "timings": timings})
+        finalize.after_commit = delete_keys(services, segment_keys)  # type: ignore[attr-defined]
+    return finalize
+
+
+def _with_result(job_id: str, finalize: Finalize, result: dict[str, Any]) -> Finalize:
+    from sqlalchemy import update
+
+    from framemask.store.models import Job
+
+    def wrapped(session: Session) -> None:
+        finalize(session)
+        session.execute(
+            update(Job).where(Job.id == job_id).values(result=result).execution_options(synchronize_session=False)
+        )
+
+    return wrapped
+
+
+def _store_outcome(run: TaskRun, outcome: ProcessOutcome, store_original: bool, original_key: str) -> Finalize | None:
+    """Store a rendered outcome (master, both indexes, events) and return the finalize that writes its rows."""
+    services, settings = run.services, run.services.settings
+    assert run.video_id is not None
+    if store_original:  # e.g. ingested by an S3 hook: this is the original's one indexing
         _put_bytes(services.store, settings.bucket_processed, original_key, outcome.index.to_bytes())
     processed_index_key = index_key(run.video_id, "processed")
     _put_bytes(services.store, settings.bucket_processed, processed_index_key, outcome.processed_index.to_bytes())
@@ -221,7 +261,14 @@ def cleanup_work_dir(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
+def _segment_task(run: TaskRun) -> Finalize | None:
+    from framemask.jobs.segments import segment_task
+
+    return segment_task(run)
+
+
 HANDLERS: dict[str, Callable[[TaskRun], Finalize | None]] = {
     "process_video": process_video_task,
     RENDER_KIND: rerender_task,
+    "segment": _segment_task,
 }

@@ -18,10 +18,11 @@ from sqlalchemy import update
 from framemask.jobs.context import Services
 from framemask.jobs.housekeeping import DISK_FULL, active_work_dirs, is_disk_full
 from framemask.jobs.queue import Claim
+from framemask.jobs.segments import SEGMENT_KIND, FanOut, on_segment_failed
 from framemask.jobs.tasks import HANDLERS, TaskRun, cleanup_work_dir, mark_video_failed
 from framemask.store.models import Job, Video, utcnow
 
-__all__ = ["ClaimLost", "WorkerPool", "execute", "run_worker", "worker_name"]
+__all__ = ["ClaimLost", "WorkerPool", "execute", "run_worker", "set_worker_name", "worker_name"]
 
 log = logging.getLogger(__name__)
 
@@ -32,9 +33,19 @@ class ClaimLost(Exception):
     """Another worker took this job over (our lease lapsed); stop without touching its results."""
 
 
+_configured_name: str | None = None
+
+
+def set_worker_name(name: str | None) -> None:
+    """Use `name` (FRAMEMASK_WORKER_NAME or `framemask worker --name`) instead of the host name."""
+    global _configured_name
+    _configured_name = name or None
+
+
 def worker_name(suffix: str = "") -> str:
-    """host:pid[:suffix] — enough to find the process that holds a job."""
-    base = f"{socket.gethostname()}:{os.getpid()}"
+    """host:pid[:suffix] (or name:pid[:suffix] when one is configured) — enough to find the process that
+    holds a job; the pid keeps two processes with one configured name apart."""
+    base = f"{_configured_name or socket.gethostname()}:{os.getpid()}"
     return f"{base}:{suffix}" if suffix else base
 
 
@@ -109,11 +120,20 @@ def execute(services: Services, claim: Claim) -> str:
                     cleanup_work_dir(stale)
             work_dir.mkdir(parents=True, exist_ok=True)
             run = TaskRun(services, claim.job_id, claim.attempt, video_id, payload, lease.report, work_dir)
-            finalize = handler(run)
+            try:
+                finalize = handler(run)
+            except FanOut as fan:
+                return _fan_out(services, claim, fan)
             if lease.lost:
                 raise ClaimLost(claim.job_id)
             done = "succeeded" if services.queue.complete(claim, finalize) else "lost"
             DISK_FULL.resolved()
+            after = getattr(finalize, "after_commit", None)
+            if done == "succeeded" and after is not None:
+                try:
+                    after()
+                except Exception:  # the job's results are committed; what follows is tidying up
+                    log.warning("job %s: after-commit step failed", claim.job_id, exc_info=True)
             return done
     except ClaimLost:
         log.warning("job %s: lease lost to another worker; abandoning attempt %d", claim.job_id, claim.attempt)
@@ -123,7 +143,11 @@ def execute(services: Services, claim: Claim) -> str:
             cleanup_work_dir(work_dir)  # its scratch may be what filled the disk
             return _wait_for_space(services, claim, video_id, exc)
         log.exception("job %s attempt %d failed", claim.job_id, claim.attempt)
-        on_final = mark_video_failed(video_id, _readable(exc)) if claim.kind == "process_video" else None
+        on_final = None
+        if claim.kind == "process_video":
+            on_final = mark_video_failed(video_id, _readable(exc))
+        elif claim.kind == SEGMENT_KIND:
+            on_final = on_segment_failed(services, claim.job_id, _readable(exc))
         status = services.queue.fail(claim, exc, on_final=on_final)
         if status == "queued" and services.settings.queue == "celery":
             from framemask.jobs.celery_app import send_job
@@ -133,6 +157,16 @@ def execute(services: Services, claim: Claim) -> str:
     finally:
         lease.stop()
         cleanup_work_dir(work_dir)
+
+
+def _fan_out(services: Services, claim: Claim, fan: FanOut) -> str:
+    """The handler handed its work to child jobs: park the job (`waiting`) and announce them."""
+    ids = services.queue.fan_out(claim, fan.children)
+    if ids is None:
+        return "lost"
+    for job_id in ids:
+        services.announce(job_id)
+    return "waiting"
 
 
 def _wait_for_space(services: Services, claim: Claim, video_id: str | None, exc: BaseException) -> str:

@@ -12,9 +12,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import NullPool
 
 from framemask.errors import StorageError
 
@@ -53,11 +54,38 @@ def upgrade(url: str, revision: str = "head") -> None:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
-    with _upgrade_lock:
+    with _upgrade_lock, _migration_lock(url):
         try:
             command.upgrade(config, revision)
         except SQLAlchemyError as exc:
             raise StorageError(f"database migration failed: {exc}") from exc
+
+
+MIGRATION_LOCK_KEY = 0x666D_6D69  # "fmmi": the PostgreSQL advisory lock every migrator takes
+
+
+@contextmanager
+def _migration_lock(url: str) -> Iterator[None]:
+    """One migrator at a time across processes: `serve` and any number of workers starting together on an
+    empty PostgreSQL database wait for each other here (the first one migrates, the rest find the schema
+    at head), instead of racing on `alembic_version`. SQLite serializes its writers itself."""
+    if not url.startswith("postgresql"):
+        yield
+        return
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+            conn.commit()
+            try:
+                yield
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY})
+                conn.commit()
+    except SQLAlchemyError as exc:
+        raise StorageError(f"database migration failed: {exc}") from exc
+    finally:
+        engine.dispose()
 
 
 class Database:

@@ -20,6 +20,8 @@ __all__ = [
     "processed_key",
     "raw_key",
     "save_index",
+    "segment_key",
+    "segments_prefix",
     "sidecar_index_key",
     "thumbnail_key",
     "video_prefix",
@@ -59,6 +61,19 @@ def index_key(video_id: str, variant: Variant = "original") -> str:
     if variant not in ("original", "processed"):
         raise ValueError(f"unknown variant {variant!r}")
     return f"{video_prefix(video_id)}{variant}{INDEX_SUFFIX}"
+
+
+def segments_prefix(video_id: str) -> str:
+    """Where a video's segment outputs live while its processing job joins them (processed bucket)."""
+    return f"{video_prefix(video_id)}segments/"
+
+
+def segment_key(video_id: str, part: int, revision: int, digest: str, ext: str) -> str:
+    """One segment's output (`ext`: `mp4` its part video, `npz` its rows), derived from (video, segment,
+    revision, hash of the mask and encoder settings): a re-run overwrites it, never adds a second one."""
+    if not re.fullmatch(r"[0-9a-f]{6,64}", digest) or ext not in ("mp4", "npz") or part < 0 or revision < 0:
+        raise ValueError(f"bad segment key parts {part}, {revision}, {digest!r}, {ext!r}")
+    return f"{segments_prefix(video_id)}r{revision}-{digest}/{part:05d}.{ext}"
 
 
 def sidecar_index_key(key: str) -> str:

@@ -6,6 +6,7 @@ index itself is a blob in object storage (`Video.index_key`); the row keeps only
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -23,7 +24,9 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator, TypeEngine, UserDefinedType
 
 __all__ = [
     "ApiToken",
@@ -40,7 +43,8 @@ __all__ = [
 ]
 
 VIDEO_STATUSES = ("uploaded", "queued", "processing", "ready", "failed")
-JOB_STATUSES = ("queued", "running", "succeeded", "failed")
+JOB_STATUSES = ("queued", "running", "waiting", "succeeded", "failed")
+"""`waiting`: a processing job whose segment jobs run (not claimable until they all succeeded)."""
 ROLES = ("viewer", "editor", "admin")
 REVIEW_STATES = ("unreviewed", "in_review", "changes_requested", "approved")
 
@@ -152,6 +156,41 @@ class Revision(Base):
     edits: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
+class EmbeddingVector(TypeDecorator[list[float]]):
+    """An event's key-frame embedding: a pgvector `vector(256)` column on PostgreSQL where the extension is
+    installed (migration 0005; HNSW index, cosine), a JSON array elsewhere (SQLite, PostgreSQL without
+    pgvector). On PostgreSQL it is bound as its text form `[x,y,...]`, an untyped literal that PostgreSQL
+    casts to the column's type (vector or json); read back, both forms become a list of floats."""
+
+    impl = JSON
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        return dialect.type_descriptor(_VectorLiteral() if dialect.name == "postgresql" else JSON())
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        floats = [float(v) for v in value]
+        return "[" + ",".join(repr(v) for v in floats) + "]" if dialect.name == "postgresql" else floats
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> list[float] | None:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            value = json.loads(value)
+        return [float(v) for v in value]
+
+
+class _VectorLiteral(UserDefinedType[str]):
+    """A parameter PostgreSQL types from its column (psycopg sends a `str` as `unknown`)."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **_kw: Any) -> str:
+        return "json"  # DDL of the plain column; migration 0005 turns it into vector(256) where it can
+
+
 class Event(Base):
     """A scene or presence interval with its key frame (thumbnail in the thumbnails bucket)."""
 
@@ -168,7 +207,12 @@ class Event(Base):
     key_ms: Mapped[float | None] = mapped_column(Float)
     description: Mapped[str | None] = mapped_column(Text)
     thumbnail_key: Mapped[str | None] = mapped_column(String(1024))
-    embedding: Mapped[list[Any] | None] = mapped_column(JSON)
+    tags: Mapped[list[Any] | None] = mapped_column(JSON)
+    """`[{"label": "person", "peak": 2, "count": 3}, {"label": "car", "peak": 1}, ...]` (`framemask.events.tags`)."""
+    people: Mapped[int | None] = mapped_column(Integer)
+    """Distinct people (tracks) of the event, at least the most at once (0: nobody)."""
+    embedding: Mapped[list[float] | None] = mapped_column(EmbeddingVector())
+    """The key frame's embedding (pooled NanoDet neck features, 256 floats, L2-normalised), never a face's."""
 
 
 class Job(Base):
@@ -176,7 +220,10 @@ class Job(Base):
     proves ownership with `claim`; a lapsed lease lets another worker take it over."""
 
     __tablename__ = "job"
-    __table_args__ = (Index("ix_job_status_not_before", "status", "not_before"),)
+    __table_args__ = (
+        Index("ix_job_status_not_before", "status", "not_before"),
+        Index("ix_job_parent_part", "parent_id", "part", unique=True),
+    )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     kind: Mapped[str] = mapped_column(String(32))
@@ -199,6 +246,9 @@ class Job(Base):
     worker: Mapped[str | None] = mapped_column(String(255))
     claim: Mapped[str | None] = mapped_column(String(32))
     completions: Mapped[int] = mapped_column(Integer, default=0)
+    parent_id: Mapped[str | None] = mapped_column(ForeignKey("job.id", ondelete="CASCADE", name="fk_job_parent_id_job"))
+    """The processing job a segment job belongs to (its `part` is the segment's index, 0-based)."""
+    part: Mapped[int | None] = mapped_column(Integer)
 
 
 class ApiToken(Base):

@@ -33,10 +33,16 @@ def _job(services: Services, job_id: str) -> Job:
     return job
 
 
+def _public(services: Services, job: Job) -> JobPublic:
+    return JobPublic.of(job, services.queue.children(job.id) if job.kind == "process_video" else None)
+
+
 @router.get("/{job_id}", response_model=JobPublic)
 def get_job(job_id: JobId, services: ServicesDep, _user: CurrentUser) -> JobPublic:
-    """Status, progress (percent), attempts and the error of a failed job."""
-    return JobPublic.of(_job(services, job_id))
+    """Status, progress (percent, aggregated over the segments of a long video), attempts, the worker
+    holding it (`stalled` once its lease lapsed) and the error of a failed job; `segments` lists the segment
+    jobs (index, frames, status, worker, attempts) when the video was cut into segments."""
+    return _public(services, _job(services, job_id))
 
 
 async def _events(services: Services, job_id: str) -> AsyncIterator[str]:
@@ -47,7 +53,7 @@ async def _events(services: Services, job_id: str) -> AsyncIterator[str]:
         if job is None:
             yield "event: gone\ndata: {}\n\n"
             return
-        payload = JobPublic.of(job).model_dump_json()
+        payload = (await anyio.to_thread.run_sync(_public, services, job)).model_dump_json()
         if payload != last:
             last, quiet = payload, 0.0
             yield f"event: progress\ndata: {payload}\n\n"

@@ -1,0 +1,381 @@
+"""A long video's segments as jobs of their own, spread over every worker; one code path, two engines.
+
+With `FRAMEMASK_SEGMENT_MODE=queue` (or `auto` with Celery and `FRAMEMASK_SEGMENT_JOBS` > 1) the processing
+job of a video longer than one segment does not render it itself:
+
+1. **Fan out.** It plans the segments (`redact.segments.plan_segments`: key-frame starts, ~1 s context)
+   and, in one transaction, parks itself as `waiting` and inserts one `segment` job per span
+   (payload: span, revision 0, the mask and encoder settings and their hash). Its attempt is given back.
+2. **Segments.** Any worker (embedded thread, `framemask worker` polling the table, or a Celery worker)
+   claims a segment job like any other job (lease, heartbeat, retry), runs `run_segment` on its local copy
+   of the original and stores the part video and its rows (`npz`, no pickle) under
+   `store.layout.segment_key(video, segment, revision, settings hash)`: a re-run overwrites them. The last
+   segment to succeed makes the parent claimable again, in its own completing transaction (the parent row
+   is locked, so two segments finishing at once cannot both miss it); a sweep does the same for a release
+   that was lost. A segment that fails for good fails the parent and its video.
+3. **Join.** The parent, claimed again, downloads the parts and rows, stitches the tracks and joins the parts
+   by remux with the original's timestamps and audio (`redact.segments.assemble_segments`, the code the
+   local process pool uses), then stores the master, indexes, boxes, tracks and events exactly like the
+   serial job. After its completion commits, the segment objects are deleted.
+
+Progress and truth live in the job table; a Celery message only says "job X may be ready".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from framemask.jobs.queue import SegmentSpec
+from framemask.media import FrameIndex, VideoInfo
+from framemask.store.layout import segment_key
+from framemask.store.models import Job, Video
+
+__all__ = [
+    "SEGMENT_KIND",
+    "FanOut",
+    "load_output",
+    "plan_for",
+    "save_output",
+    "segment_task",
+    "settings_digest",
+]
+
+log = logging.getLogger(__name__)
+
+SEGMENT_KIND = "segment"
+REVISION = 0
+"""Revision of the first render (corrections re-render GOPs on their own: `jobs.rerender`)."""
+PARENT_PROGRESS_SECONDS = 2.0
+
+
+class FanOut(Exception):
+    """Raised by a processing handler that handed its work to segment jobs: park it, insert these."""
+
+    def __init__(self, children: list[SegmentSpec]) -> None:
+        super().__init__(f"{len(children)} segments")
+        self.children = children
+
+
+# --- what a segment is rendered with --------------------------------------------------------------------------
+
+
+def render_settings(settings: Any, fps: float) -> dict[str, Any]:
+    """The mask and encoder settings every segment of one video shares (JSON, hashed into the keys)."""
+    from framemask.redact import DEFAULT_STRIDE
+    from framemask.redact.policy import MaskPolicy
+    from framemask.redact.segments import segment_encoder
+
+    return {
+        "targets": list(settings.redact_targets),
+        "style": settings.redact_style,
+        "shape": "rect",
+        "strength": 1.0,
+        "stride": settings.redact_stride or DEFAULT_STRIDE,
+        "encoder": segment_encoder(fps).to_dict(),
+        "policy": MaskPolicy.for_fps(fps).to_dict(),
+        "audio": bool(settings.keep_audio),
+    }
+
+
+def settings_digest(render: dict[str, Any]) -> str:
+    """12 hex digits of SHA-256 over the canonical JSON of `render`."""
+    return hashlib.sha256(json.dumps(render, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:12]
+
+
+def plan_for(index: FrameIndex, info: VideoInfo, settings: Any, index_key: str) -> list[SegmentSpec]:
+    """One `segment` job per span of the video (a single span means: no fan-out, render serially)."""
+    from framemask.redact.segments import plan_segments
+
+    spans = plan_segments(index, settings.segment_seconds)
+    render = render_settings(settings, info.fps)
+    digest = settings_digest(render)
+    return [
+        SegmentSpec(
+            SEGMENT_KIND,
+            k,
+            {
+                "span": [span.first, span.last, span.start, span.end],
+                "revision": REVISION,
+                "render": render,
+                "digest": digest,
+                "index_key": index_key,
+                "count": len(spans),
+            },
+        )
+        for k, span in enumerate(spans)
+    ]
+
+
+# --- a segment's output as objects (npz of plain arrays, loaded without pickle) -----------------------------
+
+
+def save_output(out: Any, path: Path) -> None:
+    """A `SegmentOutput`'s rows, painted rows, hits, GOP starts and timings as one npz (no objects)."""
+
+    def stack(rows: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        counts = np.array([len(r) for r in rows], np.int64)
+        width = rows[0].shape[1] if rows else 0
+        return (np.concatenate(rows).astype(np.int32) if rows else np.zeros((0, width), np.int32)), counts
+
+    rows, row_counts = stack(out.rows)
+    painted, painted_counts = stack(out.painted)
+    meta = {"stride": out.stride, "timings": out.timings}
+    with open(path, "wb") as fh:
+        np.savez_compressed(
+            fh,
+            span=np.array([out.span.first, out.span.last, out.span.start, out.span.end], np.int64),
+            labels=np.array(out.labels, dtype=str),
+            rows=rows,
+            row_counts=row_counts,
+            painted=painted,
+            painted_counts=painted_counts,
+            hit_ids=np.array(sorted(out.hits), np.int64),
+            hit_counts=np.array([out.hits[k] for k in sorted(out.hits)], np.int64),
+            gop_starts=np.array(out.gop_starts, np.int64),
+            meta=np.array(json.dumps(meta)),
+        )
+
+
+def load_output(path: Path, part: Path) -> Any:
+    """The `SegmentOutput` `save_output` wrote, its part video at `part`."""
+    from framemask.redact.pipeline import Span
+    from framemask.redact.segments import SegmentOutput
+
+    with np.load(path, allow_pickle=False) as data:
+        span = Span(*(int(v) for v in data["span"]))
+
+        def split(rows: np.ndarray, counts: np.ndarray) -> list[np.ndarray]:
+            return [np.array(r, np.int32) for r in np.split(rows, np.cumsum(counts)[:-1])] if len(counts) else []
+
+        meta = json.loads(str(data["meta"]))
+        return SegmentOutput(
+            span,
+            str(part),
+            [str(v) for v in data["labels"].tolist()],
+            split(data["rows"], data["row_counts"]),
+            split(data["painted"], data["painted_counts"]),
+            {int(k): int(v) for k, v in zip(data["hit_ids"], data["hit_counts"], strict=True)},
+            [int(g) for g in data["gop_starts"]],
+            meta["stride"],
+            meta["timings"],
+        )
+
+
+# --- the segment job ---------------------------------------------------------------------------------------------
+
+
+class _Progress:
+    """Receives `run_segment`'s (span start, frames done) updates: the segment's progress on its own row,
+    and now and then the parent's mean over all segments."""
+
+    def __init__(self, run: Any, parent_id: str | None, frames: int) -> None:
+        self.run, self.parent_id, self.frames = run, parent_id, max(frames, 1)
+        self.done = 0
+        self._parent_at = 0.0
+        self._lock = threading.Lock()
+
+    def put(self, item: tuple[int, int]) -> None:
+        with self._lock:
+            self.done += int(item[1])
+            self.run.report(min(99.0, 100.0 * self.done / self.frames), "segment")
+            now = time.monotonic()
+            if self.parent_id is not None and now - self._parent_at >= PARENT_PROGRESS_SECONDS:
+                self._parent_at = now
+                try:
+                    self.run.services.queue.aggregate_progress(self.parent_id)
+                except Exception:  # progress is cosmetic; the segment's own row is the truth
+                    log.debug("parent progress not written", exc_info=True)
+
+
+def segment_task(run: Any) -> Callable[[Session], None] | None:
+    """Render one segment of a video and store its part video and rows under its derived keys."""
+    from framemask.jobs.tasks import _fetch, _put
+    from framemask.redact.encode import EncodeSettings
+    from framemask.redact.pipeline import Span
+    from framemask.redact.policy import MaskPolicy
+    from framemask.redact.segments import SegmentJob, run_segment
+    from framemask.store.layout import load_index
+
+    services, settings = run.services, run.services.settings
+    payload = run.payload
+    with services.db.session() as session:
+        video = session.get(Video, run.video_id) if run.video_id else None
+        job = session.get(Job, run.job_id)
+        if video is None or job is None:
+            return None
+        raw_bucket, raw_key, parent_id, part = video.raw_bucket, video.raw_key, job.parent_id, int(job.part or 0)
+    index = load_index(services.store, settings.bucket_processed, payload["index_key"])
+    if index is None:
+        raise FileNotFoundError(f"segment {part}: the original's frame index is missing")
+    src = _fetch(services.store, raw_bucket, raw_key, video_cache(settings, run.video_id) / Path(raw_key).name)
+    span = Span(*payload["span"])
+    render = payload["render"]
+    run.report(0.0, "segment")
+    out = run_segment(
+        SegmentJob(
+            str(src),
+            str(run.work_dir / "part.mp4"),
+            span,
+            index.to_bytes(),
+            tuple(render["targets"]),
+            render["style"],
+            render["shape"],
+            float(render["strength"]),
+            render["stride"],
+            EncodeSettings(**render["encoder"]),
+            MaskPolicy.from_dict(render["policy"]),
+            _Progress(run, parent_id, span.last - span.first + 1),
+        )
+    )
+    rows_path = run.work_dir / "rows.npz"
+    save_output(out, rows_path)
+    keys = {ext: segment_key(run.video_id, part, payload["revision"], payload["digest"], ext) for ext in ("mp4", "npz")}
+    _put(services.store, settings.bucket_processed, keys["mp4"], Path(out.part))
+    _put(services.store, settings.bucket_processed, keys["npz"], rows_path)
+    with services.db.session() as session:
+        gone = session.get(Video, run.video_id) is None
+    if gone:  # deleted while we worked: leave nothing behind
+        for key in keys.values():
+            services.store.delete(settings.bucket_processed, key)
+        return None
+    result = {"part_key": keys["mp4"], "rows_key": keys["npz"], "frames": span.end - span.start + 1}
+    result["timings"] = {k: v for k, v in out.timings.items() if isinstance(v, int | float)}
+    released: list[str] = []
+
+    def finalize(session: Session) -> None:
+        session.execute(
+            update(Job).where(Job.id == run.job_id).values(result=result).execution_options(synchronize_session=False)
+        )
+        if parent_id is not None and services.queue.release(session, parent_id):
+            released.append(parent_id)
+
+    def after_commit() -> None:
+        if parent_id is None:
+            return
+        services.queue.aggregate_progress(parent_id)
+        for job_id in released:  # the join may start: tell the workers
+            services.announce(job_id)
+
+    finalize.after_commit = after_commit  # type: ignore[attr-defined]
+    return finalize
+
+
+def on_segment_failed(services: Any, job_id: str, message: str) -> Callable[[Session], None]:
+    """The `on_final` of a segment job that will not be retried: its parent and video fail."""
+
+    def finalize(session: Session) -> None:
+        job = session.get(Job, job_id)
+        if job is not None and job.parent_id is not None:
+            services.queue.fail_parent(session, job.parent_id, f"segment {job.part} failed: {message}")
+
+    return finalize
+
+
+# --- fan-out and join, inside the processing job ---------------------------------------------------------------
+
+
+def video_cache(settings: Any, video_id: str | None) -> Path:
+    """Where a worker keeps its local copy of a video's original (bounded and swept by housekeeping)."""
+    return settings.cache_dir / "videos" / str(video_id)
+
+
+def process_segmented(run: Any, src: Path, stored: FrameIndex | None, original_key: str) -> Any:
+    """The processing job on the queue path: fan out (raises `FanOut`), join (returns `(ProcessOutcome,
+    cleanup keys)`), or None when the video is a single segment (the caller renders it serially)."""
+    from framemask.jobs.tasks import _put_bytes
+    from framemask.media import probe
+
+    services, settings = run.services, run.services.settings
+    children = services.queue.children(run.job_id)
+    if not children:
+        run.report(0.0, "probe")
+        info = probe(src, index=stored)
+        assert info.index is not None
+        specs = plan_for(info.index, info, settings, original_key)
+        if len(specs) < 2:
+            return None
+        if stored is None:  # e.g. ingested by an S3 hook: the segments need the original's index
+            _put_bytes(services.store, settings.bucket_processed, original_key, info.index.to_bytes())
+        raise FanOut(specs)
+    unfinished = [c for c in children if c.status != "succeeded"]
+    if unfinished:  # claimed while segments still run (a manual re-queue): wait again
+        raise RuntimeError(f"{len(unfinished)} of {len(children)} segments have not succeeded yet")
+    return _join(run, src, stored, children)
+
+
+def _join(run: Any, src: Path, stored: FrameIndex | None, children: list[Job]) -> Any:
+    from framemask.jobs.pipeline import outcome_of
+    from framemask.jobs.tasks import _storage_retry
+    from framemask.media import probe
+    from framemask.redact.pipeline import AnonymizeResult
+    from framemask.redact.policy import MaskPolicy
+    from framemask.redact.segments import assemble_segments
+
+    services, settings = run.services, run.services.settings
+    store, bucket = services.store, settings.bucket_processed
+    started = time.perf_counter()
+    run.report(85.0, "join")
+    outputs = []
+    keys: list[str] = []
+    for child in children:
+        payload = child.payload
+        names = {ext: segment_key(run.video_id, int(child.part or 0), payload["revision"], payload["digest"], ext)
+                 for ext in ("mp4", "npz")}  # fmt: skip
+        part, rows = run.work_dir / f"part{child.part:05d}.mp4", run.work_dir / f"rows{child.part:05d}.npz"
+        for ext, path in (("mp4", part), ("npz", rows)):
+            _storage_retry(store.get_file)(bucket, names[ext], path)
+        outputs.append(load_output(rows, part))
+        keys.extend(names.values())
+    fetched = time.perf_counter()
+    if stored is None:
+        from framemask.store.layout import load_index
+
+        stored = load_index(store, bucket, children[0].payload["index_key"])
+    info = probe(src, index=stored)
+    render = children[0].payload["render"]
+    dst = run.work_dir / "processed.mp4"
+    track, painted, gop_starts = assemble_segments(outputs, info, dst, src if render["audio"] else None)
+    joined = time.perf_counter()
+    policy = MaskPolicy.from_dict(render["policy"])
+    result = AnonymizeResult(dst, info.end_sequence, gop_starts, {}, 0, track, painted, policy=policy)
+    result.render = {
+        "style": render["style"],
+        "shape": render["shape"],
+        "strength": render["strength"],
+        "policy": policy.to_dict(),
+        "encoder": render["encoder"],
+        "segments": [[o.span.start, o.span.end] for o in outputs],
+    }
+    run.report(88.0, "index")
+    outcome = outcome_of(result, info)
+    timings = {
+        "fetch_parts": round(fetched - started, 3),
+        "join": round(joined - fetched, 3),
+        "index": round(time.perf_counter() - joined, 3),
+    }
+    log.info("job %s joined %d segments: %s", run.job_id, len(outputs), timings)
+    return outcome, keys, timings
+
+
+def delete_keys(services: Any, keys: list[str]) -> Callable[[], None]:
+    """After the join committed: the segment objects are no longer needed."""
+
+    def after_commit() -> None:
+        for key in keys:
+            try:
+                services.store.delete(services.settings.bucket_processed, key)
+            except Exception:
+                log.warning("could not delete segment object %s", key, exc_info=True)
+
+    return after_commit
