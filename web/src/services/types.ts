@@ -1,4 +1,6 @@
-// Shapes of the framemask API (see /docs on a running server).
+// Shapes of the framemask API. Server models come from the generated client (`npm run gen:api`).
+
+import type * as G from './generated'
 
 export type Role = 'viewer' | 'editor' | 'admin'
 export type Variant = 'processed' | 'original' | 'final'
@@ -10,44 +12,11 @@ export interface Me {
   token_id: number | null
 }
 
-export interface Job {
-  id: string
-  kind: string
-  video_id: string | null
-  status: 'queued' | 'running' | 'succeeded' | 'failed'
-  progress: number
-  stage: string | null
-  attempts: number
-  max_attempts: number
-  error: string | null
-}
+export type Job = G.JobPublic
 
-export interface Video {
-  id: string
-  filename: string
-  status: 'uploaded' | 'queued' | 'processing' | 'ready' | 'failed'
-  error: string | null
-  created_at: string
-  width: number | null
-  height: number | null
-  duration_ms: number | null
-  fps: number | null
-  vfr: boolean | null
-  endSequence: number | null
-  processed: boolean
-  job: Job | null
-  has_audio?: boolean | null
-  latest_revision?: number | null
-  rendered_revision?: number | null
-  review_state?: ReviewState
-  review_by?: string | null
-  review_at?: string | null
-}
+export type Video = G.VideoPublic
 
-export interface VideoList {
-  items: Video[]
-  total: number
-}
+export type VideoList = G.VideoList
 
 export interface IndexFrame {
   seq: number
@@ -62,36 +31,14 @@ export interface FrameIndexDoc {
 }
 
 /** A box as `/boxes` returns it: pixels of the displayed frame. */
-export interface ReviewBox {
-  x1: number
-  x2: number
-  y1: number
-  y2: number
-  label: string
-  /** detected: a confirmed track's box; candidate: a detection tracking did not confirm (masked all the same) */
-  source: 'detected' | 'candidate' | 'override' | 'drawn' | 'track'
-  track: number | string | null
-  score?: number | null
-  excluded: boolean
-}
+export type ReviewBox = G.ReviewBox
 
-export interface BoxesDoc {
-  endSequence: number
-  revision: number | null
-  frames: { seq: number; boxes: ReviewBox[] }[]
-}
+export type BoxesDoc = G.BoxesDoc
 
 /** seed 000's drawn rectangle */
-export interface Rect {
-  x: number
-  y: number
-  width: number
-  height: number
-}
+export type Rect = G.Rect
 
-export interface KeyBox extends Rect {
-  seq: number
-}
+export type KeyBox = G.KeyBox
 
 export interface ManualTrack {
   id: string
@@ -101,14 +48,9 @@ export interface ManualTrack {
   extends?: number
 }
 
-export interface BoxOverride extends Rect {
-  track: number
-}
+export type BoxOverride = G.BoxOverride
 
-export interface TrackSplit {
-  track: number
-  at: number
-}
+export type TrackSplit = G.TrackSplit
 
 export interface ExcludeRule {
   label?: string
@@ -117,37 +59,14 @@ export interface ExcludeRule {
   to_seq?: number
 }
 
-export interface MutedRange {
-  start_seq: number
-  end_seq: number
-  mode: 'mute' | 'tone'
-}
+export type MutedRange = G.MutedRange
 
 /** A detected track as `GET /tracks` lists it, with its review flags. */
-export interface TrackInfo {
-  id: number
-  label: string
-  start_seq: number
-  end_seq: number
-  frames: number
-  gaps: [number, number][]
-  mean_score: number
-  flags: ('starts_inside' | 'ends_inside' | 'fragmented' | 'short')[]
-}
+export type TrackInfo = G.TrackPublic
 
-export interface Waveform {
-  duration_ms: number
-  buckets: number
-  peaks: number[]
-}
+export type Waveform = G.Waveform
 
-export interface BoxRef {
-  x1: number
-  x2: number
-  y1: number
-  y2: number
-  label?: string
-}
+export type BoxRef = G.BoxRef
 
 export interface CorrectionsDoc {
   drawnRectangles: Record<string, Rect[]>
@@ -162,12 +81,7 @@ export interface CorrectionsDoc {
   note?: string
 }
 
-export interface RevisionInfo {
-  number: number
-  author: string | null
-  created_at: string
-  note: string | null
-}
+export type RevisionInfo = G.RevisionPublic
 
 export interface CorrectionsState {
   revision: RevisionInfo | null
@@ -176,10 +90,7 @@ export interface CorrectionsState {
   final: boolean
 }
 
-export interface RevisionSaved {
-  revision: RevisionInfo
-  changed_frames: number
-}
+export type RevisionSaved = G.RevisionSaved
 
 export interface Thumbnails {
   url: string
