@@ -73,8 +73,12 @@ def _disk_full_response(exc: DiskFullError) -> JSONResponse:
 
 
 async def _maybe_disk_full(request: Request, exc: Exception) -> JSONResponse:
-    """An OS or database error from a write: 503 with Retry-After when the disk is full, else re-raised."""
+    """An OS or database error from a write: 503 with Retry-After when the disk is full, else re-raised;
+    a database that cannot be reached (OperationalError) is an outage: 503, not 500."""
     if not is_disk_full(exc):
+        if isinstance(exc, OperationalError):
+            log.error("database unavailable: %s", str(exc).splitlines()[0][:300])
+            return JSONResponse({"detail": "database unavailable; try again shortly"}, 503, {"Retry-After": "5"})
         raise exc
     if not isinstance(exc, DiskFullError):  # a DiskFullError was reported where it was raised
         DISK_FULL.report(f"{request.method} {request.url.path}", exc)
@@ -149,11 +153,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(module.router)
 
     @app.get("/healthz", include_in_schema=False)
-    def healthz() -> dict[str, object]:
-        """Liveness (always 200) and whether uploads can be processed: `models.ready`, else the fix."""
+    def healthz(request: Request) -> JSONResponse:
+        """Readiness: 200 when the database, the object store (and the broker with Celery) answer, else 503
+        with the failing `checks`; `models.ready` says whether uploads can be processed (else the fix)."""
+        from framemask.jobs.health import readiness
+
+        checks = readiness(request.app.state.services)
         models = models_state(settings)
         degraded = models_checked_here(settings) and not models["ready"]
-        return {"status": "degraded" if degraded else "ok", "models": models}
+        down = any(state != "ok" for state in checks.values())
+        state = "unavailable" if down else "degraded" if degraded else "ok"
+        body = {"status": state, "checks": checks, "models": models}
+        return JSONResponse(body, status_code=503 if down else 200, headers={"Retry-After": "5"} if down else None)
 
     if (STATIC_DIR / "index.html").is_file():
         app.mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="editor")

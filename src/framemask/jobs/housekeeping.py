@@ -49,6 +49,7 @@ __all__ = [
     "lock_spool",
     "spool_dir",
     "sweep",
+    "sweep_video_cache",
 ]
 
 log = logging.getLogger(__name__)
@@ -249,10 +250,73 @@ class SweepResult:
     spools: int = 0
     scratch_dirs: int = 0
     partial_objects: int = 0
+    cached_videos: int = 0
 
     @property
     def total(self) -> int:
-        return self.spools + self.scratch_dirs + self.partial_objects
+        return self.spools + self.scratch_dirs + self.partial_objects + self.cached_videos
+
+
+# --- cached originals ---------------------------------------------------------------------------------------
+
+CACHE_IN_USE_SECONDS = 120.0
+"""A cached original used this recently (a job fetched it, a reader touched it) is never evicted for space."""
+
+
+def _dir_size_and_use(path: Path) -> tuple[int, float]:
+    size, used = 0, 0.0
+    for item in path.rglob("*"):
+        try:
+            st = item.stat()
+        except OSError:
+            continue
+        if item.is_file():
+            size += st.st_size
+        used = max(used, st.st_mtime, st.st_atime)
+    return size, used
+
+
+def sweep_video_cache(services: Services, now: float | None = None) -> int:
+    """Bound and clean `cache/videos/<id>/` (local copies of unmasked originals on workers and API hosts).
+
+    - the copy of a video that is no longer in the database is removed: a `DELETE` on one host reaches every
+      worker within `FRAMEMASK_SWEEP_SECONDS`;
+    - beyond `FRAMEMASK_VIDEO_CACHE_MB` the least recently used copies go first (not one used in the last
+      `CACHE_IN_USE_SECONDS`; a reader with the file open keeps reading it anyway).
+    Returns how many directories were removed."""
+    from sqlalchemy import select
+
+    from framemask.store.models import Video
+
+    root = services.settings.cache_dir / "videos"
+    if not root.is_dir():
+        return 0
+    now = time.time() if now is None else now
+    dirs = [d for d in root.iterdir() if d.is_dir()]
+    if not dirs:
+        return 0
+    with services.db.session() as session:
+        known = set(session.scalars(select(Video.id).where(Video.id.in_([d.name for d in dirs]))))
+    removed = 0
+    kept: list[tuple[float, int, Path]] = []
+    for path in dirs:
+        if path.name not in known:
+            shutil.rmtree(path, ignore_errors=True)
+            removed += 1
+            continue
+        size, used = _dir_size_and_use(path)
+        kept.append((used, size, path))
+    limit = services.settings.video_cache_mb * 1024 * 1024
+    total = sum(size for _, size, _ in kept)
+    for used, size, path in sorted(kept):  # least recently used first
+        if total <= limit:
+            break
+        if now - used < CACHE_IN_USE_SECONDS:
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        total -= size
+        removed += 1
+    return removed
 
 
 def sweep(services: Services) -> SweepResult:
@@ -290,12 +354,17 @@ def sweep(services: Services) -> SweepResult:
             if path.is_file() and _age(path, now) > limit:
                 path.unlink(missing_ok=True)
                 result.partial_objects += 1
+    try:
+        result.cached_videos = sweep_video_cache(services, now)
+    except Exception as exc:  # the database may be unreachable: keep every copy this time
+        log.debug("video cache sweep skipped: %s", exc)
     if result.total:
         log.info(
-            "swept %d orphaned upload spools, %d job scratch dirs, %d partial objects",
+            "swept %d orphaned upload spools, %d job scratch dirs, %d partial objects, %d cached originals",
             result.spools,
             result.scratch_dirs,
             result.partial_objects,
+            result.cached_videos,
         )
     return result
 

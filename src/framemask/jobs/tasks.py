@@ -7,7 +7,9 @@ before that, so a retried or taken-over job overwrites rather than duplicates th
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -58,7 +60,11 @@ class TaskRun:
 
 @_storage_retry
 def _fetch(store: ObjectStore, bucket: str, key: str, cache: Path) -> Path:
-    return local_copy(store, bucket, key, cache)
+    path = local_copy(store, bucket, key, cache)
+    if path == cache:  # a cached download: mark it used (the cache sweep evicts least recently used first)
+        with contextlib.suppress(OSError):
+            os.utime(path)
+    return path
 
 
 @_storage_retry
