@@ -262,7 +262,7 @@ def test_events_step_is_deterministic_and_idempotent(svc, tmp_path: Path) -> Non
     with services.db.session() as session:
         stored = session.scalars(select(Event).where(Event.video_id == vid).order_by(Event.id)).all()
         assert [{c: getattr(e, c) for c in columns} for e in stored] == [{c: r[c] for c in columns} for r in rows]
-        assert all(e.embedding is None for e in stored)
+        assert all(e.embedding is not None and len(e.embedding) == 256 for e in stored)  # key-frame features
     for _ in range(2):
         with services.db.begin() as session:
             replace_events(session, vid, rows)

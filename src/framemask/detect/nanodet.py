@@ -3,11 +3,18 @@
 Outputs per stride (8, 16, 32): sigmoid class scores (cells x 80) and GFL box distributions
 (cells x 4 sides x 11 bins, reg_max 10), cell centres at +0.5. Frames are letterboxed (aspect kept):
 on TUD-Campus that covers more ground-truth people than a plain stretch to 416x416.
+
+`detect` returns persons only (what the anonymizer masks). `analyze` gives, from the same single forward
+pass, the persons, the other 79 COCO classes' boxes (class-wise NMS) and, for a detector built
+`with_features`, an embedding: the global average of the neck's stride-16 and stride-32 feature maps.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -15,8 +22,9 @@ import onnxruntime as ort
 
 from framemask.detect._runtime import DEFAULT_THREADS, check_rgb, make_session, nms, onnx_errors
 from framemask.detect.detections import Detections
+from framemask.errors import ModelError
 
-__all__ = ["NanoDet"]
+__all__ = ["COCO_CLASSES", "EMBEDDING_DIM", "FrameAnalysis", "NanoDet", "ObjectBoxes"]
 
 SIZE = 416
 STRIDES = (8, 16, 32)
@@ -46,11 +54,135 @@ def decode_level(cls: np.ndarray, reg: np.ndarray, stride: int, threshold: float
     return np.concatenate([centre - dist[:, :2], centre + dist[:, 2:]], 1), scores[hit]
 
 
+# --- the other COCO classes and a pooled feature vector, from the same forward pass ---------------------------
+
+COCO_CLASSES: tuple[str, ...] = (
+    "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat", "traffic light",
+    "fire hydrant", "stop sign", "parking meter", "bench", "bird", "cat", "dog", "horse", "sheep", "cow",
+    "elephant", "bear", "zebra", "giraffe", "backpack", "umbrella", "handbag", "tie", "suitcase", "frisbee",
+    "skis", "snowboard", "sports ball", "kite", "baseball bat", "baseball glove", "skateboard", "surfboard",
+    "tennis racket", "bottle", "wine glass", "cup", "fork", "knife", "spoon", "bowl", "banana", "apple",
+    "sandwich", "orange", "broccoli", "carrot", "hot dog", "pizza", "donut", "cake", "chair", "couch",
+    "potted plant", "bed", "dining table", "toilet", "tv", "laptop", "mouse", "remote", "keyboard", "cell phone",
+    "microwave", "oven", "toaster", "sink", "refrigerator", "book", "clock", "vase", "scissors", "teddy bear",
+    "hair drier", "toothbrush",
+)  # fmt: skip
+"""The 80 COCO classes in NanoDet's output order (index 0 is `person`)."""
+
+FEATURE_TENSORS: tuple[tuple[str, int, int], ...] = (
+    ("PartitionedCall/onnx_tf_prefix_Add_128:0", 128, 16),
+    ("PartitionedCall/onnx_tf_prefix_Add_149:0", 128, 32),
+)
+"""The PAN (neck) outputs at strides 16 and 32 that feed the detection head (name, channels, stride): the
+converted graph is pinned by checksum, so its tensor names are stable. Pooled, they are the embedding."""
+EMBEDDING_DIM = sum(c for _, c, _ in FEATURE_TENSORS)
+OBJECT_THRESHOLD = 0.4
+
+
+@dataclass(frozen=True)
+class ObjectBoxes:
+    """Non-person COCO detections of one frame: `xyxy` (N, 4) float32 frame pixels, `score` (N,),
+    `class_id` (N,) COCO indices (1..79); `labels` are their class names."""
+
+    xyxy: np.ndarray
+    score: np.ndarray
+    class_id: np.ndarray
+
+    @property
+    def labels(self) -> list[str]:
+        return [COCO_CLASSES[int(c)] for c in self.class_id]
+
+    def counts(self) -> dict[str, int]:
+        """Boxes per class name."""
+        out: dict[str, int] = {}
+        for name in self.labels:
+            out[name] = out.get(name, 0) + 1
+        return out
+
+    def to_json(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "label": name,
+                "score": round(float(s), 4),
+                "x1": int(b[0]),
+                "y1": int(b[1]),
+                "x2": int(b[2]),
+                "y2": int(b[3]),
+            }
+            for name, s, b in zip(self.labels, self.score, self.xyxy, strict=True)
+        ]
+
+
+@dataclass(frozen=True)
+class FrameAnalysis:
+    """What one NanoDet pass over a frame gives: the persons `detect` would return, the other classes'
+    boxes and (for a session built `with_features`) the L2-normalised pooled neck features."""
+
+    persons: Detections
+    objects: ObjectBoxes
+    embedding: np.ndarray | None
+
+
+def decode_objects(
+    cls: np.ndarray, reg: np.ndarray, stride: int, threshold: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Boxes (xyxy, network-input pixels), scores and COCO class ids of every non-person class above
+    `threshold` on one output level (a cell may yield several classes)."""
+    cells, classes = np.nonzero(cls[:, 1:] > threshold)
+    classes = classes + 1
+    side = SIZE // stride
+    ys, xs = np.divmod(cells, side)
+    centre = (np.stack([xs, ys], 1).astype(np.float32) + 0.5) * stride
+    dist = _softmax_expectation(reg[cells]) * stride
+    boxes = np.concatenate([centre - dist[:, :2], centre + dist[:, 2:]], 1).reshape(-1, 4)
+    return boxes, cls[cells, classes], classes.astype(np.int32)
+
+
+def classwise_nms(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, iou: float) -> np.ndarray:
+    """Indices kept by NMS run separately per class, best score first."""
+    keep = [
+        np.flatnonzero(classes == c)[nms(boxes[classes == c], scores[classes == c], iou)] for c in np.unique(classes)
+    ]
+    kept = np.concatenate(keep) if keep else np.zeros(0, np.int64)
+    return kept[np.argsort(-scores[kept], kind="stable")]
+
+
+def _with_outputs(model: Path | bytes, names: Sequence[tuple[str, int, int]]) -> bytes:
+    """The ONNX model with intermediate tensors `names` added to its outputs (NCHW float32)."""
+    import onnx
+
+    proto = onnx.load_from_string(model) if isinstance(model, bytes) else onnx.load(str(model))
+    produced = {o for node in proto.graph.node for o in node.output}
+    missing = [n for n, _, _ in names if n not in produced]
+    if missing:
+        raise ModelError(f"NanoDet graph has no tensor {', '.join(missing)}: not the pinned nanodet-m-416 conversion")
+    present = {o.name for o in proto.graph.output}
+    for name, channels, stride in names:
+        if name not in present:
+            side = SIZE // stride
+            proto.graph.output.append(
+                onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, [1, channels, side, side])
+            )
+    return proto.SerializeToString()
+
+
+def _pooled(features: Sequence[np.ndarray]) -> np.ndarray:
+    """Global average pool of each (1, C, H, W) map, each level L2-normalised, concatenated, L2-normalised."""
+    parts = []
+    for fmap in features:
+        vec = fmap.reshape(fmap.shape[1], -1).mean(axis=1).astype(np.float32)
+        parts.append(vec / max(float(np.linalg.norm(vec)), 1e-12))
+    out = np.concatenate(parts)
+    return out / max(float(np.linalg.norm(out)), 1e-12)
+
+
 class NanoDet:
     """People in a frame; `tiles=2` adds a 2x2 grid of overlapping crops for small, distant people."""
 
     name = "nanodet-m-416"
     label = "person"
+    feature_names: tuple[str, ...] = ()
+    """Neck tensors the session also returns (set by `with_features`); pooled into `analyze`'s embedding."""
 
     def __init__(
         self,
@@ -121,3 +253,42 @@ class NanoDet:
             keep = nms(boxes, scores, self.nms_iou)
             boxes, scores = boxes[keep], scores[keep]
         return Detections.from_boxes(boxes, scores, self.label)
+
+    def analyze(self, rgb: np.ndarray, object_threshold: float = OBJECT_THRESHOLD) -> FrameAnalysis:
+        """One forward pass over the whole frame (no tiles): persons as `detect` finds them with `tiles=1`, the
+        other COCO classes above `object_threshold` (class-wise NMS) and, when the session was built
+        `with_features`, the pooled embedding of the letterboxed frame."""
+        check_rgb(rgb, "NanoDet")
+        blob, scale = self._letterbox(rgb)
+        names = [o.name for o in self.session.get_outputs()]
+        with onnx_errors(self.name):
+            outs = dict(zip(names, self.session.run(None, {self.input_name: blob}), strict=True))
+        parts = [decode_level(outs[c][0], outs[r][0], s, self.threshold) for c, r, s in self.levels]
+        boxes = np.concatenate([p[0] for p in parts])
+        scores = np.concatenate([p[1] for p in parts])
+        keep = nms(boxes, scores, self.nms_iou)
+        persons = Detections.from_boxes(boxes[keep] / scale, scores[keep], self.label)
+        found = [decode_objects(outs[c][0], outs[r][0], s, object_threshold) for c, r, s in self.levels]
+        oboxes = np.concatenate([f[0] for f in found]).reshape(-1, 4)
+        oscores = np.concatenate([f[1] for f in found]).astype(np.float32)
+        oclasses = np.concatenate([f[2] for f in found]).astype(np.int32)
+        okeep = classwise_nms(oboxes, oscores, oclasses, self.nms_iou)
+        h, w = rgb.shape[:2]
+        xyxy = np.clip(oboxes[okeep] / scale, 0, [w, h, w, h]).astype(np.float32)
+        objects = ObjectBoxes(xyxy, oscores[okeep], oclasses[okeep])
+        feats = getattr(self, "feature_names", ())
+        embedding = _pooled([outs[n] for n in feats]) if feats else None
+        return FrameAnalysis(persons, objects, embedding)
+
+    def detect_objects(self, rgb: np.ndarray, threshold: float = OBJECT_THRESHOLD) -> ObjectBoxes:
+        """The non-person COCO classes in `rgb` (class-wise NMS), from one forward pass."""
+        return self.analyze(rgb, threshold).objects
+
+    @classmethod
+    def with_features(cls, model: Path | bytes, threshold: float = 0.35, threads: int = DEFAULT_THREADS) -> NanoDet:
+        """A NanoDet whose session also returns the neck feature maps (`FEATURE_TENSORS`), so `analyze` gives an
+        embedding at no extra inference cost. `detect` is unchanged (persons only)."""
+        session = make_session(_with_outputs(model, FEATURE_TENSORS), threads, cls.name)
+        detector = cls(model, threshold, threads=threads, session=session)
+        detector.feature_names = tuple(n for n, _, _ in FEATURE_TENSORS)
+        return detector

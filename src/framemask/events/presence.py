@@ -71,3 +71,23 @@ def _interval(counts: list[int], start: int, end: int) -> Presence:
     window = counts[start - 1 : end]
     peak = max(range(len(window)), key=window.__getitem__)
     return Presence(start=start, end=end, peak_seq=start + peak, peak_count=window[peak])
+
+
+def without_excluded(boxes: dict[str, Any], labels: tuple[str, ...] = ("person", "face")) -> dict[str, Any]:
+    """The document with boxes a reviewer excluded (`"excluded": true`) left out of `labels`: they are not
+    people on screen any more. Other keys (candidates, added regions) are kept as they are."""
+    sequence = []
+    for entry in boxes["sequence"]:
+        if any(b.get("excluded") for label in labels for b in entry.get(label, [])):
+            entry = {**entry, **{label: [b for b in entry.get(label, []) if not b.get("excluded")] for label in labels}}
+        sequence.append(entry)
+    return {**boxes, "sequence": sequence}
+
+
+def span_people(counts: list[int], tracks: list[dict[str, set[int]]], start: int, end: int) -> tuple[int, int, int]:
+    """(peak seq, most boxes at once, distinct tracks) over frames start..end, as for presence intervals."""
+    window = counts[start - 1 : end]
+    if not window or max(window) == 0:
+        return (start + end) // 2, 0, 0
+    p = _with_people(_interval(counts, start, end), tracks)
+    return p.peak_seq, p.peak_count, p.people

@@ -4,30 +4,43 @@ processed video, each key frame as a JPEG in the thumbnails bucket, and the rows
 Key frames are cut from the PROCESSED video, so a thumbnail never shows more than the masked frame does.
 Thumbnails live under the video's key prefix (a video delete removes them); a retried job first removes
 what an earlier attempt wrote, and `replace_events` swaps the rows in the job's final transaction.
+
+Each event carries tags (people from the tracks, other COCO classes NanoDet sees in frames sampled from its
+span), its people count and its key frame's embedding (`framemask.events.tags`). After a re-render,
+`events_after_render` recomputes the events of the changed spans from the new final and the effective
+boxes; their thumbnails come from the final, so a region added in the editor is masked in them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, insert
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from framemask.errors import FramemaskError, StorageError
 from framemask.media import FrameIndex, FrameReader
-from framemask.store.layout import thumbnail_key, video_prefix
+from framemask.store.layout import save_index, sidecar_index_key, thumbnail_key, video_prefix
 from framemask.store.models import Event as EventRow
+from framemask.store.models import Job, Video
 from framemask.store.objects import ObjectStore, delete_prefix
 
 if TYPE_CHECKING:
     from framemask.events import Describer, Event
+    from framemask.events.tags import Analyzer
+    from framemask.jobs.context import Services
+    from framemask.jobs.tasks import TaskRun
+    from framemask.redact.corrections import EffectiveBoxes
 
-__all__ = ["EVENTS_END", "EVENTS_START", "events_prefix", "replace_events", "store_events"]
+__all__ = ["EVENTS_END", "EVENTS_START", "events_after_render", "events_prefix", "replace_events", "store_events"]
 
 Report = Callable[[float, str], None]
+log = logging.getLogger(__name__)
 
 EVENTS_START = 90.0  # job percent when the step starts (the pipeline ends its render at 90 %)
 EVENTS_END = 98.0  # ... and when every thumbnail is stored
@@ -65,19 +78,23 @@ def store_events(
     report: Report | None = None,
     describer: Describer | None = None,
     index: FrameIndex | None = None,
+    analyzer: Analyzer | str | None = "default",
 ) -> list[dict[str, Any]]:
     """Extract the events of `processed`, store their key frames in `bucket`; returns the `event` rows.
 
     `index` is the processed master's frame index when the caller has it (processing does); it is built
-    from `processed` only when not given."""
+    from `processed` only when not given. `analyzer` tags events and embeds key frames: by default the
+    prepared NanoDet (`default_analyzer`); None leaves tags to the tracks and embeddings empty."""
     from framemask.events import extract_events, keyframe_jpeg  # scene detection loads OpenCV: only in workers
+    from framemask.events.tags import default_analyzer
 
     say = report or (lambda _pct, _stage: None)
     say(EVENTS_START, "events")
     index = index if index is not None else FrameIndex.build(processed)
     if boxes is not None and int(boxes["endSequence"]) != index.end_sequence:
         raise FramemaskError(f"boxes cover {boxes['endSequence']} frames, the processed video {index.end_sequence}")
-    events = extract_events(processed, boxes=boxes, index=index, describer=describer)
+    tagger = default_analyzer() if analyzer == "default" else analyzer
+    events = extract_events(processed, boxes=boxes, index=index, describer=describer, analyzer=tagger)  # type: ignore[arg-type]
     say(_EXTRACTED, "events")
     delete_prefix(store, bucket, events_prefix(video_id))  # a retry must not leave an earlier attempt's files
     rows = []
@@ -102,7 +119,10 @@ def _row(video_id: str, event: Event, key: str) -> dict[str, Any]:
         "key_ms": round(float(event.key_ms), 3),
         "description": event.description,
         "thumbnail_key": key,
-    }  # `embedding` stays NULL: no offline captioning/embedding model is used (and pgvector is not required)
+        "tags": [t.to_json() for t in event.tags],
+        "people": max(event.people, event.peak_count),
+        "embedding": list(event.embedding) if event.embedding is not None else None,
+    }
 
 
 def replace_events(session: Session, video_id: str, rows: list[dict[str, Any]]) -> None:
@@ -110,3 +130,131 @@ def replace_events(session: Session, video_id: str, rows: list[dict[str, Any]]) 
     session.execute(delete(EventRow).where(EventRow.video_id == video_id))
     if rows:
         session.execute(insert(EventRow), rows)
+
+
+# --- after a re-render -----------------------------------------------------------------------------------------
+
+
+def _previous_event(row: EventRow) -> Event:
+    from framemask.events import Event
+    from framemask.events.tags import tags_from_json
+
+    tags = tags_from_json(row.tags)
+    person = next((t for t in tags if t.label == "person"), None)
+    return Event(
+        kind=row.kind,
+        start_seq=row.start_seq,
+        end_seq=row.end_seq,
+        start_ms=row.start_ms,
+        end_ms=row.end_ms,
+        key_seq=row.key_seq or row.start_seq,
+        key_ms=row.key_ms or row.start_ms,
+        peak_count=person.peak if person else 0,
+        people=(person.count or 0) if person else 0,
+        description=row.description or "",
+        tags=tags,
+        embedding=tuple(row.embedding) if row.embedding is not None else None,
+    )
+
+
+def events_after_render(
+    run: TaskRun,
+    video: Video,
+    final: Path,
+    final_key: str,
+    boxes: EffectiveBoxes,
+    changed: Iterable[int],
+    finalize: Callable[[Session], None],
+    *,
+    analyzer: Analyzer | str | None = "default",
+) -> Callable[[Session], None]:
+    """The re-render job's last step: the events of the spans a correction changed, recomputed from the new
+    `final` (stored at `final_key`) and the effective `boxes`; returns `finalize` extended to swap the rows.
+
+    Scenes keep their spans; presence intervals are recomputed from the effective boxes (excluded boxes do
+    not count, a split or deleted track changes them). An event whose span holds a changed frame, or that is
+    new, gets new tags, a new embedding and a new thumbnail cut from the final; the others keep theirs.
+    Rows keep their ids where the event (kind and span) survives. Thumbnails the new rows no longer use are
+    deleted after the commit. The final's frame index is stored next to it on the way (`<final>.index`).
+    Failing here never fails the render: the events then stay as they were and the job result says why."""
+    from framemask.events import keyframe_jpeg, refresh_events
+    from framemask.events.tags import default_analyzer
+
+    services, settings = run.services, run.services.settings
+    bucket = settings.bucket_thumbnails
+    try:
+        index = FrameIndex.build(final)
+        save_index(services.store, settings.bucket_processed, sidecar_index_key(final_key), index)
+        with services.db.session() as session:
+            rows = session.scalars(
+                select(EventRow).where(EventRow.video_id == video.id).order_by(EventRow.start_seq, EventRow.id)
+            ).all()
+        previous = [_previous_event(r) for r in rows]
+        by_span = {(r.kind, r.start_seq, r.end_seq): r for r in rows}
+        used = {r.thumbnail_key for r in rows if r.thumbnail_key}
+        for key in services.store.list(bucket, events_prefix(video.id)):  # left by an attempt that failed
+            if key not in used:
+                services.store.delete(bucket, key)
+        tagger = default_analyzer() if analyzer == "default" else analyzer
+        pairs = refresh_events(final, index, boxes.to_doc(), previous, changed, tagger)  # type: ignore[arg-type]
+        stem = Path(final_key).stem
+        plan: list[tuple[int | None, dict[str, Any]]] = []
+        with FrameReader(final, index) as reader:
+            for number, (event, recomputed) in enumerate(pairs, start=1):
+                old = by_span.get((event.kind, event.start_seq, event.end_seq))
+                key = old.thumbnail_key if old is not None and not recomputed else None
+                if key is None:
+                    key = thumbnail_key(video.id, f"events/{stem}-{number:04d}-{event.kind}-{event.key_seq}.jpg")
+                    _put_bytes(services.store, bucket, key, keyframe_jpeg(reader, event.key_seq, THUMBNAIL_WIDTH))
+                plan.append((old.id if old is not None else None, _row(video.id, event, key)))
+        info = {"events": len(pairs), "recomputed": sum(1 for _, r in pairs if r)}
+    except Exception as exc:
+        log.exception("video %s: events not recomputed after the render", video.id)
+        return _with_result(run.job_id, finalize, {"error": f"{type(exc).__name__}: {exc}"})
+    return _with_result(run.job_id, _swap_events(services, video.id, plan, finalize), info)
+
+
+def _swap_events(
+    services: Services,
+    video_id: str,
+    plan: list[tuple[int | None, dict[str, Any]]],
+    finalize: Callable[[Session], None],
+) -> Callable[[Session], None]:
+    bucket = services.settings.bucket_thumbnails
+
+    def swap(session: Session) -> None:
+        finalize(session)
+        if session.get(Video, video_id) is None:
+            return
+        current = {r.id: r for r in session.scalars(select(EventRow).where(EventRow.video_id == video_id))}
+        keep = {i for i, _ in plan if i is not None and i in current}
+        session.execute(delete(EventRow).where(EventRow.video_id == video_id, EventRow.id.not_in(keep)))
+        for row_id, values in plan:
+            if row_id in keep:
+                session.execute(update(EventRow).where(EventRow.id == row_id).values(**values))
+        fresh = [values for row_id, values in plan if row_id not in keep]
+        if fresh:
+            session.execute(insert(EventRow), fresh)
+        stale = {r.thumbnail_key for r in current.values() if r.thumbnail_key} - {v["thumbnail_key"] for _, v in plan}
+
+        @sa_event.listens_for(session, "after_commit", once=True)
+        def _drop_stale(_session: Session) -> None:
+            for key in stale:
+                try:
+                    services.store.delete(bucket, key)
+                except StorageError:
+                    log.warning("could not delete the stale event thumbnail %s", key)
+
+    return swap
+
+
+def _with_result(job_id: str, finalize: Callable[[Session], None], info: dict[str, Any]) -> Callable[[Session], None]:
+    """`finalize`, then `info` added to the job's result under "events"."""
+
+    def run(session: Session) -> None:
+        finalize(session)
+        result = session.scalar(select(Job.result).where(Job.id == job_id))
+        if isinstance(result, dict):
+            session.execute(update(Job).where(Job.id == job_id).values(result={**result, "events": info}))
+
+    return run

@@ -32,6 +32,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from framemask.errors import NotFoundError
+from framemask.jobs.events_step import events_after_render
 from framemask.media import FrameIndex
 from framemask.redact.corrections import Corrections, EffectiveBoxes
 from framemask.redact.encode import EncodeSettings
@@ -272,7 +273,8 @@ def rerender_task(run: TaskRun) -> Callable[[Session], None] | None:
         "timings": result.timings,
     }
     log.info("video %s: revision %s rendered, %d frames re-encoded", video.id, number, result.reencoded_frames)
-    return _finalize(run.job_id, video.id, key, summary)
+    finalize = _finalize(run.job_id, video.id, key, summary)
+    return events_after_render(run, video, result.output, key, new, changed, finalize)  # events of the changed spans
 
 
 def _finalize(job_id: str, video_id: str, key: str, summary: dict[str, Any]) -> Callable[[Session], None]:

@@ -1,4 +1,5 @@
-"""A video's event timeline (SPEC §5): scenes and people-present intervals with key-frame thumbnails.
+"""A video's event timeline (SPEC §5): scenes and people-present intervals with key-frame thumbnails, tags
+(people from the tracks, other COCO classes NanoDet sees) and search for similar events by key-frame embedding.
 
 Thumbnails are cut from the processed video, so every role may see them. The listing hands out
 short-lived URLs: presigned S3 URLs, or (local storage) this API's own signed thumbnail URLs, which bind
@@ -11,8 +12,8 @@ import time
 from typing import Annotated, Literal
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import select
 
 from framemask.api.auth import Principal
@@ -27,15 +28,23 @@ from framemask.api.deps import (
     signed_or_bearer_principal,
     signing_key,
 )
+from framemask.api.hardening import MAX_DB_INT
 from framemask.api.signing import sign_stream
+from framemask.events.search import similar_events
 from framemask.jobs.context import Services
 from framemask.store.models import Event
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/api/videos", tags=["events"])
+router = APIRouter(tags=["events"])
 
 EventKind = Literal["scene", "presence"]
+
+
+class EventTag(BaseModel):
+    label: str = Field(description="COCO class name (`person`, `car`, `bicycle`, ...)")
+    peak: int = Field(description="most of them on one frame")
+    count: int | None = Field(None, description="distinct tracks (people only)")
 
 
 class EventPublic(BaseModel):
@@ -44,6 +53,7 @@ class EventPublic(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: int
+    video_id: str
     kind: str
     start_seq: int
     end_seq: int
@@ -52,8 +62,25 @@ class EventPublic(BaseModel):
     key_seq: int | None
     key_ms: float | None
     description: str | None
+    tags: list[EventTag] = Field(default_factory=list, description="people (from the tracks) and other COCO classes")
+    people: int | None = Field(None, description="distinct people (tracks) of the event")
     thumbnail_key: str | None
     thumbnail_url: str | None = Field(None, description="short-lived URL of the key-frame JPEG")
+
+    @field_validator("tags", mode="before")
+    @classmethod
+    def _no_tags(cls, value: object) -> object:
+        return [] if value is None else value
+
+
+class EventMatch(EventPublic):
+    distance: float = Field(0.0, description="cosine distance of the key-frame embeddings to the query event (0: same)")
+
+
+class EventSearch(BaseModel):
+    like: int
+    expires_in: int = Field(description="seconds the thumbnail URLs stay valid")
+    events: list[EventMatch] = Field(description="the query event first, then the nearest events, nearest first")
 
 
 class EventList(BaseModel):
@@ -88,7 +115,7 @@ def _thumbnail_url(request: Request, services: Services, event: Event, token_id:
     return f"{path}?{urlencode(params)}"
 
 
-@router.get("/{video_id}/events", response_model=EventList, response_model_by_alias=True)
+@router.get("/api/videos/{video_id}/events", response_model=EventList, response_model_by_alias=True)
 def list_events(
     request: Request,
     video: VideoDep,
@@ -117,13 +144,45 @@ def list_events(
     )
 
 
+@router.get("/api/events/search", response_model=EventSearch)
+def search_events(
+    request: Request,
+    services: ServicesDep,
+    user: CurrentUser,
+    like: Annotated[int, Query(ge=1, le=MAX_DB_INT, description="id of the event to find others like")],
+    k: Annotated[int, Query(ge=1, le=100, description="how many events, the query event included")] = 10,
+    video: Annotated[str | None, Query(pattern=r"^[0-9a-f]{32}$", description="only this video's events")] = None,
+    tag: Annotated[str | None, Query(max_length=40, description="only events with this tag (e.g. car)")] = None,
+    min_people: Annotated[int | None, Query(ge=0, le=10000, description="only events with this many people")] = None,
+) -> EventSearch:
+    """Events whose key frames look like event `like`'s (cosine distance of the pooled detector features),
+    nearest first; `like` itself always comes first. Filters apply to the others. Every role may search."""
+    with services.db.session() as session:
+        event = session.get(Event, like)
+        if event is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no event {like}")
+        if event.embedding is None:
+            raise HTTPException(status.HTTP_409_CONFLICT, f"event {like} has no embedding (processed without one)")
+        matches = similar_events(session, event, k, video=video, tag=tag, min_people=min_people)
+    events = [
+        EventMatch.model_validate(m.event).model_copy(
+            update={
+                "distance": round(max(m.distance, 0.0), 6),
+                "thumbnail_url": _thumbnail_url(request, services, m.event, user.token_id),
+            }
+        )
+        for m in matches
+    ]
+    return EventSearch(like=like, expires_in=services.settings.signed_url_seconds, events=events)
+
+
 def thumbnail_principal(video_id: VideoId, event_id: DbId, signed: SignedRequestDep) -> Principal:
     """A bearer token, or a valid signature (issued by the events listing) for this exact thumbnail."""
     return signed_or_bearer_principal(signed, video_id, _resource(event_id), "thumbnail")
 
 
 @router.get(
-    "/{video_id}/events/{event_id}/thumbnail",
+    "/api/videos/{video_id}/events/{event_id}/thumbnail",
     name="event_thumbnail",
     response_class=Response,
     responses={200: {"content": {"image/jpeg": {}}, "description": "the event's key frame (processed video)"}},
