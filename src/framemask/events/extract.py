@@ -60,10 +60,13 @@ def extract_events(
     scene_threshold: float = 27.0,
     analyzer: Analyzer | None = None,
     tag_rate: float = TAG_RATE,
+    tag_path: str | os.PathLike[str] | None = None,
+    tag_index: FrameIndex | None = None,
 ) -> list[Event]:
     """Scenes from content cuts, plus presence intervals from `boxes` (seed format) when given; people counts
     of every event from the boxes' tracks. With an `analyzer` (NanoDet `with_features`), object tags from
-    frames sampled in each span and the key frame's embedding, all read from `path`."""
+    frames sampled in each span (of `tag_path` when given: the original, whose objects no mask touches) and the
+    key frame's embedding (always from `path`: the masked frame)."""
     index = index if index is not None else FrameIndex.build(path)
     people = _People(boxes) if boxes is not None else None
     events = _scene_events(index, scene_starts(path, index, threshold=scene_threshold), people)
@@ -71,7 +74,7 @@ def extract_events(
         events += presence_events(index, boxes)
     events.sort(key=lambda e: (e.start_seq, e.kind))
     if analyzer is not None:
-        events = tag_events(path, index, events, analyzer, tag_rate)
+        events = tag_events(path, index, events, analyzer, tag_rate, tag_path, tag_index)
     return describe_events(events, describer)
 
 
@@ -91,17 +94,34 @@ def describe_events(events: Iterable[Event], describer: Describer | None = None)
 
 
 def tag_events(
-    path: str | os.PathLike[str], index: FrameIndex, events: list[Event], analyzer: Analyzer, rate: float = TAG_RATE
+    path: str | os.PathLike[str],
+    index: FrameIndex,
+    events: list[Event],
+    analyzer: Analyzer,
+    rate: float = TAG_RATE,
+    tag_path: str | os.PathLike[str] | None = None,
+    tag_index: FrameIndex | None = None,
 ) -> list[Event]:
-    """`events` with object tags (sampled from each span of `path`) and the key frame's embedding. Each
-    sampled frame is decoded and analysed once, in order, even where events overlap."""
+    """`events` with object tags (sampled from each span of `tag_path`, else `path`) and the key frame's
+    embedding (from `path`). Each sampled frame is decoded and analysed once, in order, even where events
+    overlap. `tag_path` must have the same frames as `path` (the original of a processed video)."""
     plans = [span_seqs(index, e.start_seq, e.end_seq, e.key_seq, rate) for e in events]
+    keys = {e.key_seq for e in events}
     with FrameReader(path, index) as reader:
-        facts = analyze_frames(reader, (s for plan in plans for s in plan), analyzer)
+        if tag_path is None:
+            facts = analyze_frames(reader, (s for plan in plans for s in plan), analyzer)
+            embedded = facts
+        else:
+            embedded = analyze_frames(reader, keys, analyzer)
+    if tag_path is not None:
+        with FrameReader(tag_path, tag_index) as original:
+            if original.index.end_sequence != index.end_sequence:
+                raise ValueError(f"{tag_path} has {original.index.end_sequence} frames, {path} {index.end_sequence}")
+            facts = analyze_frames(original, (s for plan in plans for s in plan), analyzer)
     out = []
     for event, plan in zip(events, plans, strict=True):
         tags = _person(event.peak_count, event.people) + tuple(object_tags([facts[s].counts for s in plan]))
-        out.append(replace(event, tags=tags, embedding=facts[event.key_seq].embedding))
+        out.append(replace(event, tags=tags, embedding=embedded[event.key_seq].embedding))
     return out
 
 
@@ -114,6 +134,8 @@ def refresh_events(
     analyzer: Analyzer | None,
     describer: Describer | None = None,
     tag_rate: float = TAG_RATE,
+    tag_path: str | os.PathLike[str] | None = None,
+    tag_index: FrameIndex | None = None,
 ) -> list[tuple[Event, bool]]:
     """The timeline after a correction: the previous scenes (cuts do not move) and presence intervals
     recomputed from the effective `boxes`; every event whose span holds a `changed` frame, or that is new,
@@ -138,7 +160,11 @@ def refresh_events(
             keep[i] = replace(event, tags=old.tags, embedding=old.embedding)
     redo = [i for i in range(len(events)) if i not in keep]
     if analyzer is not None and redo:
-        for i, event in zip(redo, tag_events(path, index, [events[i] for i in redo], analyzer, tag_rate), strict=True):
+        for i, event in zip(
+            redo,
+            tag_events(path, index, [events[i] for i in redo], analyzer, tag_rate, tag_path, tag_index),
+            strict=True,
+        ):
             events[i] = event
     for i, event in keep.items():
         events[i] = event

@@ -25,7 +25,7 @@ from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_ex
 
 from framemask.errors import FramemaskError, StorageError
 from framemask.media import FrameIndex, FrameReader
-from framemask.store.layout import save_index, sidecar_index_key, thumbnail_key, video_prefix
+from framemask.store.layout import load_index, local_copy, save_index, sidecar_index_key, thumbnail_key, video_prefix
 from framemask.store.models import Event as EventRow
 from framemask.store.models import Job, Video
 from framemask.store.objects import ObjectStore, delete_prefix
@@ -79,12 +79,16 @@ def store_events(
     describer: Describer | None = None,
     index: FrameIndex | None = None,
     analyzer: Analyzer | str | None = "default",
+    original: Path | None = None,
+    original_index: FrameIndex | None = None,
 ) -> list[dict[str, Any]]:
     """Extract the events of `processed`, store their key frames in `bucket`; returns the `event` rows.
 
     `index` is the processed master's frame index when the caller has it (processing does); it is built
     from `processed` only when not given. `analyzer` tags events and embeds key frames: by default the
-    prepared NanoDet (`default_analyzer`); None leaves tags to the tracks and embeddings empty."""
+    prepared NanoDet (`default_analyzer`); None leaves tags to the tracks and embeddings empty. Object tags are
+    read from `original` when given (same frames; masks next to an object can hide it in the processed
+    video), else from `processed`; embeddings always come from the processed key frames."""
     from framemask.events import extract_events, keyframe_jpeg  # scene detection loads OpenCV: only in workers
     from framemask.events.tags import default_analyzer
 
@@ -94,7 +98,15 @@ def store_events(
     if boxes is not None and int(boxes["endSequence"]) != index.end_sequence:
         raise FramemaskError(f"boxes cover {boxes['endSequence']} frames, the processed video {index.end_sequence}")
     tagger = default_analyzer() if analyzer == "default" else analyzer
-    events = extract_events(processed, boxes=boxes, index=index, describer=describer, analyzer=tagger)  # type: ignore[arg-type]
+    events = extract_events(
+        processed,
+        boxes=boxes,
+        index=index,
+        describer=describer,
+        analyzer=tagger,  # type: ignore[arg-type]
+        tag_path=original,
+        tag_index=original_index,
+    )
     say(_EXTRACTED, "events")
     delete_prefix(store, bucket, events_prefix(video_id))  # a retry must not leave an earlier attempt's files
     rows = []
@@ -173,7 +185,8 @@ def events_after_render(
 
     Scenes keep their spans; presence intervals are recomputed from the effective boxes (excluded boxes do
     not count, a split or deleted track changes them). An event whose span holds a changed frame, or that is
-    new, gets new tags, a new embedding and a new thumbnail cut from the final; the others keep theirs.
+    new, gets new tags (objects from the original), a new embedding and a new thumbnail cut from the final;
+    the others keep theirs.
     Rows keep their ids where the event (kind and span) survives. Thumbnails the new rows no longer use are
     deleted after the commit. The final's frame index is stored next to it on the way (`<final>.index`).
     Failing here never fails the render: the events then stay as they were and the job result says why."""
@@ -196,7 +209,23 @@ def events_after_render(
             if key not in used:
                 services.store.delete(bucket, key)
         tagger = default_analyzer() if analyzer == "default" else analyzer
-        pairs = refresh_events(final, index, boxes.to_doc(), previous, changed, tagger)  # type: ignore[arg-type]
+        original = local_copy(
+            services.store,
+            video.raw_bucket,
+            video.raw_key,
+            settings.cache_dir / "videos" / video.id / Path(video.raw_key).name,
+        )  # the render fetched it: a cache hit
+        original_index = load_index(services.store, settings.bucket_processed, video.index_key)
+        pairs = refresh_events(
+            final,
+            index,
+            boxes.to_doc(),
+            previous,
+            changed,
+            tagger,
+            tag_path=original,
+            tag_index=original_index,  # type: ignore[arg-type]
+        )
         stem = Path(final_key).stem
         plan: list[tuple[int | None, dict[str, Any]]] = []
         with FrameReader(final, index) as reader:
