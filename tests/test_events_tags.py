@@ -149,7 +149,7 @@ def test_descriptions() -> None:
         == "3 people (up to 2 at once), 2 cars and a dog, 1:02–1:10"
     )
     assert describe(event("scene", 0, 0, (Tag("bus", 3),), 0, 3_500), None) == "3 buses, 0:00–0:04"
-    assert describe(event("scene", 0, 0, (), 0, 999), None) == "nobody visible, 0:00–0:01"
+    assert describe(event("scene", 0, 0, (), 0, 999), None) == "scene, 0:00–0:01"
     assert describe(event("presence", 1, 1, (), 3_600_000, 3_601_000), None) == "1 person, 1:00:00–1:00:01"
     assert [plural(n, 2) for n in ("knife", "wine glass", "bench", "sheep")] == [
         "2 knives", "2 wine glasses", "2 benches", "2 sheep",

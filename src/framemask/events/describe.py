@@ -84,5 +84,5 @@ class TagDescriber:
             who = _people(event)
             parts.append(who.replace(", up to ", " (up to ") + ")" if ", up to " in who else who)
         parts += [plural(t.label, t.peak) for t in event.tags if t.label != "person"]
-        what = _join(parts) or "nobody visible"
+        what = _join(parts) or ("nobody visible" if event.kind == "presence" else "scene")
         return f"{what}, {span(event)}"

@@ -12,7 +12,7 @@ import threading
 from dataclasses import dataclass
 
 import numpy as np
-from sqlalchemy import Select, exists, func, select, text
+from sqlalchemy import Float, Select, exists, func, select, text
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -111,7 +111,7 @@ def similar_events(
         return out
     if embedding_is_vector(session):
         literal = "[" + ",".join(repr(float(v)) for v in like.embedding) + "]"
-        distance = Event.embedding.op("<=>")(text("CAST(:q AS vector)"))
+        distance = Event.embedding.op("<=>", return_type=Float())(text("CAST(:q AS vector)"))
         query = _filtered(session, select(Event, distance.label("distance")), like.id, video, tag, min_people)
         query = query.order_by(distance, Event.id).limit(want)
         with session.begin_nested():

@@ -166,7 +166,7 @@ class EmbeddingVector(TypeDecorator[list[float]]):
     cache_ok = True
 
     def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
-        return dialect.type_descriptor(_VectorLiteral() if dialect.name == "postgresql" else JSON())
+        return dialect.type_descriptor(_VectorLiteral() if dialect.name == "postgresql" else JSON(none_as_null=True))
 
     def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
         if value is None:
