@@ -196,6 +196,9 @@ def events_after_render(
     services, settings = run.services, run.services.settings
     bucket = settings.bucket_thumbnails
     try:
+        cache = settings.cache_dir / "videos" / video.id
+        if not final.is_file():  # a local store adopted the rendered file: read it where it now lives
+            final = local_copy(services.store, settings.bucket_processed, final_key, cache / Path(final_key).name)
         index = FrameIndex.build(final)
         save_index(services.store, settings.bucket_processed, sidecar_index_key(final_key), index)
         with services.db.session() as session:
@@ -209,12 +212,7 @@ def events_after_render(
             if key not in used:
                 services.store.delete(bucket, key)
         tagger = default_analyzer() if analyzer == "default" else analyzer
-        original = local_copy(
-            services.store,
-            video.raw_bucket,
-            video.raw_key,
-            settings.cache_dir / "videos" / video.id / Path(video.raw_key).name,
-        )  # the render fetched it: a cache hit
+        original = local_copy(services.store, video.raw_bucket, video.raw_key, cache / Path(video.raw_key).name)
         original_index = load_index(services.store, settings.bucket_processed, video.index_key)
         pairs = refresh_events(
             final,
@@ -255,7 +253,10 @@ def _swap_events(
         finalize(session)
         if session.get(Video, video_id) is None:
             return
-        current = {r.id: r for r in session.scalars(select(EventRow).where(EventRow.video_id == video_id))}
+        current = dict(
+            session.execute(select(EventRow.id, EventRow.thumbnail_key).where(EventRow.video_id == video_id)).all()
+        )
+        stale = {k for k in current.values() if k} - {v["thumbnail_key"] for _, v in plan}
         keep = {i for i, _ in plan if i is not None and i in current}
         session.execute(delete(EventRow).where(EventRow.video_id == video_id, EventRow.id.not_in(keep)))
         for row_id, values in plan:
@@ -264,7 +265,6 @@ def _swap_events(
         fresh = [values for row_id, values in plan if row_id not in keep]
         if fresh:
             session.execute(insert(EventRow), fresh)
-        stale = {r.thumbnail_key for r in current.values() if r.thumbnail_key} - {v["thumbnail_key"] for _, v in plan}
 
         @sa_event.listens_for(session, "after_commit", once=True)
         def _drop_stale(_session: Session) -> None:
