@@ -123,7 +123,7 @@ def process_video_task(run: TaskRun) -> Finalize | None:
             jobs=settings.segment_jobs if not settings.segments_on_queue else 1,
             segment_seconds=settings.segment_seconds,
         )
-    finalize = _store_outcome(run, outcome, stored is None, original_key)
+    finalize = _store_outcome(run, outcome, stored is None, original_key, src)
     if joined is not None:
         from framemask.jobs.segments import delete_keys
 
@@ -149,8 +149,13 @@ def _with_result(job_id: str, finalize: Finalize, result: dict[str, Any]) -> Fin
     return wrapped
 
 
-def _store_outcome(run: TaskRun, outcome: ProcessOutcome, store_original: bool, original_key: str) -> Finalize | None:
-    """Store a rendered outcome (master, both indexes, events) and return the finalize that writes its rows."""
+def _store_outcome(
+    run: TaskRun, outcome: ProcessOutcome, store_original: bool, original_key: str, original: Path
+) -> Finalize | None:
+    """Store a rendered outcome (master, both indexes, events) and return the finalize that writes its rows.
+
+    Event tags are read from the `original` (objects near people are not mosaiced there); key frames and
+    thumbnails always come from the processed master."""
     services, settings = run.services, run.services.settings
     assert run.video_id is not None
     if store_original:  # e.g. ingested by an S3 hook: this is the original's one indexing
@@ -167,6 +172,8 @@ def _store_outcome(run: TaskRun, outcome: ProcessOutcome, store_original: bool, 
         outcome.boxes,
         report=run.report,
         index=outcome.processed_index,
+        original=original,
+        original_index=outcome.index,
     )
     run.report(99.0, "store")
     if not _video_exists(services, run.video_id):  # deleted while we worked: leave nothing behind
