@@ -82,7 +82,7 @@ _FLOOR = """async ([id, n]) => {
   const out = [];
   for (let s = 40; s < 40 + n; s++) {
     const t0 = performance.now();
-    const r = await fetch(`/api/videos/${id}/frame?seq=${s}&variant=processed&format=webp&quality=90`,
+    const r = await fetch(`/api/videos/${id}/frame?seq=${s}&variant=processed&format=jpeg&quality=90`,
       { headers: { Authorization: `Bearer ${token}` } });
     (await createImageBitmap(await r.blob())).close();
     out.push(performance.now() - t0);
@@ -263,7 +263,7 @@ Keypress to painted: keydown timestamp to the animation frame after the new exac
 | **anchor**: CVAT-like chunk before the first step ({CHUNK} JPEGs, fetched, decoded) | {chunk["ms"]:.1f} | – | – | 1 |
 
 Forward: from frame 1 just after opening; backward: from the last frame in a fresh browser context (cold
-cache, so only the backward prefetch helps). Floor: one exact frame fetched alone (`/frame`, webp) and decoded,
+cache, so only the backward prefetch helps). Floor: one exact frame fetched alone (`/frame`, JPEG as the editor asks for it) and decoded,
 {floor["median"]:.1f} ms median over {floor["n"]} frames: a step cannot be faster unless its frame was prefetched.
 Target: p95 ≤ 40 ms both ways. The editor prefetches {AHEAD} frames ahead and {BEHIND} behind in the direction
 of travel; CVAT pays the whole chunk ({chunk["bytes"] / 1024:.0f} KiB) before showing the first frame of it.

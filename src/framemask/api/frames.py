@@ -163,8 +163,10 @@ def encode_image(rgb: np.ndarray, fmt: str, quality: int | None = None) -> tuple
     buf = io.BytesIO()
     if fmt == "png":
         Image.fromarray(rgb).save(buf, pil_format, compress_level=1)
+    elif fmt == "webp":  # method 0: ~4x faster than the default for a few % more bytes (the editor steps on it)
+        Image.fromarray(rgb).save(buf, pil_format, quality=quality or 80, method=0)
     else:
-        Image.fromarray(rgb).save(buf, pil_format, quality=quality or (85 if fmt == "jpeg" else 80))
+        Image.fromarray(rgb).save(buf, pil_format, quality=quality or 85)
     return buf.getvalue(), media_type
 
 

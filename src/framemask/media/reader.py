@@ -36,6 +36,9 @@ class FrameReader:
         self._position = 0  # seq of the last frame the decoder returned (0: none)
         self._cache: OrderedDict[tuple[int, int | None], np.ndarray] = OrderedDict()
         self._cache_frames = cache_frames
+        # frames decoded on the way to another one (a GOP decoded from its key frame): stepping backwards
+        # then finds the previous frame here instead of decoding the GOP again
+        self._passed: OrderedDict[int, av.VideoFrame] = OrderedDict()
         self.rotation = 0
         self.rotation = normalize_rotation(self._decode_at(1).rotation)
 
@@ -91,6 +94,9 @@ class FrameReader:
         return rotate(rgb, self.rotation)
 
     def _decode_at(self, seq: int) -> av.VideoFrame:
+        passed = self._passed.get(seq)
+        if passed is not None:
+            return passed
         if not (self._decoder is not None and self._position < seq and self._same_gop(seq)):
             self._seek_before(seq)
         for _attempt in range(3):
@@ -128,6 +134,9 @@ class FrameReader:
                     return frame
                 if position > seq:
                     return None
+                self._passed[position] = frame
+                if len(self._passed) > self._cache_frames:
+                    self._passed.popitem(last=False)
         self._decoder = None
         return None
 

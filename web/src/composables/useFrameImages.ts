@@ -13,7 +13,10 @@ export function useFrameImages(videoId: string, end: Ref<number>, capacity = 64)
   const image = ref<string | null>(null)
   const shown = ref(0)
   const error = ref('')
+  // decoded copies of the cached frames: showing a prefetched frame then needs no JPEG decode
+  const decoded = new Map<string, HTMLImageElement>()
   const cache = new Lru<string>(capacity, (url) => {
+    decoded.delete(url)
     if (url !== image.value) URL.revokeObjectURL(url)
   })
   const pending = new Map<string, Promise<string>>()
@@ -25,7 +28,11 @@ export function useFrameImages(videoId: string, end: Ref<number>, capacity = 64)
     if (hit) return Promise.resolve(hit)
     let p = pending.get(key)
     if (!p) {
-      p = api.frame(videoId, seq, variant).then((got) => {
+      p = api.frame(videoId, seq, variant).then(async (got) => {
+        const img = new Image()
+        img.src = got.url
+        await img.decode().catch(() => undefined)
+        decoded.set(got.url, img)
         cache.set(key, got.url)
         return got.url
       })
@@ -63,6 +70,7 @@ export function useFrameImages(videoId: string, end: Ref<number>, capacity = 64)
   function dispose(): void {
     for (const url of cache.values()) URL.revokeObjectURL(url)
     cache.clear()
+    decoded.clear()
   }
 
   return { image, shown, error, fetchFrame, show, dispose }

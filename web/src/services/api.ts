@@ -108,7 +108,7 @@ export const api = {
   /** One exact frame as an image (decoded server-side from its key frame). */
   async frame(id: string, seq: number, variant: Variant, width?: number): Promise<FrameImage> {
     const size = width ? `&width=${width}` : ''
-    const resp = await call(`${v(id)}/frame?seq=${seq}&variant=${variant}&format=webp&quality=90${size}`)
+    const resp = await call(`${v(id)}/frame?seq=${seq}&variant=${variant}&format=jpeg&quality=90${size}`)
     const url = URL.createObjectURL(await resp.blob())
     return { url, seq: Number(resp.headers.get('X-Frame-Seq')), timeMs: Number(resp.headers.get('X-Frame-Time-Ms')) }
   },
