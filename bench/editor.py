@@ -263,8 +263,9 @@ Keypress to painted: keydown timestamp to the animation frame after the new exac
 | **anchor**: CVAT-like chunk before the first step ({CHUNK} JPEGs, fetched, decoded) | {chunk["ms"]:.1f} | – | – | 1 |
 
 Forward: from frame 1 just after opening; backward: from the last frame in a fresh browser context (cold
-cache, so only the backward prefetch helps). Floor: one exact frame fetched alone (`/frame`, JPEG as the editor asks for it) and decoded,
-{floor["median"]:.1f} ms median over {floor["n"]} frames: a step cannot be faster unless its frame was prefetched.
+cache, so only the backward prefetch helps). Floor: one exact frame fetched alone (`/frame`, JPEG, as the
+editor asks for it) and decoded, {floor["median"]:.1f} ms median over {floor["n"]} frames: a step cannot be
+faster unless its frame was prefetched.
 Target: p95 ≤ 40 ms both ways. The editor prefetches {AHEAD} frames ahead and {BEHIND} behind in the direction
 of travel; CVAT pays the whole chunk ({chunk["bytes"] / 1024:.0f} KiB) before showing the first frame of it.
 Load average during the run: {load:.1f} on {os.cpu_count()} cores (shared machine).
