@@ -7,7 +7,7 @@
 """
 
 from framemask.detect.base import Detector
-from framemask.detect.detections import LABELS, Detections, box_iou, label_id
+from framemask.detect.detections import LABELS, Detections, box_ioa, box_iou, label_id
 from framemask.detect.models import ModelStatus, load_detectors, model_status, prepare_models
 from framemask.detect.tracking import Tracker, interpolate
 
@@ -17,6 +17,7 @@ __all__ = [
     "Detector",
     "ModelStatus",
     "Tracker",
+    "box_ioa",
     "box_iou",
     "interpolate",
     "label_id",

@@ -14,7 +14,7 @@ import numpy as np
 
 LABELS: tuple[str, ...] = ("person", "face")  # class_id 0 = person, 1 = face
 
-__all__ = ["LABELS", "Detections", "box_iou", "label_id"]
+__all__ = ["LABELS", "Detections", "box_ioa", "box_iou", "label_id"]
 
 
 def label_id(name: str) -> int:
@@ -25,16 +25,25 @@ def label_id(name: str) -> int:
         raise ValueError(f"unknown label {name!r}; known labels: {', '.join(LABELS)}") from None
 
 
-def box_iou(a: Any, b: Any) -> np.ndarray:
-    """IoU of every x1, y1, x2, y2 box of `a` (N, 4) with every box of `b` (M, 4): the one IoU of the project."""
+def _overlaps(a: Any, b: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Intersection areas (N, M) of x1, y1, x2, y2 boxes `a` (N, 4) and `b` (M, 4), and their own areas."""
     a, b = np.asarray(a, np.float64).reshape(-1, 4), np.asarray(b, np.float64).reshape(-1, 4)
     p, q = a[:, None, :], b[None, :, :]
     ix = np.clip(np.minimum(p[..., 2], q[..., 2]) - np.maximum(p[..., 0], q[..., 0]), 0, None)
     iy = np.clip(np.minimum(p[..., 3], q[..., 3]) - np.maximum(p[..., 1], q[..., 1]), 0, None)
-    inter = ix * iy
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    return ix * iy, (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1]), (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+
+
+def box_iou(a: Any, b: Any) -> np.ndarray:
+    """IoU of every x1, y1, x2, y2 box of `a` (N, 4) with every box of `b` (M, 4): the one IoU of the project."""
+    inter, area_a, area_b = _overlaps(a, b)
     return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
+
+
+def box_ioa(a: Any, b: Any) -> np.ndarray:
+    """Share of every box of `a` lying inside every box of `b` (intersection over the area of `a`)."""
+    inter, area_a, _ = _overlaps(a, b)
+    return inter / np.maximum(area_a[:, None], 1e-9)
 
 
 def _check(name: str, arr: np.ndarray, shape: tuple[int | None, ...]) -> None:

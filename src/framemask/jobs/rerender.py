@@ -221,7 +221,8 @@ def rerender_task(run: TaskRun) -> Callable[[Session], None] | None:
     old = effective_boxes(services, video, base_revision)
     params = video.render_params or {}
     policy = render_policy(video)
-    changed = changed_frames(video, old, new)
+    painted = new.painted(policy)  # painted once: to find the changed frames, then to re-encode their GOPs
+    changed = changed_seqs(old.painted(policy), painted)
     run.report(5.0, "fetch")
     cache = settings.cache_dir / "videos" / video.id
     src = local_copy(services.store, video.raw_bucket, video.raw_key, cache / Path(video.raw_key).name)
@@ -238,7 +239,7 @@ def rerender_task(run: TaskRun) -> Callable[[Session], None] | None:
         src,
         base,
         run.work_dir / "final.mp4",
-        new.to_doc(),
+        None,  # the painting below is what it paints
         changed,
         gop_starts=None if before else video.gop_starts,
         style=params.get("style", settings.redact_style),
@@ -246,6 +247,7 @@ def rerender_task(run: TaskRun) -> Callable[[Session], None] | None:
         strength=params.get("strength", 1.0),
         settings=EncodeSettings(**params["encoder"]) if "encoder" in params else None,
         policy=policy,
+        painted=painted,
         index=index,
         progress=lambda done, total: run.report(10.0 + 85.0 * done / max(total, 1), "rerender"),
         audio_from=master,

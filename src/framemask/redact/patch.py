@@ -156,7 +156,7 @@ def patch_render(
     src: str | os.PathLike[str],
     master: str | os.PathLike[str],
     dst: str | os.PathLike[str],
-    boxes_doc: Mapping[str, Any],
+    boxes_doc: Mapping[str, Any] | None,
     changed: Iterable[int],
     *,
     gop_starts: Sequence[int] | None = None,
@@ -167,13 +167,15 @@ def patch_render(
     index: FrameIndex | None = None,
     progress: Progress | None = None,
     policy: MaskPolicy = DEFAULT_POLICY,
+    painted: BoxTrack | None = None,
     audio_from: str | os.PathLike[str] | None = None,
     muted: Sequence[tuple[float, float, str]] = (),
 ) -> PatchResult:
     """Write `dst`: `master` with every GOP holding a `changed` frame re-rendered from `src` and `boxes_doc`.
 
     `boxes_doc` is the complete seed document of what must be masked (not only the changed frames: a GOP is
-    re-encoded whole); `policy` paints it, and must be the one the master was rendered with.
+    re-encoded whole); `policy` paints it, and must be the one the master was rendered with. A caller that
+    already has that painting (a re-render compares revisions by it) passes it as `painted` instead.
     `gop_starts`, if given, must match the master (a guard against a stale GOP map).
     `settings` must be the ones the master was encoded with; by default they are derived from its GOP length.
     `audio_from` is the file whose first audio stream goes into `dst` (default: `master`'s); `muted` lists
@@ -194,7 +196,11 @@ def patch_render(
     origin = float(gops.seq_pts[0] * gops.time_base)  # the first frame's time on the container timeline
     spans = [MutedSpan(origin + a / 1000.0, origin + b / 1000.0, mode) for a, b, mode in muted if b > a]
     try:
-        with _GopEncoder(src, master, gops, boxes_doc, policy, masker, settings, index, timer) as encoder:
+        if painted is None:
+            if boxes_doc is None:
+                raise InputError("patch_render needs the boxes document or its painting")
+            painted = painted_from_doc(boxes_doc, gops.end_sequence, *_size(master), policy)
+        with _GopEncoder(src, master, gops, painted, masker, settings, index, timer) as encoder:
             runs = _runs(gops, targets, settings.keyint)
             audio = _remux(master, tmp, gops, runs, encoder, progress, audio_from or master, spans)
         os.replace(tmp, out)
@@ -207,10 +213,16 @@ def patch_render(
     return PatchResult(out, gops.end_sequence, list(gops.starts), reencoded, copied, timings, audio)
 
 
+def _size(master: str | os.PathLike[str]) -> tuple[int, int]:
+    """The master's frame size (the displayed size: the master is written upright)."""
+    with map_av_errors(master), av.open(str(master)) as container:
+        ctx = container.streams.video[0].codec_context
+        return ctx.width, ctx.height
+
+
 def _keyint(gops: GopMap) -> int:
     """The master's configured GOP length: the longest GOP (only the last one may be shorter)."""
     return max(gops.seqs(g).stop - gops.seqs(g).start for g in range(len(gops.starts)))
-
 
 
 def _runs(gops: GopMap, targets: Sequence[int], keyint: int) -> list[list[int]]:
@@ -368,8 +380,7 @@ class _GopEncoder:
         src: str | os.PathLike[str],
         master: str | os.PathLike[str],
         gops: GopMap,
-        boxes_doc: Mapping[str, Any],
-        policy: MaskPolicy,
+        painted: BoxTrack,
         masker: Masker,
         settings: EncodeSettings,
         index: FrameIndex | None,
@@ -384,7 +395,10 @@ class _GopEncoder:
         if self._reader.index.end_sequence != gops.end_sequence:
             self._reader.close()
             raise InputError(f"{src} has {self._reader.index.end_sequence} frames, the master {gops.end_sequence}")
-        self._painted = painted_from_doc(boxes_doc, gops.end_sequence, self._width, self._height, policy)
+        if (painted.width, painted.height, len(painted)) != (self._width, self._height, gops.end_sequence):
+            self._reader.close()
+            raise InputError(f"the regions to paint cover {len(painted)} frames of {painted.width}x{painted.height}")
+        self._painted = painted
 
     def run(self, run: list[int]) -> Iterator[av.Packet]:
         """Packets of the consecutive GOPs `run`, re-rendered, in decode order with the master's dts.

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from framemask.detect import box_iou
+from framemask.detect import box_ioa, box_iou
 from framemask.redact.boxes import FILLED, FLAGS, LABEL, SCORE, TRACK, X1, Y2, BoxTrack
 
 __all__ = ["TrackSummary", "duplicate_tracks", "static_weak_tracks", "summarize_tracks"]
@@ -153,15 +153,7 @@ def duplicate_tracks(track: BoxTrack) -> set[int]:
             life[int(tid)] = life.get(int(tid), 0) + 1
         if len(rows) < 2:
             continue
-        xyxy = rows[:, X1 : Y2 + 1].astype(np.float64)
-        area = (xyxy[:, 2] - xyxy[:, 0]) * (xyxy[:, 3] - xyxy[:, 1])
-        iw = np.clip(
-            np.minimum(xyxy[:, None, 2], xyxy[None, :, 2]) - np.maximum(xyxy[:, None, 0], xyxy[None, :, 0]), 0, None
-        )
-        ih = np.clip(
-            np.minimum(xyxy[:, None, 3], xyxy[None, :, 3]) - np.maximum(xyxy[:, None, 1], xyxy[None, :, 1]), 0, None
-        )
-        ioa = iw * ih / np.maximum(area[:, None], 1e-9)  # share of box i inside box j
+        ioa = box_ioa(rows[:, X1 : Y2 + 1], rows[:, X1 : Y2 + 1])  # share of box i inside box j
         for i, j in zip(*np.nonzero(ioa >= DUPLICATE_INSIDE), strict=True):
             if i != j and rows[i, LABEL] == rows[j, LABEL]:
                 key = (int(rows[i, TRACK]), int(rows[j, TRACK]))
