@@ -130,12 +130,12 @@ def postgres_server() -> Iterator[str]:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-@pytest.fixture
-def postgres_db(postgres_server: str) -> Iterator[str]:
-    """A fresh, empty database on the session cluster for one test; dropped afterwards."""
+@contextlib.contextmanager
+def fresh_database(postgres_server: str, prefix: str = "fm") -> Iterator[str]:
+    """A new, empty database on the session cluster (its SQLAlchemy URL), dropped afterwards."""
     import psycopg
 
-    name = f"fm_{uuid.uuid4().hex[:12]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     admin = postgres_server.replace("postgresql+psycopg://", "postgresql://")
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
@@ -144,6 +144,13 @@ def postgres_db(postgres_server: str) -> Iterator[str]:
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def postgres_db(postgres_server: str) -> Iterator[str]:
+    """A fresh, empty database on the session cluster for one test; dropped afterwards."""
+    with fresh_database(postgres_server) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

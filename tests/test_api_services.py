@@ -29,6 +29,7 @@ from _api import (
     upload,
     wait_for,
 )
+from _servers import fresh_database
 from sqlalchemy import func, select
 from test_jobs_worker import wait_running
 
@@ -41,15 +42,8 @@ pytestmark = pytest.mark.services
 
 @pytest.fixture(scope="module")
 def pg_url(postgres_server: str):
-    import psycopg
-
-    name = f"fm_services_{uuid.uuid4().hex[:8]}"
-    admin = postgres_server.replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield postgres_server.rsplit("/", 1)[0] + f"/{name}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_database(postgres_server, "fm_services") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

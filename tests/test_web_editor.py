@@ -87,19 +87,24 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         log.close()
 
 
-@pytest.fixture(scope="module")
-def uploaded(server: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
-    src = make_video(tmp_path_factory.mktemp("src") / "numbers.mp4", SPEC)
+def _upload_ready(server: str, src: Path, name: str) -> str:
+    """Upload `src` as the admin and wait until it is processed; its video id."""
     admin = {"Authorization": f"Bearer {ADMIN}"}
     with open(src, "rb") as fh:
-        resp = httpx.post(f"{server}/api/videos", files={"file": ("numbers.mp4", fh, "video/mp4")}, headers=admin)
+        resp = httpx.post(f"{server}/api/videos", files={"file": (name, fh, "video/mp4")}, headers=admin)
     assert resp.status_code == 201, resp.text
-    video_id = resp.json()["id"]
+    video_id = str(resp.json()["id"])
     deadline = time.monotonic() + 300
     while (status := httpx.get(f"{server}/api/videos/{video_id}", headers=admin).json())["status"] != "ready":
         assert status["status"] != "failed" and time.monotonic() < deadline, status
         time.sleep(0.3)
-    return video_id, src
+    return video_id
+
+
+@pytest.fixture(scope="module")
+def uploaded(server: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
+    src = make_video(tmp_path_factory.mktemp("src") / "numbers.mp4", SPEC)
+    return _upload_ready(server, src, "numbers.mp4"), src
 
 
 @pytest.fixture(scope="module")
@@ -319,14 +324,7 @@ def test_exclude_a_whole_track_unmasks_every_frame_of_it(
 
     src = SHARED_MEDIA / "TUD-Campus.mp4"
     admin = {"Authorization": f"Bearer {ADMIN}"}
-    with open(src, "rb") as fh:
-        resp = httpx.post(f"{server}/api/videos", files={"file": ("tud.mp4", fh, "video/mp4")}, headers=admin)
-    assert resp.status_code == 201, resp.text
-    video_id = resp.json()["id"]
-    deadline = time.monotonic() + 300
-    while (status := httpx.get(f"{server}/api/videos/{video_id}", headers=admin).json())["status"] != "ready":
-        assert status["status"] != "failed" and time.monotonic() < deadline, status
-        time.sleep(0.3)
+    video_id = _upload_ready(server, src, "tud.mp4")
     tracks = httpx.get(f"{server}/api/videos/{video_id}/tracks", headers=admin).json()["tracks"]
     target = max((t for t in tracks if t["label"] == "person"), key=lambda t: t["frames"])
     seq = target["start_seq"]
