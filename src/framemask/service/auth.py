@@ -20,7 +20,22 @@ from framemask.errors import InputError
 from framemask.store.db import Database
 from framemask.store.models import ROLES, ApiToken, AuditLog, utcnow
 
-__all__ = ["Principal", "audit", "authenticate", "create_token", "hash_token", "seed_admin_token"]
+__all__ = [
+    "ROLE_RANK",
+    "TOKEN_PREFIX",
+    "AuditWhere",
+    "Principal",
+    "audit",
+    "audit_entries",
+    "audit_row",
+    "authenticate",
+    "create_token",
+    "hash_token",
+    "list_tokens",
+    "revoke_token",
+    "seed_admin_token",
+    "token_by_id",
+]
 
 ROLE_RANK = {role: rank for rank, role in enumerate(ROLES)}
 TOKEN_PREFIX = "fm_"
@@ -119,3 +134,39 @@ def audit(db: Database, principal: Principal | None, action: str, **where: Unpac
     """Append one audit entry in its own transaction (before the protected bytes are sent)."""
     with db.begin() as session:
         audit_row(session, principal, action, **where)
+
+
+def token_by_id(db: Database, token_id: int) -> ApiToken | None:
+    with db.session() as session:
+        return session.get(ApiToken, token_id)
+
+
+def list_tokens(db: Database) -> list[ApiToken]:
+    with db.session() as session:
+        return list(session.scalars(select(ApiToken).order_by(ApiToken.id)))
+
+
+def revoke_token(db: Database, token_id: int, *, by: Principal, client: str | None) -> ApiToken | None:
+    """Revoke a token (audited `token.revoke`); None if there is no such token."""
+    with db.begin() as session:
+        token = session.get(ApiToken, token_id)
+        if token is None:
+            return None
+        token.revoked = True
+        audit_row(session, by, "token.revoke", detail={"token_id": token_id}, client=client)
+        session.flush()
+        session.expunge(token)
+    return token
+
+
+def audit_entries(
+    db: Database, *, limit: int, video_id: str | None = None, action: str | None = None
+) -> list[AuditLog]:
+    """The newest audit entries first, optionally of one video and/or one action."""
+    query = select(AuditLog).order_by(AuditLog.id.desc()).limit(limit)
+    if video_id:
+        query = query.where(AuditLog.video_id == video_id)
+    if action:
+        query = query.where(AuditLog.action == action)
+    with db.session() as session:
+        return list(session.scalars(query))
