@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 from botocore.exceptions import ClientError
 
+from framemask.errors import InputError
 from framemask.media import FrameIndex, iter_frames
-from framemask.settings import get_settings
+from framemask.settings import Settings
 from framemask.store.objects import S3Store
 from framemask.streams.compare import compare, sync
 from framemask.streams.recorder import Recorder
@@ -137,21 +138,24 @@ def test_s3_recording_is_exact(name, recorded, s3, tmp_path) -> None:
     assert np.array_equal(stored.pts, FrameIndex.build(local).pts)
 
 
-def test_compare_and_sync_read_s3_targets(recorded, s3, monkeypatch, tmp_path) -> None:
+def test_compare_and_sync_read_s3_targets(recorded, s3, tmp_path) -> None:
     clips, _, _ = recorded
     _, _, server = s3
-    monkeypatch.setenv("FRAMEMASK_S3_ENDPOINT", server.endpoint)
-    monkeypatch.setenv("FRAMEMASK_S3_ACCESS_KEY", server.access_key)
-    monkeypatch.setenv("FRAMEMASK_S3_SECRET_KEY", server.secret_key)
-    get_settings.cache_clear()
-    try:
-        index = FrameIndex.build(clips["bframes"])
-        for ms in (0.0, 1020.0, 3599.0):
-            result = compare(clips["bframes"], f"s3://{BUCKET}/cams/bframes.mp4", ms, tmp_path / "pair.png")
-            assert result["original"]["seq"] == result["recorded"]["seq"] == index.frame_at(ms)
-            assert result["identical"] is True
-        both = sync(f"s3://{BUCKET}/cams/vfr.mp4", f"s3://{BUCKET}/cams/bframes.mp4", 1500.0)
-        assert both["a"]["seq"] == FrameIndex.build(clips["vfr"]).frame_at(1500.0)
-        assert both["b"]["skipped"] == index.frame_at(1500.0) - 1
-    finally:
-        get_settings.cache_clear()
+    settings = Settings(
+        data_dir=tmp_path,
+        s3_endpoint=server.endpoint,
+        s3_access_key=server.access_key,
+        s3_secret_key=server.secret_key,
+    )
+    index = FrameIndex.build(clips["bframes"])
+    for ms in (0.0, 1020.0, 3599.0):
+        result = compare(
+            clips["bframes"], f"s3://{BUCKET}/cams/bframes.mp4", ms, tmp_path / "pair.png", settings=settings
+        )
+        assert result["original"]["seq"] == result["recorded"]["seq"] == index.frame_at(ms)
+        assert result["identical"] is True
+    both = sync(f"s3://{BUCKET}/cams/vfr.mp4", f"s3://{BUCKET}/cams/bframes.mp4", 1500.0, settings=settings)
+    assert both["a"]["seq"] == FrameIndex.build(clips["vfr"]).frame_at(1500.0)
+    assert both["b"]["skipped"] == index.frame_at(1500.0) - 1
+    with pytest.raises(InputError, match="needs the service settings"):  # library code never reads the env
+        compare(clips["bframes"], f"s3://{BUCKET}/cams/bframes.mp4", 0.0)

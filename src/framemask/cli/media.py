@@ -12,7 +12,7 @@ from framemask.errors import InputError
 from framemask.media import FrameIndex, FrameReader, probe, round_ms
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser("probe", help="print a video's facts as JSON (real frame count as endSequence)")
     p.add_argument("file", help="video file")
     p.add_argument("--frames", action="store_true", help="add every frame's seq, time_ms and key flag")

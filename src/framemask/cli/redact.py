@@ -7,6 +7,7 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import IO
 
 from tqdm import tqdm
 
@@ -23,7 +24,7 @@ from framemask.redact import (
 from framemask.redact.audit import audit_file
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser("anonymize", help="detect people and faces, mask them, write an H.264 MP4")
     p.add_argument("input", help="video file")
     p.add_argument("-o", "--output", required=True, help="output .mp4 (same frames and timestamps as the input)")
@@ -114,9 +115,9 @@ def _progress(enabled: bool, what: str) -> Iterator[Callable[[int, int], None] |
             bar.close()
 
 
-def _is_tty(stream: object) -> bool:
+def _is_tty(stream: IO[str]) -> bool:
     try:
-        return bool(stream.isatty())  # type: ignore[attr-defined]
+        return stream.isatty()
     except (AttributeError, ValueError):
         return False
 

@@ -12,9 +12,10 @@ from contextlib import contextmanager
 from typing import Any
 
 from framemask.errors import FramemaskError, InputError
+from framemask.settings import get_settings
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     rtsp = subparsers.add_parser("rtsp", help="serve video files over RTSP, record RTSP streams")
     actions = rtsp.add_subparsers(dest="rtsp_command", metavar="ACTION", required=True)
 
@@ -90,6 +91,7 @@ def cmd_record(args: argparse.Namespace) -> int:
         duration=args.duration,
         timeout=args.timeout,
         reconnect_attempts=args.reconnect,
+        settings=get_settings(),
         on_status=_status,
     )
     with _stop_on_signals(recorder.stop):
@@ -104,7 +106,9 @@ def cmd_record(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     from framemask.streams.compare import compare
 
-    print(json.dumps(compare(args.original, args.recorded, args.ms, args.output, offset_ms=args.offset_ms)))
+    print(json.dumps(compare(
+        args.original, args.recorded, args.ms, args.output, offset_ms=args.offset_ms, settings=get_settings()
+    )))
     return 0
 
 
@@ -112,7 +116,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
     from framemask.streams.compare import sync
 
     with _log_to_stderr("framemask.streams.compare"):
-        result = sync(args.a, args.b, args.ms, args.snapshots, offset_ms=args.offset_ms)
+        result = sync(args.a, args.b, args.ms, args.snapshots, offset_ms=args.offset_ms, settings=get_settings())
     print(json.dumps(result))
     return 0
 
@@ -129,7 +133,7 @@ def _stop_on_signals(stop: Any) -> Iterator[None]:
     """SIGINT/SIGTERM ask for a clean stop (files finished, not aborted) instead of raising."""
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
 
-    asked = []
+    asked: list[int] = []
 
     def handler(signum: int, _frame: object) -> None:
         if asked:  # a second signal: give up without finishing

@@ -37,13 +37,15 @@ def _overlaps(a: Any, b: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def box_iou(a: Any, b: Any) -> np.ndarray:
     """IoU of every x1, y1, x2, y2 box of `a` (N, 4) with every box of `b` (M, 4): the one IoU of the project."""
     inter, area_a, area_b = _overlaps(a, b)
-    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
+    iou: np.ndarray = inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
+    return iou
 
 
 def box_ioa(a: Any, b: Any) -> np.ndarray:
     """Share of every box of `a` lying inside every box of `b` (intersection over the area of `a`)."""
     inter, area_a, _ = _overlaps(a, b)
-    return inter / np.maximum(area_a[:, None], 1e-9)
+    ioa: np.ndarray = inter / np.maximum(area_a[:, None], 1e-9)
+    return ioa
 
 
 def _check(name: str, arr: np.ndarray, shape: tuple[int | None, ...]) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import numpy as np
 from sqlalchemy import Float, Select, exists, func, select, text
@@ -21,6 +22,7 @@ from framemask.store.models import Event
 __all__ = ["Match", "cosine_top_k", "embedding_is_vector", "similar_events"]
 
 _BATCH = 2000
+_Query = TypeVar("_Query", bound="Select[*tuple[Any, ...]]")
 _vector_columns: dict[str, bool] = {}
 _lock = threading.Lock()
 
@@ -63,12 +65,12 @@ def _has_tag(session: Session, tag: str) -> ColumnElement[bool]:
 
 def _filtered(
     session: Session,
-    query: Select[tuple[Event]],
+    query: _Query,
     exclude: int,
     video: str | None,
     tag: str | None,
     min_people: int | None,
-) -> Select[tuple[Event]]:
+) -> _Query:
     query = query.where(Event.embedding.is_not(None), Event.id != exclude)
     if video is not None:
         query = query.where(Event.video_id == video)

@@ -136,7 +136,7 @@ def analyze_frames(reader: FrameReader, seqs: Iterable[int], analyzer: Analyzer)
 
 
 _analyzer_lock = threading.Lock()
-_analyzers: dict[tuple[str, int], Any] = {}
+_analyzers: dict[tuple[str, int], Analyzer] = {}
 
 
 def default_analyzer(model_dir: Path | None = None, threads: int | None = None) -> Analyzer | None:
@@ -155,4 +155,4 @@ def default_analyzer(model_dir: Path | None = None, threads: int | None = None) 
     with _analyzer_lock:
         if key not in _analyzers:
             _analyzers[key] = NanoDet.with_features(Path(key[0]), threads=key[1])
-        return _analyzers[key]  # type: ignore[no-any-return]
+        return _analyzers[key]

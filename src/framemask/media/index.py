@@ -15,6 +15,7 @@ import struct
 import zlib
 from dataclasses import dataclass, field
 from fractions import Fraction
+from typing import Any
 
 import av
 import numpy as np
@@ -36,6 +37,9 @@ _NOT_CODED_VOP_MAX = 32
 
 NO_REORDERING = frozenset({"vp8", "mjpeg", "png", "ffv1", "rawvideo", "prores", "dnxhd"})
 """Intra-only or forward-only codecs: packet order is display order, so equal timestamps keep their order."""
+
+_Packet = tuple[int | None, bool, int | None, int, bool, bool]
+"""What the index keeps of a demuxed packet: pts, key, dts, size, discard, shows exactly one frame."""
 
 TIME_DECIMALS = 3
 """Every time framemask prints or stores in JSON is rounded to this many decimals of a ms (1 µs)."""
@@ -231,9 +235,9 @@ class FrameIndex:
         return bool(d.max() - d.min() > tolerance)
 
 
-def _demux(container: av.container.InputContainer, stream: av.VideoStream, path: object) -> list[tuple]:
+def _demux(container: av.container.InputContainer, stream: av.VideoStream, path: object) -> list[_Packet]:
     """(pts, key, dts, size, discard) of every video packet; raises on a truncated or corrupt file."""
-    packets = []
+    packets: list[_Packet] = []
     for packet in container.demux(stream):
         if packet.size == 0 and packet.pts is None and packet.dts is None:
             continue  # the flush packet at the end
@@ -247,7 +251,7 @@ def _demux(container: av.container.InputContainer, stream: av.VideoStream, path:
     return packets
 
 
-def _one_shown_frame(packet: av.Packet) -> bool:
+def _one_shown_frame(packet: av.Packet[Any]) -> bool:
     """False when a packet may not decode to exactly one displayed frame (then the video is decoded)."""
     codec = packet.stream.codec_context.name
     if codec == "vp8" and packet.size:
@@ -258,7 +262,7 @@ def _one_shown_frame(packet: av.Packet) -> bool:
     return True
 
 
-def _packets_reliable(packets: list[tuple], codec: str, container_format: str) -> bool:
+def _packets_reliable(packets: list[_Packet], codec: str, container_format: str) -> bool:
     if codec not in ONE_PACKET_ONE_FRAME or "avi" in container_format:
         return False
     pts = [p[0] for p in packets]

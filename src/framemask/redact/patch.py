@@ -28,11 +28,11 @@ import contextlib
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import av
 import numpy as np
@@ -45,6 +45,8 @@ from framemask.redact.boxes import BoxTrack
 from framemask.redact.encode import AudioCopier, EncodeSettings, MutedSpan, frame_to_rgb, rgb_to_frame
 from framemask.redact.policy import DEFAULT_POLICY, MaskPolicy, painted_from_doc
 from framemask.redact.styles import Masker, make_masker
+
+_S = TypeVar("_S", bound=av.stream.Stream)
 
 __all__ = ["GopMap", "PatchResult", "changed_seqs", "gops_of", "master_gops", "patch_render"]
 
@@ -109,6 +111,8 @@ def master_gops(master: str | os.PathLike[str]) -> GopMap:
             raise InputError(f"{master}: not a processed master (video is {stream.codec_context.name}, not H.264)")
         rows = [(p.pts, p.dts, p.is_keyframe) for p in container.demux(stream) if p.size and p.pts is not None]
         time_base = stream.time_base
+    if time_base is None:
+        raise InputError(f"{master}: the video stream has no time base")
     if not rows or not rows[0][2]:
         raise InputError(f"{master}: not a processed master (empty, or it does not start with a key frame)")
     pts = np.array([r[0] for r in rows], np.int64)
@@ -253,7 +257,7 @@ def _remux(
     starts, ends = {run[0]: run for run in runs}, {run[-1] for run in runs}
     targets = {g for run in runs for g in run}
     total, done = sum(len(gops.seqs(g)) for g in targets), 0
-    fresh: Iterator[av.Packet] | None = None
+    fresh: Generator[av.Packet[Any]] | None = None
     with (
         map_av_errors(master),
         av.open(str(master)) as source,
@@ -268,6 +272,7 @@ def _remux(
                 if packet.dts is None and packet.pts is None:
                     continue  # demuxer flush packets
                 t = packet.dts if packet.dts is not None else packet.pts
+                assert t is not None
                 audio.copy_until(float(t * gops.time_base))
                 position += 1
                 if gop + 1 < len(gops.starts) and position == gops.packet_ranges[gop + 1][0]:
@@ -276,9 +281,10 @@ def _remux(
                         fresh = encoder.run(starts[gop])
                 if gop in targets:
                     assert fresh is not None
-                    packet = next(fresh, None)
-                    if packet is None:
+                    fresh_packet = next(fresh, None)
+                    if fresh_packet is None:
                         raise FramemaskError(f"GOP {gop}: the encoder ended early")
+                    packet = fresh_packet
                     if position + 1 == gops.packet_ranges[gop][1]:
                         done += len(gops.seqs(gop))
                         if progress is not None:
@@ -290,14 +296,14 @@ def _remux(
             audio.copy_until(float("inf"))
         finally:
             if fresh is not None:
-                fresh.close()  # type: ignore[attr-defined]
+                fresh.close()
             audio.close()
         if position + 1 != len(gops.pts):
             raise FramemaskError(f"{master}: changed while patching ({position + 1} packets, {len(gops.pts)} before)")
     return "none" if not audio.present else "reencoded" if audio.reencoded else "copied"
 
 
-def _copy_stream(out: av.container.OutputContainer, stream: av.stream.Stream) -> av.stream.Stream:
+def _copy_stream(out: av.container.OutputContainer, stream: _S) -> _S:
     copy = out.add_stream_from_template(stream)
     copy.metadata.clear()
     if stream.type == "video":
@@ -389,6 +395,8 @@ class _GopEncoder:
         self._gops, self._masker, self._settings, self._timer = gops, masker, settings, timer
         with map_av_errors(master), av.open(str(master)) as container:
             ctx = container.streams.video[0].codec_context
+            if ctx.format is None:
+                raise InputError(f"{master}: the video stream has no pixel format")
             self._width, self._height, self._pix_fmt = ctx.width, ctx.height, ctx.format.name
             self._nal_length = _avcc_length_size(ctx.extradata)
         self._reader = FrameReader(src, index=index)
@@ -400,7 +408,7 @@ class _GopEncoder:
             raise InputError(f"the regions to paint cover {len(painted)} frames of {painted.width}x{painted.height}")
         self._painted = painted
 
-    def run(self, run: list[int]) -> Iterator[av.Packet]:
+    def run(self, run: list[int]) -> Generator[av.Packet[Any]]:
         """Packets of the consecutive GOPs `run`, re-rendered, in decode order with the master's dts.
 
         Original frames are decoded and masked in a second thread while x264 encodes in this one.
@@ -452,7 +460,7 @@ class _GopEncoder:
         """Boxes to mask on `seq`, people first so faces paint on top (as the first render did)."""
         return self._painted.boxes(seq)
 
-    def _retime(self, packet: av.Packet, position: int, keys: set[int]) -> av.Packet:
+    def _retime(self, packet: av.Packet[Any], position: int, keys: set[int]) -> av.Packet[Any]:
         """The master's dts at the same decode position; IDRs exactly where the master has them."""
         if packet.is_keyframe != (position in keys):
             raise FramemaskError(f"packet {position}: key frames do not line up with the master's GOPs")

@@ -143,7 +143,8 @@ class MaskPolicy:
         """The detections among `rows` to paint: tracked ones, and untracked ones scoring high enough."""
         rows = rows[rows[:, SCORE] != NO_SCORE]
         floor = np.array([self.untracked_min_score.get(labels[i], 0.0) * 1000 for i in rows[:, LABEL]])
-        return rows[(rows[:, TRACK] >= 0) | (rows[:, SCORE] >= np.rint(floor))]
+        painted: np.ndarray = rows[(rows[:, TRACK] >= 0) | (rows[:, SCORE] >= np.rint(floor))]
+        return painted
 
     def _holds(self, seq: int, rows: np.ndarray, held: dict[int, _Held], labels: list[str]) -> np.ndarray:
         """Boxes of tracks missing from this frame, moved on from their last sighting; updates `held`."""
@@ -191,7 +192,8 @@ DEFAULT_POLICY = MaskPolicy()
 def _untracked(rows: np.ndarray) -> np.ndarray:
     """Live detections no track claimed."""
     keep = (rows[:, TRACK] < 0) & (rows[:, SCORE] != NO_SCORE) & ((rows[:, FLAGS] & (EXCLUDED | FILLED)) == 0)
-    return rows[keep]
+    out: np.ndarray = rows[keep]
+    return out
 
 
 def _uncovered(boxes: np.ndarray, frame: np.ndarray, min_iou: float) -> np.ndarray:
@@ -200,7 +202,8 @@ def _uncovered(boxes: np.ndarray, frame: np.ndarray, min_iou: float) -> np.ndarr
         return boxes
     iou = box_iou(boxes[:, X1 : Y2 + 1], frame[:, X1 : Y2 + 1])
     same = boxes[:, LABEL][:, None] == frame[:, LABEL][None, :]
-    return boxes[~((iou > min_iou) & same).any(axis=1)]
+    uncovered: np.ndarray = boxes[~((iou > min_iou) & same).any(axis=1)]
+    return uncovered
 
 
 def painted_from_doc(

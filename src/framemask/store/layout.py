@@ -34,8 +34,10 @@ INDEX_SUFFIX = ".index"
 """Every stored frame index blob (`FrameIndex.to_bytes`) ends in this; there is no other name for it."""
 
 _SUFFIX_RE = re.compile(r"^\.[A-Za-z0-9]{1,8}$")
-_copy_locks: dict[Path, threading.Lock] = {}
-_copy_locks_guard = threading.Lock()
+_COPY_LOCK_STRIPES = 64
+_copy_locks = tuple(threading.Lock() for _ in range(_COPY_LOCK_STRIPES))
+"""Striped: a fixed set shared by hash of the cache path, so serving many videos never grows a lock table
+(two paths sharing a stripe only wait for each other's download)."""
 
 
 def video_prefix(video_id: str) -> str:
@@ -106,8 +108,7 @@ def thumbnail_key(video_id: str, name: str) -> str:
 
 
 def _lock_for(path: Path) -> threading.Lock:
-    with _copy_locks_guard:
-        return _copy_locks.setdefault(path, threading.Lock())
+    return _copy_locks[hash(path) % _COPY_LOCK_STRIPES]
 
 
 def local_copy(store: ObjectStore, bucket: str, key: str, cache_path: Path) -> Path:

@@ -92,7 +92,7 @@ def _check_range(start: int, end: int | None, size: int) -> tuple[int, int]:
 class _LimitedReader(io.RawIOBase):
     """A raw reader over `[pos, stop)` of an open file."""
 
-    def __init__(self, fh: BinaryIO, stop: int) -> None:
+    def __init__(self, fh: io.BufferedIOBase | io.RawIOBase, stop: int) -> None:
         super().__init__()
         self._fh = fh
         self._left = stop - fh.tell()
@@ -105,7 +105,7 @@ class _LimitedReader(io.RawIOBase):
         want = min(len(view), self._left)
         if want <= 0:
             return 0
-        got = self._fh.readinto(view[:want])  # type: ignore[attr-defined]
+        got = self._fh.readinto(view[:want])
         self._left -= got or 0
         return got or 0
 
@@ -186,7 +186,7 @@ class LocalStore:
         except BaseException:
             fh.close()
             raise
-        reader = io.BufferedReader(_LimitedReader(cast(BinaryIO, fh), stop), _COPY_CHUNK)
+        reader = io.BufferedReader(_LimitedReader(fh, stop), _COPY_CHUNK)
         with reader:
             yield cast(BinaryIO, reader)
 
@@ -508,8 +508,9 @@ def open_store(settings: Settings) -> ObjectStore:
 def parse_target(url_or_path: str | Path, settings: Settings | None = None) -> tuple[ObjectStore, str, str]:
     """Resolve `s3://bucket/key` (the configured store) or a local file path to (store, bucket, key).
 
-    `s3://` targets use whatever store the settings configure, so an embedded install records to
-    `<data_dir>/objects/<bucket>/<key>`; a plain path becomes a `LocalStore` rooted at its directory.
+    `s3://` targets use whatever store `settings` configure (the caller's: library code never reads the
+    environment), so an embedded install records to `<data_dir>/objects/<bucket>/<key>`; a plain path
+    becomes a `LocalStore` rooted at its directory.
     """
     text = str(url_or_path)
     if text.startswith("s3://"):
@@ -518,9 +519,7 @@ def parse_target(url_or_path: str | Path, settings: Settings | None = None) -> t
         _validate_bucket(bucket)
         validate_key(key)
         if settings is None:
-            from framemask.settings import get_settings
-
-            settings = get_settings()
+            raise InputError(f"{text}: an s3:// target needs the service settings (FRAMEMASK_*) to find the store")
         store = open_store(settings)
         store.ensure_bucket(bucket)
         return store, bucket, key

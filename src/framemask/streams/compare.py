@@ -23,6 +23,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from framemask.errors import InputError
 from framemask.media import FrameIndex, FrameReader, round_ms
+from framemask.settings import Settings
 from framemask.store.layout import load_index, sidecar_index_key
 from framemask.store.objects import ObjectStore, parse_target
 
@@ -59,14 +60,14 @@ def locate(index: FrameIndex, ms: float) -> MomentFrame:
 
 
 @contextmanager
-def opened(target: str | os.PathLike[str]) -> Iterator[tuple[Path, FrameIndex]]:
+def opened(target: str | os.PathLike[str], settings: Settings | None = None) -> Iterator[tuple[Path, FrameIndex]]:
     """A local path and frame index for a file path or `s3://bucket/key` (downloaded to a temp file)."""
     text = str(target)
     if not text.startswith("s3://"):
         path = Path(text)
         yield path, FrameIndex.build(path)
         return
-    store, bucket, key = parse_target(text)
+    store, bucket, key = parse_target(text, settings)
     local = store.local_path(bucket, key)
     if local is not None:
         yield local, _stored_index(store, bucket, key) or FrameIndex.build(local)
@@ -111,13 +112,14 @@ def compare(
     ms: float,
     output: str | os.PathLike[str] | None = None,
     offset_ms: float = 0.0,
+    settings: Settings | None = None,
 ) -> dict[str, object]:
     """The original's frame on screen at `ms` and the recording's matching frame, side by side.
 
     `offset_ms` is where the recording's first frame lies on the original's timeline (0 when the recording
     started with the stream; a segment's `start_ms` for later segments).
     """
-    with opened(original) as (path_o, index_o), opened(recorded) as (path_r, index_r):
+    with opened(original, settings) as (path_o, index_o), opened(recorded, settings) as (path_r, index_r):
         at_o = locate(index_o, ms)
         at_r = locate(index_r, ms - offset_ms)
         with FrameReader(path_o, index_o) as reader_o, FrameReader(path_r, index_r) as reader_r:
@@ -145,13 +147,14 @@ def sync(
     ms: float,
     snapshots: str | os.PathLike[str] | None = None,
     offset_ms: float = 0.0,
+    settings: Settings | None = None,
 ) -> dict[str, object]:
     """The frame on screen at `ms` in `a` and at `ms - offset_ms` in `b`, with the frames skipped to get there.
 
     `offset_ms` is where `b`'s first frame lies on `a`'s timeline (see `align`); 0 pairs the first frames.
     Snapshots (each frame, and both side by side) go to `snapshots` when given.
     """
-    with opened(a) as (path_a, index_a), opened(b) as (path_b, index_b):
+    with opened(a, settings) as (path_a, index_a), opened(b, settings) as (path_b, index_b):
         at_a, at_b = locate(index_a, ms), locate(index_b, ms - offset_ms)
         for name, at, index in (("a", at_a, index_a), ("b", at_b, index_b)):
             log.info(

@@ -32,13 +32,14 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, BinaryIO, Literal
+from typing import Any, BinaryIO, Literal, cast
 
 import av
 import av.error
 
 from framemask.errors import FramemaskError, InputError, NotAVideoError, StorageError
 from framemask.media import FrameIndex, round_ms
+from framemask.settings import Settings
 from framemask.store.objects import ObjectStore, parse_target
 from framemask.streams.timeline import Session, Stamped, Timeline
 
@@ -124,11 +125,11 @@ class _Output:
             raise
 
     def write(self, item: Stamped, duration: int) -> None:
-        packet = item.packet
-        packet.pts, packet.dts = item.pts - self.origin, item.dts - self.origin  # type: ignore[attr-defined]
-        packet.duration = max(duration, 0)  # type: ignore[attr-defined]
-        packet.stream = self._stream  # type: ignore[attr-defined]
-        self._mux.mux(packet)  # type: ignore[arg-type]
+        packet = cast("av.Packet[Any]", item.packet)  # the timeline carries packets without knowing PyAV
+        packet.pts, packet.dts = item.pts - self.origin, item.dts - self.origin
+        packet.duration = max(duration, 0)
+        packet.stream = self._stream
+        self._mux.mux(packet)
         self.frames += 1
         self.first_pts = item.pts if self.first_pts is None else min(self.first_pts, item.pts)
         end = item.pts + max(duration, 0)
@@ -233,6 +234,7 @@ class Recorder:
         reconnect_attempts: int = 5,
         reconnect_delay: float = 1.0,
         store: tuple[ObjectStore, str, str] | None = None,
+        settings: Settings | None = None,
         on_status: Callable[[str], None] | None = None,
         progress_seconds: float = 5.0,
     ) -> None:
@@ -244,6 +246,7 @@ class Recorder:
             raise InputError("--duration must be positive")
         self.url = url
         self.target = str(target)
+        self.settings = settings
         self.segment_seconds = segment_seconds
         self.duration = duration
         self.timeout = timeout
@@ -272,7 +275,7 @@ class Recorder:
 
     def run(self) -> Recording:
         """Record until the stream ends, `duration` is reached, `stop()` or an unrecoverable drop."""
-        store, bucket, key = self._store or parse_target(self.target)
+        store, bucket, key = self._store or parse_target(self.target, self.settings)
         self._where = (store, bucket, key)
         conn = self._connect(first=True)
         self._timeline = Timeline(time_base=conn.stream.time_base or Fraction(1, 90000))

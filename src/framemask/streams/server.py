@@ -315,7 +315,7 @@ class RtspFileServer:
         def shutdown() -> bool:
             self._teardown()
             done.set()
-            return GLib.SOURCE_REMOVE
+            return bool(GLib.SOURCE_REMOVE)
 
         self._context.invoke_full(GLib.PRIORITY_DEFAULT, shutdown)
         if self._thread is not None:

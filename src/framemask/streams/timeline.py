@@ -63,7 +63,7 @@ class Timeline:
     duplicates: int = 0
     _written: deque[int] = field(default_factory=lambda: deque(maxlen=_REMEMBERED))
     _recent: deque[int] = field(default_factory=lambda: deque(maxlen=_RECENT))
-    _pending: list[tuple[object, int | None, int | None, bool]] = field(default_factory=list)
+    _pending: list[tuple[object, int, int | None, bool]] = field(default_factory=list)
     _session: Session = Session.FRESH
     _offset: int = 0
     _first: bool = True
@@ -163,8 +163,8 @@ class Timeline:
         dts = self._fill_dts(batch)
         return [self._emit(p, d) for p, d in zip(batch, dts, strict=True)]
 
-    def _fill_dts(self, batch: list[tuple[object, int | None, int | None, bool]]) -> list[int]:
-        pts = [int(p[1]) for p in batch]  # type: ignore[arg-type]
+    def _fill_dts(self, batch: list[tuple[object, int, int | None, bool]]) -> list[int]:
+        pts = [p[1] for p in batch]
         dts: list[int | None] = [p[2] for p in batch]
         step = _min_step(pts + list(self._recent))
         next_known: int | None = None
@@ -174,12 +174,10 @@ class Timeline:
             elif next_known is not None:
                 next_known = min(next_known - step, pts[i])
                 dts[i] = next_known
-        for i, value in enumerate(dts):  # trailing unknowns (forced flush): no reordering left to guess
-            if value is None:
-                dts[i] = pts[i]
-        return [int(d) for d in dts]  # type: ignore[arg-type]
+        # trailing unknowns (forced flush): no reordering left to guess
+        return [pts[i] if d is None else d for i, d in enumerate(dts)]
 
-    def _emit(self, item: tuple[object, int | None, int | None, bool], dts: int) -> Stamped:
+    def _emit(self, item: tuple[object, int, int | None, bool], dts: int) -> Stamped:
         packet, pts, _, key = item
         assert pts is not None
         if self.last_dts is not None and dts <= self.last_dts:
