@@ -16,7 +16,7 @@ import pytest
 from _api import ADMIN, PEOPLE_VIDEO, auth, make_settings, new_token, service, upload, wait_for
 from sqlalchemy import func, select
 
-from framemask.jobs.rerender import effective_boxes, latest_revision
+from framemask.service.revisions import effective_boxes, latest_revision
 from framemask.media import FrameReader
 from framemask.redact import make_masker
 from framemask.redact.policy import MaskPolicy
@@ -241,8 +241,8 @@ def test_excluding_a_whole_track_unmasks_every_frame_of_it(svc) -> None:
     _, pix_m = _frames(_store_path(client, f"videos/{vid}/processed.mp4"))
     with services.db.session() as session:
         video = session.get(Video, vid)
-        revision = latest_revision(session, vid)
-    painted = effective_boxes(services, video, revision).painted(MaskPolicy.from_dict(video.render_params["policy"]))
+        revision = latest_revision(session, video_id=vid)
+    painted = effective_boxes(services, video=video, revision=revision).painted(MaskPolicy.from_dict(video.render_params["policy"]))
     frames = client.get(f"/api/videos/{vid}/boxes?from=1&to=71", headers=auth(ADMIN)).json()["frames"]
     checked = 0
     with FrameReader(PEOPLE_VIDEO) as reader:

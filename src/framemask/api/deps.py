@@ -10,16 +10,18 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Path, Query, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from framemask.api.auth import Principal, authenticate
 from framemask.api.hardening import MAX_DB_INT
 from framemask.api.signing import verify_stream
 from framemask.errors import FrameRangeError
-from framemask.jobs.context import Services
-from framemask.store.models import ApiToken, Video
+from framemask.service import videos
+from framemask.service.auth import Principal, authenticate, token_by_id
+from framemask.service.context import Services
+from framemask.store.models import Video
 
 __all__ = [
     "MAX_SEQ",
     "AdminUser",
+    "BearerCredentials",
     "CurrentUser",
     "DbId",
     "EditorUser",
@@ -31,6 +33,7 @@ __all__ = [
     "VideoDep",
     "VideoId",
     "client_of",
+    "current_principal",
     "frame_range",
     "load_video",
     "not_processed",
@@ -39,15 +42,18 @@ __all__ = [
     "signing_key",
 ]
 
-_bearer = HTTPBearer(auto_error=False, description="API token: `Authorization: Bearer <token>`")
+bearer_scheme = HTTPBearer(auto_error=False, description="API token: `Authorization: Bearer <token>`")
 
 
 def get_services(request: Request) -> Services:
-    return request.app.state.services  # type: ignore[no-any-return]
+    services: Services = request.app.state.services
+    return services
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]
-Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+BearerCredentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
+"""The `Authorization: Bearer` credentials if sent (None otherwise): for guards that accept other proofs too."""
+Credentials = BearerCredentials
 
 
 def current_principal(services: ServicesDep, credentials: Credentials) -> Principal:
@@ -84,8 +90,7 @@ DbId = Annotated[int, Path(ge=1, le=MAX_DB_INT, description="numeric id")]
 
 def load_video(services: Services, video_id: str) -> Video:
     """The video row, or 404."""
-    with services.db.session() as session:
-        video = session.get(Video, video_id)
+    video = videos.get_video(services, video_id=video_id)
     if video is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no video {video_id}")
     return video
@@ -122,7 +127,8 @@ def client_of(request: Request) -> str | None:
 
 
 def signing_key(request: Request) -> bytes:
-    return request.app.state.signing_key  # type: ignore[no-any-return]
+    key: bytes = request.app.state.signing_key
+    return key
 
 
 @dataclass(frozen=True)
@@ -162,8 +168,7 @@ def signed_or_bearer_principal(signed: SignedRequest, video_id: str, resource: s
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, f"invalid or expired {what} signature")
     if signed.tid is None:
         return Principal(None, "signed-url", "viewer")
-    with signed.services.db.session() as session:
-        token = session.get(ApiToken, signed.tid)
+    token = token_by_id(signed.services.db, signed.tid)
     if token is None or token.revoked:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "the token that signed this URL is revoked")
     return Principal(token.id, token.name, token.role)

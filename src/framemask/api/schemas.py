@@ -8,16 +8,22 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, WrapSerializer
 
 from framemask.api.hardening import scrub_paths
-from framemask.jobs.rerender import final_revision
 from framemask.redact.corrections import Corrections
+from framemask.service.renders import final_revision
 from framemask.store.models import Job, Video, utcnow
 
 __all__ = [
+    "AnalysisCreate",
+    "AnalysisList",
+    "AnalysisPublic",
+    "AnalysisResult",
+    "AnalysisSamplePublic",
     "AuditEntry",
     "BoxesDoc",
     "CorrectionsPublic",
     "FrameIndexDoc",
     "JobPublic",
+    "PosePerson",
     "RenderQueued",
     "Report",
     "ReportRevision",
@@ -405,3 +411,58 @@ class Waveform(BaseModel):
     duration_ms: float
     buckets: int
     peaks: list[float] = Field(description="0..1, one per bucket; empty when the video has no audio")
+
+
+# --- sampled analyses (pose keypoints: personal data, read like originals) -------------------------------------
+
+
+class AnalysisCreate(BaseModel):
+    """What the owner asks for: `{"kind": "pose", "rate": N}` (N samples per second)."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    kind: Literal["pose"] = Field(description="`pose`: COCO's 17 keypoints of every tracked person")
+    rate: float = Field(gt=0, le=60, description="samples per second (exactly floor(duration x rate) samples)")
+
+
+class PosePerson(BaseModel):
+    track: int = Field(description="the track id of the person's boxes (`/tracks`, `/frames`)")
+    box: list[float] = Field(description="x1, y1, x2, y2 (displayed-frame pixels)")
+    keypoints: list[list[float]] = Field(description="17 x [x, y, score] in COCO order (`keypoint_names`)")
+
+
+class AnalysisSamplePublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    k: int = Field(description="sample number, 0-based; its time is k / rate")
+    time_ms: float
+    seq: int = Field(description="the frame on screen at time_ms (from the frame index)")
+    frame_time_ms: float = Field(description="that frame's own presentation time")
+    people: list[PosePerson]
+
+
+class AnalysisPublic(BaseModel):
+    id: str
+    video_id: str
+    kind: str
+    rate: float
+    status: str = Field(description="its job's: queued, running, succeeded or failed")
+    progress: float
+    error: str | None
+    job_id: str | None
+    requested_by: str | None
+    created_at: datetime
+    finished_at: datetime | None
+    model: str | None = Field(description="the model that produced it (movenet-lightning)")
+    sample_count: int | None = Field(description="samples stored (set when the job succeeded)")
+    keypoint_names: list[str]
+
+
+class AnalysisResult(AnalysisPublic):
+    offset: int
+    samples: list[AnalysisSamplePublic] = Field(description="samples offset.. in order (empty until it succeeded)")
+
+
+class AnalysisList(BaseModel):
+    video_id: str
+    items: list[AnalysisPublic]

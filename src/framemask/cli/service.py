@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
-import threading
 from typing import Any
 
 from framemask.errors import InputError
@@ -83,31 +82,24 @@ def _worker(args: argparse.Namespace) -> int:
 
 
 def _poll_worker(settings: Any, concurrency: int, name: str) -> int:
-    """Standalone worker on the job table (no broker): same leases as the embedded pool."""
-    from framemask.jobs.context import Services
+    """Standalone worker on the job table (no broker): the embedded pool's threads and leases, until a signal."""
     from framemask.jobs.housekeeping import Housekeeper
-    from framemask.jobs.worker import run_worker
+    from framemask.jobs.worker import WorkerPool
+    from framemask.service.context import Services
 
     services = Services.create(settings)
     housekeeper = Housekeeper(services)  # orphaned job scratch of killed workers, now and periodically
     housekeeper.start()
-    stop = threading.Event()
+    pool = WorkerPool(services, concurrency)
 
     def _on_signal(_signum: int, _frame: object) -> None:
-        stop.set()
-        services.wake.set()
+        pool.request_stop()
 
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
-    threads = [
-        threading.Thread(target=run_worker, args=(services, f"{name}:t{i}", stop), daemon=True)
-        for i in range(concurrency)
-    ]
-    for thread in threads:
-        thread.start()
-    while any(t.is_alive() for t in threads):
-        for thread in threads:
-            thread.join(0.5)
+    log.info("worker %s: %d thread(s) polling the job table", name, concurrency)
+    pool.start()
+    pool.wait()
     housekeeper.stop()
     services.close()
     return 0

@@ -16,26 +16,24 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session
-from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from framemask.errors import FramemaskError, StorageError
+from framemask.events import Describer, Event, extract_events, keyframe_jpeg, refresh_events
+from framemask.events.tags import Analyzer, default_analyzer, tags_from_json
+from framemask.jobs.run import TaskRun, put_bytes
 from framemask.media import FrameIndex, FrameReader
+from framemask.redact.corrections import EffectiveBoxes
+from framemask.service import events as service_events
+from framemask.service.context import Services
 from framemask.store.layout import load_index, local_copy, save_index, sidecar_index_key, thumbnail_key, video_prefix
 from framemask.store.models import Event as EventRow
 from framemask.store.models import Job, Video
 from framemask.store.objects import ObjectStore, delete_prefix
-
-if TYPE_CHECKING:
-    from framemask.events import Describer, Event
-    from framemask.events.tags import Analyzer
-    from framemask.jobs.context import Services
-    from framemask.jobs.tasks import TaskRun
-    from framemask.redact.corrections import EffectiveBoxes
 
 __all__ = ["EVENTS_END", "EVENTS_START", "events_after_render", "events_prefix", "replace_events", "store_events"]
 
@@ -55,17 +53,6 @@ def events_prefix(video_id: str) -> str:
 
 def event_thumbnail_key(video_id: str, number: int, event: Event) -> str:
     return thumbnail_key(video_id, f"events/{number:04d}-{event.kind}-{event.key_seq}.jpg")
-
-
-@retry(
-    retry=retry_if_exception_type(StorageError),
-    wait=wait_exponential(multiplier=0.5, max=8),
-    stop=stop_after_attempt(4),
-    reraise=True,
-)
-def _put_bytes(store: ObjectStore, bucket: str, key: str, data: bytes) -> None:
-    with store.open_write(bucket, key) as fh:
-        fh.write(data)
 
 
 def store_events(
@@ -89,9 +76,6 @@ def store_events(
     prepared NanoDet (`default_analyzer`); None leaves tags to the tracks and embeddings empty. Object tags are
     read from `original` when given (same frames; masks next to an object can hide it in the processed
     video), else from `processed`; embeddings always come from the processed key frames."""
-    from framemask.events import extract_events, keyframe_jpeg  # scene detection loads OpenCV: only in workers
-    from framemask.events.tags import default_analyzer
-
     say = report or (lambda _pct, _stage: None)
     say(EVENTS_START, "events")
     index = index if index is not None else FrameIndex.build(processed)
@@ -113,7 +97,7 @@ def store_events(
     with FrameReader(processed, index) as reader:
         for number, event in enumerate(events, start=1):
             key = event_thumbnail_key(video_id, number, event)
-            _put_bytes(store, bucket, key, keyframe_jpeg(reader, event.key_seq, THUMBNAIL_WIDTH))
+            put_bytes(store, bucket, key, keyframe_jpeg(reader, event.key_seq, THUMBNAIL_WIDTH))
             rows.append(_row(video_id, event, key))
             say(_EXTRACTED + (EVENTS_END - _EXTRACTED) * number / len(events), "events")
     return rows
@@ -138,19 +122,14 @@ def _row(video_id: str, event: Event, key: str) -> dict[str, Any]:
 
 
 def replace_events(session: Session, video_id: str, rows: list[dict[str, Any]]) -> None:
-    """The video's events become exactly `rows` (inside the caller's transaction)."""
-    session.execute(delete(EventRow).where(EventRow.video_id == video_id))
-    if rows:
-        session.execute(insert(EventRow), rows)
+    """The video's events become exactly `rows` (inside the caller's transaction; `service.events`)."""
+    service_events.replace_events(session, video_id=video_id, rows=rows)
 
 
 # --- after a re-render -----------------------------------------------------------------------------------------
 
 
 def _previous_event(row: EventRow) -> Event:
-    from framemask.events import Event
-    from framemask.events.tags import tags_from_json
-
     tags = tags_from_json(row.tags)
     person = next((t for t in tags if t.label == "person"), None)
     return Event(
@@ -190,9 +169,6 @@ def events_after_render(
     Rows keep their ids where the event (kind and span) survives. Thumbnails the new rows no longer use are
     deleted after the commit. The final's frame index is stored next to it on the way (`<final>.index`).
     Failing here never fails the render: the events then stay as they were and the job result says why."""
-    from framemask.events import keyframe_jpeg, refresh_events
-    from framemask.events.tags import default_analyzer
-
     services, settings = run.services, run.services.settings
     bucket = settings.bucket_thumbnails
     try:
@@ -232,7 +208,7 @@ def events_after_render(
                 key = old.thumbnail_key if old is not None and not recomputed else None
                 if key is None:
                     key = thumbnail_key(video.id, f"events/{stem}-{number:04d}-{event.kind}-{event.key_seq}.jpg")
-                    _put_bytes(services.store, bucket, key, keyframe_jpeg(reader, event.key_seq, THUMBNAIL_WIDTH))
+                    put_bytes(services.store, bucket, key, keyframe_jpeg(reader, event.key_seq, THUMBNAIL_WIDTH))
                 plan.append((old.id if old is not None else None, _row(video.id, event, key)))
         info = {"events": len(pairs), "recomputed": sum(1 for _, r in pairs if r)}
     except Exception as exc:

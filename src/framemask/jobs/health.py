@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import text
 
 if TYPE_CHECKING:
-    from framemask.jobs.context import Services
+    from framemask.service.context import Services
 
 __all__ = ["TIMEOUT_SECONDS", "readiness"]
 

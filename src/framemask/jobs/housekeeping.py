@@ -32,11 +32,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sqlalchemy import select
+
 from framemask.errors import DiskFullError
+from framemask.store.models import Job, Video, utcnow
 from framemask.store.objects import LocalStore
 
 if TYPE_CHECKING:
-    from framemask.jobs.context import Services
+    from framemask.service.context import Services
     from framemask.settings import Settings
 
 __all__ = [
@@ -233,8 +236,6 @@ def _scratch_in_use(services: Services, path: Path) -> bool:
     job_id, _, token8 = path.name.rpartition("-")
     if not job_id or not token8:
         return False
-    from framemask.store.models import Job, utcnow
-
     with services.db.session() as session:
         job = session.get(Job, job_id)
         if job is None or job.status != "running" or not job.claim or job.lease_until is None:
@@ -284,10 +285,6 @@ def sweep_video_cache(services: Services, now: float | None = None) -> int:
     - beyond `FRAMEMASK_VIDEO_CACHE_MB` the least recently used copies go first (not one used in the last
       `CACHE_IN_USE_SECONDS`; a reader with the file open keeps reading it anyway).
     Returns how many directories were removed."""
-    from sqlalchemy import select
-
-    from framemask.store.models import Video
-
     root = services.settings.cache_dir / "videos"
     if not root.is_dir():
         return 0

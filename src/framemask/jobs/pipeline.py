@@ -15,6 +15,8 @@ from typing import Any
 
 from framemask.errors import FramemaskError
 from framemask.media import FrameIndex, VideoInfo, probe
+from framemask.redact import DEFAULT_STRIDE, anonymize_file
+from framemask.redact.tracklist import summarize_tracks
 
 __all__ = ["ProcessOutcome", "Report", "outcome_of", "process_video"]
 
@@ -58,8 +60,6 @@ def process_video(
 
     `index` is the original's stored index (built at upload); without it the original is indexed here.
     """
-    from framemask.redact import DEFAULT_STRIDE, anonymize_file
-
     say = report or (lambda _pct, _stage: None)
     say(0.0, "probe")
     info = probe(src, index=index)
@@ -90,8 +90,6 @@ def process_video(
 def outcome_of(result: Any, info: VideoInfo) -> ProcessOutcome:
     """The outcome of a finished render (`AnonymizeResult`, serial or joined from segments) of the video
     `info` describes: the processed master indexed once and checked against the original, tracks summarized."""
-    from framemask.redact.tracklist import summarize_tracks
-
     index = info.index
     assert index is not None and result.track is not None
     processed_index = FrameIndex.build(result.output)

@@ -36,9 +36,25 @@ import numpy as np
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
+from framemask.jobs.pipeline import ProcessOutcome, outcome_of
 from framemask.jobs.queue import SegmentSpec
-from framemask.media import FrameIndex, VideoInfo
-from framemask.store.layout import segment_key
+from framemask.jobs.run import TaskRun, fetch, put, put_bytes, storage_retry
+from framemask.media import FrameIndex, VideoInfo, probe
+from framemask.redact import DEFAULT_STRIDE
+from framemask.redact.encode import EncodeSettings
+from framemask.redact.pipeline import AnonymizeResult, Span
+from framemask.redact.policy import MaskPolicy
+from framemask.redact.segments import (
+    SegmentJob,
+    SegmentOutput,
+    assemble_segments,
+    plan_segments,
+    run_segment,
+    segment_encoder,
+)
+from framemask.service.context import Services
+from framemask.settings import Settings
+from framemask.store.layout import load_index, segment_key
 from framemask.store.models import Job, Video
 
 __all__ = [
@@ -70,12 +86,8 @@ class FanOut(Exception):
 # --- what a segment is rendered with --------------------------------------------------------------------------
 
 
-def render_settings(settings: Any, fps: float) -> dict[str, Any]:
+def render_settings(settings: Settings, fps: float) -> dict[str, Any]:
     """The mask and encoder settings every segment of one video shares (JSON, hashed into the keys)."""
-    from framemask.redact import DEFAULT_STRIDE
-    from framemask.redact.policy import MaskPolicy
-    from framemask.redact.segments import segment_encoder
-
     return {
         "targets": list(settings.redact_targets),
         "style": settings.redact_style,
@@ -93,10 +105,8 @@ def settings_digest(render: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(render, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:12]
 
 
-def plan_for(index: FrameIndex, info: VideoInfo, settings: Any, index_key: str) -> list[SegmentSpec]:
+def plan_for(index: FrameIndex, info: VideoInfo, settings: Settings, index_key: str) -> list[SegmentSpec]:
     """One `segment` job per span of the video (a single span means: no fan-out, render serially)."""
-    from framemask.redact.segments import plan_segments
-
     spans = plan_segments(index, settings.segment_seconds)
     render = render_settings(settings, info.fps)
     digest = settings_digest(render)
@@ -120,7 +130,7 @@ def plan_for(index: FrameIndex, info: VideoInfo, settings: Any, index_key: str) 
 # --- a segment's output as objects (npz of plain arrays, loaded without pickle) -----------------------------
 
 
-def save_output(out: Any, path: Path) -> None:
+def save_output(out: SegmentOutput, path: Path) -> None:
     """A `SegmentOutput`'s rows, painted rows, hits, GOP starts and timings as one npz (no objects)."""
 
     def stack(rows: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -147,11 +157,8 @@ def save_output(out: Any, path: Path) -> None:
         )
 
 
-def load_output(path: Path, part: Path) -> Any:
+def load_output(path: Path, part: Path) -> SegmentOutput:
     """The `SegmentOutput` `save_output` wrote, its part video at `part`."""
-    from framemask.redact.pipeline import Span
-    from framemask.redact.segments import SegmentOutput
-
     with np.load(path, allow_pickle=False) as data:
         span = Span(*(int(v) for v in data["span"]))
 
@@ -179,7 +186,7 @@ class _Progress:
     """Receives `run_segment`'s (span start, frames done) updates: the segment's progress on its own row,
     and now and then the parent's mean over all segments."""
 
-    def __init__(self, run: Any, parent_id: str | None, frames: int) -> None:
+    def __init__(self, run: TaskRun, parent_id: str | None, frames: int) -> None:
         self.run, self.parent_id, self.frames = run, parent_id, max(frames, 1)
         self.done = 0
         self._parent_at = 0.0
@@ -198,15 +205,8 @@ class _Progress:
                     log.debug("parent progress not written", exc_info=True)
 
 
-def segment_task(run: Any) -> Callable[[Session], None] | None:
+def segment_task(run: TaskRun) -> Callable[[Session], None] | None:
     """Render one segment of a video and store its part video and rows under its derived keys."""
-    from framemask.jobs.tasks import _fetch, _put
-    from framemask.redact.encode import EncodeSettings
-    from framemask.redact.pipeline import Span
-    from framemask.redact.policy import MaskPolicy
-    from framemask.redact.segments import SegmentJob, run_segment
-    from framemask.store.layout import load_index
-
     services, settings = run.services, run.services.settings
     payload = run.payload
     with services.db.session() as session:
@@ -218,7 +218,7 @@ def segment_task(run: Any) -> Callable[[Session], None] | None:
     index = load_index(services.store, settings.bucket_processed, payload["index_key"])
     if index is None:
         raise FileNotFoundError(f"segment {part}: the original's frame index is missing")
-    src = _fetch(services.store, raw_bucket, raw_key, video_cache(settings, run.video_id) / Path(raw_key).name)
+    src = fetch(services.store, raw_bucket, raw_key, video_cache(settings, run.video_id) / Path(raw_key).name)
     span = Span(*payload["span"])
     render = payload["render"]
     run.report(0.0, "segment")
@@ -241,8 +241,8 @@ def segment_task(run: Any) -> Callable[[Session], None] | None:
     rows_path = run.work_dir / "rows.npz"
     save_output(out, rows_path)
     keys = {ext: segment_key(run.video_id, part, payload["revision"], payload["digest"], ext) for ext in ("mp4", "npz")}
-    _put(services.store, settings.bucket_processed, keys["mp4"], Path(out.part))
-    _put(services.store, settings.bucket_processed, keys["npz"], rows_path)
+    put(services.store, settings.bucket_processed, keys["mp4"], Path(out.part))
+    put(services.store, settings.bucket_processed, keys["npz"], rows_path)
     with services.db.session() as session:
         gone = session.get(Video, run.video_id) is None
     if gone:  # deleted while we worked: leave nothing behind
@@ -271,7 +271,7 @@ def segment_task(run: Any) -> Callable[[Session], None] | None:
     return finalize
 
 
-def on_segment_failed(services: Any, job_id: str, message: str) -> Callable[[Session], None]:
+def on_segment_failed(services: Services, job_id: str, message: str) -> Callable[[Session], None]:
     """The `on_final` of a segment job that will not be retried: its parent and video fail."""
 
     def finalize(session: Session) -> None:
@@ -285,17 +285,16 @@ def on_segment_failed(services: Any, job_id: str, message: str) -> Callable[[Ses
 # --- fan-out and join, inside the processing job ---------------------------------------------------------------
 
 
-def video_cache(settings: Any, video_id: str | None) -> Path:
+def video_cache(settings: Settings, video_id: str | None) -> Path:
     """Where a worker keeps its local copy of a video's original (bounded and swept by housekeeping)."""
     return settings.cache_dir / "videos" / str(video_id)
 
 
-def process_segmented(run: Any, src: Path, stored: FrameIndex | None, original_key: str) -> Any:
+def process_segmented(
+    run: TaskRun, src: Path, stored: FrameIndex | None, original_key: str
+) -> tuple[ProcessOutcome, list[str], dict[str, float]] | None:
     """The processing job on the queue path: fan out (raises `FanOut`), join (returns `(ProcessOutcome,
     cleanup keys)`), or None when the video is a single segment (the caller renders it serially)."""
-    from framemask.jobs.tasks import _put_bytes
-    from framemask.media import probe
-
     services, settings = run.services, run.services.settings
     children = services.queue.children(run.job_id)
     if not children:
@@ -306,7 +305,7 @@ def process_segmented(run: Any, src: Path, stored: FrameIndex | None, original_k
         if len(specs) < 2:
             return None
         if stored is None:  # e.g. ingested by an S3 hook: the segments need the original's index
-            _put_bytes(services.store, settings.bucket_processed, original_key, info.index.to_bytes())
+            put_bytes(services.store, settings.bucket_processed, original_key, info.index.to_bytes())
         raise FanOut(specs)
     unfinished = [c for c in children if c.status != "succeeded"]
     if unfinished:  # claimed while segments still run (a manual re-queue): wait again
@@ -314,14 +313,9 @@ def process_segmented(run: Any, src: Path, stored: FrameIndex | None, original_k
     return _join(run, src, stored, children)
 
 
-def _join(run: Any, src: Path, stored: FrameIndex | None, children: list[Job]) -> Any:
-    from framemask.jobs.pipeline import outcome_of
-    from framemask.jobs.tasks import _storage_retry
-    from framemask.media import probe
-    from framemask.redact.pipeline import AnonymizeResult
-    from framemask.redact.policy import MaskPolicy
-    from framemask.redact.segments import assemble_segments
-
+def _join(
+    run: TaskRun, src: Path, stored: FrameIndex | None, children: list[Job]
+) -> tuple[ProcessOutcome, list[str], dict[str, float]]:
     services, settings = run.services, run.services.settings
     store, bucket = services.store, settings.bucket_processed
     started = time.perf_counter()
@@ -334,13 +328,11 @@ def _join(run: Any, src: Path, stored: FrameIndex | None, children: list[Job]) -
                  for ext in ("mp4", "npz")}  # fmt: skip
         part, rows = run.work_dir / f"part{child.part:05d}.mp4", run.work_dir / f"rows{child.part:05d}.npz"
         for ext, path in (("mp4", part), ("npz", rows)):
-            _storage_retry(store.get_file)(bucket, names[ext], path)
+            storage_retry(store.get_file)(bucket, names[ext], path)
         outputs.append(load_output(rows, part))
         keys.extend(names.values())
     fetched = time.perf_counter()
     if stored is None:
-        from framemask.store.layout import load_index
-
         stored = load_index(store, bucket, children[0].payload["index_key"])
     info = probe(src, index=stored)
     render = children[0].payload["render"]
@@ -368,7 +360,7 @@ def _join(run: Any, src: Path, stored: FrameIndex | None, children: list[Job]) -
     return outcome, keys, timings
 
 
-def delete_keys(services: Any, keys: list[str]) -> Callable[[], None]:
+def delete_keys(services: Services, keys: list[str]) -> Callable[[], None]:
     """After the join committed: the segment objects are no longer needed."""
 
     def after_commit() -> None:

@@ -15,11 +15,12 @@ from datetime import timedelta
 
 from sqlalchemy import update
 
-from framemask.jobs.context import Services
 from framemask.jobs.housekeeping import DISK_FULL, active_work_dirs, is_disk_full
-from framemask.jobs.queue import Claim
+from framemask.jobs.queue import PERMANENT, Claim
+from framemask.jobs.run import TaskRun
 from framemask.jobs.segments import SEGMENT_KIND, FanOut, on_segment_failed
-from framemask.jobs.tasks import HANDLERS, TaskRun, cleanup_work_dir, mark_video_failed
+from framemask.jobs.tasks import HANDLERS, cleanup_work_dir, mark_video_failed
+from framemask.service.context import Services
 from framemask.store.models import Job, Video, utcnow
 
 __all__ = ["ClaimLost", "WorkerPool", "execute", "run_worker", "set_worker_name", "worker_name"]
@@ -150,9 +151,7 @@ def execute(services: Services, claim: Claim) -> str:
             on_final = on_segment_failed(services, claim.job_id, _readable(exc))
         status = services.queue.fail(claim, exc, on_final=on_final)
         if status == "queued" and services.settings.queue == "celery":
-            from framemask.jobs.celery_app import send_job
-
-            send_job(services.settings, claim.job_id, countdown=_due_in(services, claim.job_id))
+            services.announce(claim.job_id, countdown=_due_in(services, claim.job_id))
         return status
     finally:
         lease.stop()
@@ -209,22 +208,16 @@ def _wait_for_space(services: Services, claim: Claim, video_id: str | None, exc:
             log.warning("job %s: could not put the job back to wait for space: %s", claim.job_id, again)
         return "running"
     if services.settings.queue == "celery" and changed == 1:
-        from framemask.jobs.celery_app import send_job
-
-        send_job(services.settings, claim.job_id, countdown=wait)
+        services.announce(claim.job_id, countdown=wait)
     return "queued" if changed == 1 else "lost"
 
 
 def _readable(exc: BaseException) -> str:
-    from framemask.jobs.queue import PERMANENT
-
     text = str(exc).strip() or type(exc).__name__
     return text if isinstance(exc, PERMANENT) else f"processing failed: {text}"
 
 
 def _due_in(services: Services, job_id: str) -> float:
-    from framemask.store.models import utcnow
-
     job = services.queue.get(job_id)
     return max((job.not_before - utcnow()).total_seconds(), 0.0) if job else 0.0
 
@@ -261,7 +254,8 @@ def run_worker(services: Services, name: str, stop: threading.Event, kinds: tupl
 
 
 class WorkerPool:
-    """In-process worker threads for the embedded default (`FRAMEMASK_WORKERS` of them)."""
+    """`size` worker threads running `run_worker`: the embedded pool of `framemask serve` and the standalone
+    `framemask worker` without a broker (the one home of the worker-thread loop)."""
 
     def __init__(self, services: Services, size: int) -> None:
         self.services = services
@@ -278,9 +272,19 @@ class WorkerPool:
             thread.start()
             self._threads.append(thread)
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def request_stop(self) -> None:
+        """Ask every thread to stop after its current job (safe from a signal handler: it only sets events)."""
         self._stop.set()
         self.services.wake.set()
+
+    def wait(self) -> None:
+        """Block until every thread has stopped, waking twice a second so the main thread still gets signals."""
+        while any(t.is_alive() for t in self._threads):
+            for thread in self._threads:
+                thread.join(0.5)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self.request_stop()
         for thread in self._threads:
             thread.join(timeout)
         self._threads.clear()

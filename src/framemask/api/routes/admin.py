@@ -5,12 +5,10 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
-from sqlalchemy import select
 
-from framemask.api.auth import audit, create_token
 from framemask.api.deps import AdminUser, CurrentUser, DbId, ServicesDep, client_of
 from framemask.api.schemas import AuditEntry, TokenCreate, TokenCreated, TokenPublic
-from framemask.store.models import ApiToken, AuditLog
+from framemask.service import auth
 
 __all__ = ["router"]
 
@@ -26,24 +24,19 @@ def me(user: CurrentUser) -> dict[str, object]:
 @router.post("/tokens", status_code=status.HTTP_201_CREATED, response_model=TokenCreated)
 def new_token(body: TokenCreate, services: ServicesDep, user: AdminUser, request: Request) -> TokenCreated:
     """Create a token; the response is the only time the token itself is shown."""
-    raw, row = create_token(services.db, body.role, body.name, by=user, client=client_of(request))
+    raw, row = auth.create_token(services.db, body.role, body.name, by=user, client=client_of(request))
     return TokenCreated(token=raw, **TokenPublic.model_validate(row).model_dump())
 
 
 @router.get("/tokens", response_model=list[TokenPublic])
 def list_tokens(services: ServicesDep, _user: AdminUser) -> list[TokenPublic]:
-    with services.db.session() as session:
-        return [TokenPublic.model_validate(t) for t in session.scalars(select(ApiToken).order_by(ApiToken.id))]
+    return [TokenPublic.model_validate(t) for t in auth.list_tokens(services.db)]
 
 
 @router.delete("/tokens/{token_id}", status_code=status.HTTP_204_NO_CONTENT)
 def revoke_token(token_id: DbId, services: ServicesDep, user: AdminUser, request: Request) -> None:
-    with services.db.begin() as session:
-        token = session.get(ApiToken, token_id)
-        if token is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no token {token_id}")
-        token.revoked = True
-    audit(services.db, user, "token.revoke", detail={"token_id": token_id}, client=client_of(request))
+    if auth.revoke_token(services.db, token_id, by=user, client=client_of(request)) is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no token {token_id}")
 
 
 @router.get("/audit", response_model=list[AuditEntry])
@@ -55,10 +48,5 @@ def list_audit(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[AuditEntry]:
     """Audit entries, newest first (every access to an original, token and delete operations)."""
-    query = select(AuditLog).order_by(AuditLog.id.desc()).limit(limit)
-    if video_id:
-        query = query.where(AuditLog.video_id == video_id)
-    if action:
-        query = query.where(AuditLog.action == action)
-    with services.db.session() as session:
-        return [AuditEntry.model_validate(a) for a in session.scalars(query)]
+    entries = auth.audit_entries(services.db, limit=limit, video_id=video_id, action=action)
+    return [AuditEntry.model_validate(a) for a in entries]

@@ -19,10 +19,7 @@ import anyio
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 from fastapi.responses import JSONResponse, RedirectResponse
 from pydantic import ValidationError
-from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
 
-from framemask.api.auth import Principal, audit_row
 from framemask.api.deps import (
     CurrentUser,
     EditorUser,
@@ -50,44 +47,24 @@ from framemask.api.schemas import (
 )
 from framemask.api.signing import signed_stream_query
 from framemask.errors import NotFoundError
-from framemask.jobs.context import Services
-from framemask.jobs.rerender import RENDER_KIND, active_render, changed_frames, final_revision, latest_revision
-from framemask.jobs.rerender import effective_boxes as _effective_boxes
-from framemask.redact.corrections import Corrections, EffectiveBoxes
+from framemask.redact.corrections import Corrections
+from framemask.service import renders, revisions
+from framemask.service.auth import Principal
+from framemask.service.context import Services
+from framemask.service.revisions import RevisionConflictError
 from framemask.store.models import Revision, Video
 
-__all__ = ["RevisionConflictError", "effective_frames", "router"]
+__all__ = ["conflict_response", "router"]
 
 router = APIRouter(prefix="/api/videos", tags=["corrections"])
 
 FINAL_VARIANT = "final"
-SAVE_ATTEMPTS = 3
-"""Saves without `base_revision` that lose a race for the next revision number retry this often."""
 
 
-class RevisionConflictError(Exception):
-    """Another revision was saved since the one the client edited."""
-
-    def __init__(self, video_id: str, base: int, latest: int) -> None:
-        super().__init__(f"video {video_id} has revision {latest}, not {base}: reload it or re-apply your edits")
-        self.latest = latest
-
-    def response(self) -> JSONResponse:
-        body = RevisionConflict(detail=str(self), latest_revision=self.latest)
-        return JSONResponse(body.model_dump(), status_code=status.HTTP_409_CONFLICT)
-
-
-def effective_boxes(services: Services, video: Video, revision: Revision | None) -> EffectiveBoxes:
-    """The effective boxes of `revision`; a stored revision that fails today's validation (saved before the
-    limits existed) answers 409 naming it instead of failing every read with 500."""
-    try:
-        return _effective_boxes(services, video, revision)
-    except ValidationError:
-        number = revision.number if revision else None
-        raise HTTPException(
-            status.HTTP_409_CONFLICT,
-            f"stored corrections revision {number} of video {video.id} is invalid; save a new revision",
-        ) from None
+def conflict_response(exc: RevisionConflictError) -> JSONResponse:
+    """The 409 of a save whose base revision is no longer the latest."""
+    body = RevisionConflict(detail=str(exc), latest_revision=exc.latest)
+    return JSONResponse(body.model_dump(), status_code=status.HTTP_409_CONFLICT)
 
 
 def _public(row: Revision | None) -> RevisionPublic | None:
@@ -101,12 +78,11 @@ def get_corrections(video: VideoDep, services: ServicesDep, _user: EditorUser) -
     """The latest saved corrections (`drawnRectangles`, `excluded`, `excludedTracks`, `tracks`, `overrides`,
     `splitTracks`, `mergedTracks`, `excludeRules`, `mutedRanges`). Send `revision.number` (0 when null) back
     as `base_revision` when saving."""
-    with services.db.session() as session:
-        row = latest_revision(session, video.id)
+    row = revisions.current_revision(services, video_id=video.id)
     return CorrectionsPublic(
         revision=_public(row),
         corrections=_stored(row),
-        rendered_revision=final_revision(video),
+        rendered_revision=renders.final_revision(video),
         final=video.final_key is not None,
     )
 
@@ -116,48 +92,6 @@ def _stored(row: Revision | None) -> Corrections:
         return Corrections.model_validate(row.edits if row else {})
     except ValidationError:
         return Corrections()  # an invalid stored revision reads as empty; the next save replaces it
-
-
-def _latest_number(session: Any, video_id: str) -> int:
-    return int(session.scalar(select(func.max(Revision.number)).where(Revision.video_id == video_id)) or 0)
-
-
-def _save(
-    services: Services, video: Video, body: Corrections, user: Principal, client: str | None, base: int | None
-) -> Revision:
-    """Append the revision (number = previous + 1) with an audit entry, in one transaction.
-
-    With `base`, the latest revision must still be `base` (else RevisionConflictError, nothing stored). Two
-    saves racing for the same number meet the unique (video, number) constraint: the loser is a conflict
-    too when it gave a base, else it retries with the next number (last write wins, as before)."""
-    for attempt in range(SAVE_ATTEMPTS):
-        try:
-            with services.db.begin() as session:
-                latest = _latest_number(session, video.id)
-                if base is not None and latest != base:
-                    raise RevisionConflictError(video.id, base, latest)
-                number = latest + 1
-                row = Revision(video_id=video.id, number=number, author=user.name, note=body.note, edits=body.to_doc())
-                session.add(row)
-                session.flush()
-                detail = {
-                    "revision": number,
-                    "base_revision": base,
-                    "frames": len(set(body.seqs())),
-                    "excluded_tracks": len(body.excluded_tracks),
-                    "muted_ranges": len(body.muted_ranges),
-                }
-                audit_row(session, user, "corrections.save", video_id=video.id, detail=detail, client=client)
-                session.expunge(row)
-            return row
-        except IntegrityError:
-            with services.db.session() as session:
-                latest = _latest_number(session, video.id)
-            if base is not None:
-                raise RevisionConflictError(video.id, base, latest) from None
-            if attempt + 1 == SAVE_ATTEMPTS:
-                raise HTTPException(status.HTTP_409_CONFLICT, "too many concurrent saves; try again") from None
-    raise AssertionError("unreachable")
 
 
 BaseRevision = Annotated[
@@ -187,41 +121,32 @@ def put_corrections(
     """Save the whole corrections document as a new revision (frames outside 1..endSequence: 422)."""
     require_ready(video, processed=True)
     body.check_range(int(video.end_sequence or 0))
-    with services.db.session() as session:
-        previous = latest_revision(session, video.id)
+    previous = revisions.current_revision(services, video_id=video.id)
     latest = previous.number if previous else 0
     if base_revision is not None and base_revision != latest:  # early answer; checked again when saving
-        return RevisionConflictError(video.id, base_revision, latest).response()
+        return conflict_response(RevisionConflictError(video.id, base_revision, latest))
     try:
-        before = effective_boxes(services, video, previous)
-    except HTTPException:  # the previous revision is invalid: compare with the detection alone
-        before = effective_boxes(services, video, None)
+        before = revisions.effective_boxes(services, video=video, revision=previous)
+    except revisions.InvalidRevisionError:  # the previous revision is invalid: compare with the detection alone
+        before = revisions.effective_boxes(services, video=video, revision=None)
     try:
-        row = _save(services, video, body, user, client_of(request), base_revision)
+        row = revisions.save_revision(
+            services, video=video, body=body, by=user, client=client_of(request), base=base_revision
+        )
     except RevisionConflictError as exc:
-        return exc.response()
-    after = effective_boxes(services, video, row)
-    changed = len(changed_frames(video, before, after))
+        return conflict_response(exc)
+    except revisions.ConcurrentSavesError:
+        raise HTTPException(status.HTTP_409_CONFLICT, "too many concurrent saves; try again") from None
+    after = revisions.effective_boxes(services, video=video, revision=row)
+    changed = len(revisions.changed_frames(video=video, before=before, after=after))
     return RevisionSaved(revision=_public(row), changed_frames=changed)  # type: ignore[arg-type]
 
 
 @router.get("/{video_id}/corrections/revisions", response_model=list[RevisionPublic])
 def list_revisions(video: VideoDep, services: ServicesDep, _user: EditorUser) -> list[RevisionPublic]:
     """Every saved revision, newest first."""
-    with services.db.session() as session:
-        rows = session.scalars(
-            select(Revision).where(Revision.video_id == video.id).order_by(Revision.number.desc())
-        ).all()
+    rows = revisions.list_revisions(services, video_id=video.id)
     return [p for p in map(_public, rows) if p is not None]
-
-
-def effective_frames(services: Services, video: Video, first: int | None, last: int | None) -> dict[str, Any]:
-    """The seed document of frames first..last as they are to be masked (latest revision applied)."""
-    require_ready(video, processed=True)
-    first, last = frame_range(int(video.end_sequence or 0), first, last)
-    with services.db.session() as session:
-        row = latest_revision(session, video.id)
-    return effective_boxes(services, video, row).to_doc(first, last)
 
 
 @router.get("/{video_id}/boxes", response_model=BoxesDoc)
@@ -235,9 +160,8 @@ def get_boxes(
     """Each frame's boxes for review: `{x1, x2, y1, y2, label, source, track, excluded}` (latest revision)."""
     require_ready(video, processed=True)
     first, last = frame_range(int(video.end_sequence or 0), first, last)
-    with services.db.session() as session:
-        row = latest_revision(session, video.id)
-    boxes = effective_boxes(services, video, row)
+    row = revisions.current_revision(services, video_id=video.id)
+    boxes = revisions.effective_boxes(services, video=video, revision=row)
     frames = [{"seq": s, "boxes": boxes.frame(s)} for s in range(first, last + 1)]
     return {"endSequence": boxes.end_sequence, "revision": row.number if row else None, "frames": frames}
 
@@ -246,26 +170,10 @@ def get_boxes(
 def render(video: VideoDep, services: ServicesDep, user: EditorUser, request: Request) -> RenderQueued:
     """Queue a re-render of the latest revision; only GOPs whose frames changed are re-encoded."""
     require_ready(video, processed=True)
-    with services.db.begin() as session:
-        if active_render(session, video.id) is not None:
-            raise HTTPException(status.HTTP_409_CONFLICT, f"video {video.id} is already being rendered")
-        row = latest_revision(session, video.id)
-        number = row.number if row else None
-        job_id = services.queue.enqueue(
-            RENDER_KIND,
-            video_id=video.id,
-            payload={"revision": number},
-            max_attempts=services.settings.job_max_attempts,
-            session=session,
-        )
-        audit_row(
-            session,
-            user,
-            "video.render",
-            video_id=video.id,
-            detail={"revision": number, "job": job_id},
-            client=client_of(request),
-        )
+    try:
+        job_id, number = renders.queue_render(services, video=video, by=user, client=client_of(request))
+    except renders.RenderBusyError as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
     services.announce(job_id)
     return RenderQueued(job_id=job_id, revision=number)
 

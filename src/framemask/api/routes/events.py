@@ -14,9 +14,7 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy import select
 
-from framemask.api.auth import Principal
 from framemask.api.deps import (
     CurrentUser,
     DbId,
@@ -30,8 +28,9 @@ from framemask.api.deps import (
 )
 from framemask.api.hardening import MAX_DB_INT
 from framemask.api.signing import sign_stream
-from framemask.events.search import similar_events
-from framemask.jobs.context import Services
+from framemask.service import events as service_events
+from framemask.service.auth import Principal
+from framemask.service.context import Services
 from framemask.store.models import Event
 
 __all__ = ["router"]
@@ -125,11 +124,7 @@ def list_events(
 ) -> EventList:
     """Scenes and presence intervals in timeline order, each with a short-lived key-frame thumbnail URL."""
     require_ready(video)
-    with services.db.session() as session:
-        query = select(Event).where(Event.video_id == video.id)
-        if kind is not None:
-            query = query.where(Event.kind == kind)
-        rows = session.scalars(query.order_by(Event.start_seq, Event.kind, Event.id)).all()
+    rows = service_events.list_events(services, video_id=video.id, kind=kind)
     events = [
         EventPublic.model_validate(row).model_copy(
             update={"thumbnail_url": _thumbnail_url(request, services, row, user.token_id)}
@@ -157,13 +152,10 @@ def search_events(
 ) -> EventSearch:
     """Events whose key frames look like event `like`'s (cosine distance of the pooled detector features),
     nearest first; `like` itself always comes first. Filters apply to the others. Every role may search."""
-    with services.db.session() as session:
-        event = session.get(Event, like)
-        if event is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no event {like}")
-        if event.embedding is None:
-            raise HTTPException(status.HTTP_409_CONFLICT, f"event {like} has no embedding (processed without one)")
-        matches = similar_events(session, event, k, video=video, tag=tag, min_people=min_people)
+    try:
+        matches = service_events.similar(services, like=like, k=k, video=video, tag=tag, min_people=min_people)
+    except service_events.NoEmbeddingError as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
     events = [
         EventMatch.model_validate(m.event).model_copy(
             update={
@@ -194,8 +186,7 @@ def event_thumbnail(
     _user: Annotated[Principal, Depends(thumbnail_principal)],
 ) -> Response:
     """The key-frame JPEG of one event (bearer token, or the signed URL from the listing)."""
-    with services.db.session() as session:
-        event = session.get(Event, event_id)
+    event = service_events.get_event(services, event_id=event_id)
     if event is None or event.video_id != video_id or event.thumbnail_key is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"video {video_id} has no event {event_id} with a thumbnail")
     with services.store.open_read(services.settings.bucket_thumbnails, event.thumbnail_key) as fh:

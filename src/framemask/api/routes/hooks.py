@@ -1,42 +1,66 @@
 """Storage event notifications: an object landing in the raw bucket starts processing (seed 002:
-upload -> bucket event -> queue -> worker). Accepts the S3 / MinIO event JSON (`Records[]`)."""
+upload -> bucket event -> queue -> worker). Accepts the S3 / MinIO / radosgw event JSON (`Records[]`).
+
+Who may post: the webhook secret as a bearer token (MinIO's `auth_token`), the URL token as `?token=` (for
+radosgw and other servers whose notifications cannot send headers), or an admin API token. Objects under
+`videos/` are ignored (the API stored them itself: their upload already queued them), and each is logged.
+"""
 
 from __future__ import annotations
 
 import hmac
+import logging
 from pathlib import PurePosixPath
 from typing import Annotated, Any
 from urllib.parse import unquote_plus
 
-from fastapi import APIRouter, Body, Depends, HTTPException, status
-from fastapi.security import HTTPAuthorizationCredentials
-from pydantic import BaseModel, ConfigDict, Field, StrictStr
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from fastapi import APIRouter, Body, Depends, HTTPException, Query, status
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, StrictStr
 
-from framemask.api.auth import Principal, audit
-from framemask.api.deps import ServicesDep, _bearer, current_principal
+from framemask.api.deps import BearerCredentials, ServicesDep, current_principal
 from framemask.api.hardening import require_models
-from framemask.api.routes.videos import create_video_row
 from framemask.errors import InputError, NotFoundError
-from framemask.jobs.context import Services
+from framemask.service import videos
+from framemask.service.auth import Principal, audit
+from framemask.service.context import Services
 from framemask.store.models import Video, new_id
 from framemask.store.objects import validate_key
 
 __all__ = ["router"]
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/hooks", tags=["hooks"])
 
 OWN_PREFIX = "videos/"  # objects the API itself stored: their upload already queued them
 
 
-def hook_principal(
-    services: ServicesDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
-) -> Principal:
-    """The webhook secret (as MinIO sends it: `Authorization: Bearer <secret>`) or an admin token."""
-    secret = services.settings.webhook_secret
-    given = credentials.credentials.encode() if credentials is not None else b""
-    if secret is not None and given and hmac.compare_digest(given, secret.get_secret_value().encode()):
+def _matches(given: str | None, secret: SecretStr | None) -> bool:
+    """Constant-time comparison with a configured secret (never true when either is missing)."""
+    if not given or secret is None:
+        return False
+    return hmac.compare_digest(given.encode(), secret.get_secret_value().encode())
+
+
+HookToken = Annotated[
+    str | None,
+    Query(
+        alias="token",
+        max_length=256,
+        description="`FRAMEMASK_WEBHOOK_URL_TOKEN`, for S3 servers that cannot send an Authorization header",
+    ),
+]
+
+
+def hook_principal(services: ServicesDep, credentials: BearerCredentials, token: HookToken = None) -> Principal:
+    """The URL token (`?token=`), the webhook secret as bearer (as MinIO sends it), or an admin token.
+
+    A wrong URL token is a 401 even when a bearer token is sent too: a misconfigured hook should fail loudly."""
+    settings = services.settings
+    if token is not None:
+        if _matches(token, settings.webhook_url_token):
+            return Principal(None, "s3-webhook", "admin")
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "invalid hook token")
+    if credentials is not None and _matches(credentials.credentials, settings.webhook_secret):
         return Principal(None, "s3-webhook", "admin")
     principal = current_principal(services, credentials)
     if not principal.allows("admin"):
@@ -87,8 +111,7 @@ def _records(event: S3Event) -> list[tuple[str, str, str]]:
 
 
 def _ingest(services: Services, bucket: str, key: str, by: Principal) -> dict[str, Any]:
-    with services.db.session() as session:
-        existing = session.scalar(select(Video).where(Video.raw_bucket == bucket, Video.raw_key == key))
+    existing = videos.find_by_object(services, bucket=bucket, key=key)
     if existing is not None:
         return {"key": key, "id": existing.id, "status": existing.status, "note": "already known"}
     size = services.store.size(bucket, key)
@@ -102,8 +125,8 @@ def _ingest(services: Services, bucket: str, key: str, by: Principal) -> dict[st
         created_by=by.name,
     )
     try:
-        job_id = create_video_row(services, video, None)
-    except IntegrityError:  # a concurrent delivery of the same event won
+        job_id = videos.create_video(services, video=video, info=None)
+    except videos.DuplicateVideoError:  # a concurrent delivery of the same event won
         return {"key": key, "note": "already known"}
     services.announce(job_id)
     audit(services.db, by, "hook.ingest", video_id=video.id, detail={"bucket": bucket, "key": key})
@@ -120,7 +143,10 @@ def s3_event(
     accepted, ignored, wanted = [], [], []
     for name, bucket, key in _records(event):
         created = "ObjectCreated" in name or name == ""
-        if not created or bucket != services.settings.bucket_raw or key.startswith(OWN_PREFIX):
+        if created and bucket == services.settings.bucket_raw and key.startswith(OWN_PREFIX):
+            log.info("storage event for %s/%s ignored: keys under %s are the API's own", bucket, key, OWN_PREFIX)
+            ignored.append({"key": key, "bucket": bucket, "event": name, "note": f"under {OWN_PREFIX}: the API's own"})
+        elif not created or bucket != services.settings.bucket_raw:
             ignored.append({"key": key, "bucket": bucket, "event": name})
         else:
             wanted.append((name, bucket, validate_key(key)))  # every record checked before any is queued

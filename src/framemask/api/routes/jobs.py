@@ -13,7 +13,7 @@ from fastapi.responses import StreamingResponse
 
 from framemask.api.deps import CurrentUser, ServicesDep
 from framemask.api.schemas import JobPublic
-from framemask.jobs.context import Services
+from framemask.service.context import Services
 from framemask.store.models import Job
 
 __all__ = ["router"]

@@ -13,9 +13,7 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 from fastapi.responses import RedirectResponse
-from sqlalchemy import select
 
-from framemask.api.auth import Principal, audit
 from framemask.api.deps import (
     MAX_SEQ,
     CurrentUser,
@@ -35,15 +33,16 @@ from framemask.api.deps import (
 )
 from framemask.api.frames import ReaderPool, encode_image, open_reader, reader_key, sprite, video_index
 from framemask.api.hardening import NO_STORE, StrictRangeFileResponse
-from framemask.api.routes.corrections import effective_frames
 from framemask.api.schemas import FrameIndexDoc, SeedDoc, Variant
 from framemask.api.signing import signed_stream_query
 from framemask.api.sprites import MAX_SPRITE_PIXELS, SpriteCache, sprite_key
 from framemask.errors import FrameRangeError, NotFoundError
-from framemask.jobs.context import Services
-from framemask.jobs.rerender import final_revision, latest_revision
 from framemask.media import FrameIndex
-from framemask.store.models import ProcessedFrame, Video
+from framemask.service import revisions
+from framemask.service.auth import Principal, audit
+from framemask.service.context import Services
+from framemask.service.renders import final_revision
+from framemask.store.models import Video
 
 __all__ = ["router"]
 
@@ -109,15 +108,8 @@ def get_boxes(
         raise FrameRangeError(f"from={first} is past the last frame {end}")
     if first > last:
         raise FrameRangeError(f"from={first} is after to={last}")
-    with services.db.session() as session:
-        if latest_revision(session, video.id) is not None:  # a reviewer's corrections change what is masked
-            return effective_frames(services, video, first, last)
-        rows = session.execute(
-            select(ProcessedFrame.seq, ProcessedFrame.boxes)
-            .where(ProcessedFrame.video_id == video.id, ProcessedFrame.seq.between(first, last))
-            .order_by(ProcessedFrame.seq)
-        ).all()
-    return {"endSequence": end, "sequence": [{"seq": seq, **(boxes or {})} for seq, boxes in rows]}
+    require_ready(video, processed=True)  # a reviewer's corrections (if any) change what is masked
+    return revisions.masked_frames(services, video=video, first=first, last=last)
 
 
 def _index(services: Services, video: Video) -> FrameIndex:

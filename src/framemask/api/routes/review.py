@@ -22,19 +22,19 @@ import av
 import numpy as np
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from pydantic import ValidationError
-from sqlalchemy import select, update
 
-from framemask.api.auth import Principal, audit
 from framemask.api.deps import CurrentUser, EditorUser, ServicesDep, VideoDep, client_of, require_ready
 from framemask.api.frames import variant_file, video_index
 from framemask.api.schemas import Report, ReportRevision, ReportRow, Waveform
 from framemask.errors import NotFoundError
-from framemask.jobs.context import Services
-from framemask.jobs.rerender import effective_boxes, final_revision, sha256_of, span_ms
 from framemask.media import FrameIndex
 from framemask.redact.corrections import Corrections
+from framemask.service import renders, revisions, tracks, videos
+from framemask.service.auth import Principal, audit
+from framemask.service.context import Services
+from framemask.service.renders import final_revision, span_ms
 from framemask.store.layout import thumbnail_key
-from framemask.store.models import Job, Revision, Track, Video, utcnow
+from framemask.store.models import Revision, Video, utcnow
 
 __all__ = ["build_report", "report_csv", "router", "waveform"]
 
@@ -129,24 +129,6 @@ def _introduced(history: list[tuple[Revision, Corrections | None]]) -> dict[tupl
     return since
 
 
-def _hash(services: Services, video: Video) -> tuple[str, str | None]:
-    """SHA-256 of the original and of the current final, computed by streaming once and cached on the row."""
-    original, final = video.original_sha256, video.final_sha256
-    if original is None:
-        original = sha256_of(services.store, video.raw_bucket, video.raw_key)
-        with services.db.begin() as session:
-            session.execute(update(Video).where(Video.id == video.id).values(original_sha256=original))
-    if final is None and video.final_key is not None:
-        final = sha256_of(services.store, services.settings.bucket_processed, video.final_key)
-        with services.db.begin() as session:  # only if no render replaced the final meanwhile
-            session.execute(
-                update(Video)
-                .where(Video.id == video.id, Video.final_key == video.final_key)
-                .values(final_sha256=final)
-            )
-    return original, final
-
-
 def _track_spans(
     services: Services, video: Video, revision: Revision, ids: set[int]
 ) -> dict[int, tuple[str, int, int]]:
@@ -154,7 +136,7 @@ def _track_spans(
     spans: dict[int, tuple[str, int, int]] = {}
     if not ids:
         return spans
-    boxes = effective_boxes(services, video, revision)
+    boxes = revisions.effective_boxes(services, video=video, revision=revision)
     for seq in range(1, boxes.end_sequence + 1):
         for b in boxes.frame(seq):
             tid = b["track"]
@@ -169,22 +151,10 @@ def build_report(services: Services, video: Video, user: Principal) -> Report:
     require_ready(video, processed=True)
     index: FrameIndex = video_index(services, video, "original")
     end = index.end_sequence
-    with services.db.session() as session:
-        revisions = list(
-            session.scalars(select(Revision).where(Revision.video_id == video.id).order_by(Revision.number)).all()
-        )
-        tracks = list(
-            session.scalars(
-                select(Track).where(Track.video_id == video.id, Track.number.is_not(None)).order_by(Track.number)
-            ).all()
-        )
-        processed_at = session.scalar(
-            select(Job.finished_at)
-            .where(Job.video_id == video.id, Job.kind == "process_video", Job.status == "succeeded")
-            .order_by(Job.finished_at.desc())
-            .limit(1)
-        )
-    history = [(row, _parsed(row)) for row in revisions]
+    saved = revisions.list_revisions(services, video_id=video.id, oldest_first=True)
+    detected = tracks.list_tracks(services, video_id=video.id)
+    processed_at = videos.processed_at(services, video_id=video.id)
+    history = [(row, _parsed(row)) for row in saved]
     if history and history[-1][1] is None:
         raise HTTPException(
             status.HTTP_409_CONFLICT,
@@ -214,10 +184,10 @@ def build_report(services: Services, video: Video, user: Principal) -> Report:
             detail=fields.get("detail", ""),
         )
 
-    by_number = {int(t.number or 0): t for t in tracks}
+    by_number = {int(t.number or 0): t for t in detected}
     excluded = {tid: since.get(("excluded_track", tid)) for tid in set(latest.excluded_tracks)}
     rows: list[ReportRow] = []
-    for t in tracks:
+    for t in detected:
         number = int(t.number or 0)
         fields = {"kind": "track", "label": t.label, "track": number, "start_seq": t.first_seq, "end_seq": t.last_seq}
         fields["detail"] = f"{int(t.data.get('frames', 0))} frames, mean score {float(t.data.get('mean_score', 0)):.2f}"
@@ -244,7 +214,7 @@ def build_report(services: Services, video: Video, user: Principal) -> Report:
                     fields.setdefault("end_seq", max(s.last_seq for s in spans_of))
         rows.append(timed(fields, since.get(key)))
     rows.sort(key=lambda r: (_KIND_ORDER[r.kind], r.start_seq, r.end_seq, str(r.track)))
-    original_sha, final_sha = _hash(services, video)
+    original_sha, final_sha = renders.record_hashes(services, video=video)
     return Report.model_validate(
         {
             "video_id": video.id,
@@ -261,7 +231,7 @@ def build_report(services: Services, video: Video, user: Principal) -> Report:
             "endSequence": end,
             "duration_ms": round(span_ms(index, 1, end, video.duration_ms)[1], 3),
             "revisions": [
-                ReportRevision(number=r.number, author=r.author, time=r.created_at, note=r.note) for r in revisions
+                ReportRevision(number=r.number, author=r.author, time=r.created_at, note=r.note) for r in saved
             ],
             "rows": rows,
         }

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from sqlalchemy import select
 
 from framemask.api.deps import CurrentUser, ServicesDep, VideoDep, require_ready
 from framemask.api.schemas import TrackList, TrackPublic
-from framemask.store.models import Track
+from framemask.service.tracks import list_tracks
 
 __all__ = ["router"]
 
@@ -18,10 +17,7 @@ router = APIRouter(prefix="/api/videos", tags=["tracks"])
 def get_tracks(video: VideoDep, services: ServicesDep, _user: CurrentUser) -> TrackList:
     """Every confirmed track, by id: span, frames, gaps, mean score and the flags a reviewer should check."""
     require_ready(video, processed=True)
-    with services.db.session() as session:
-        rows = session.scalars(
-            select(Track).where(Track.video_id == video.id, Track.number.is_not(None)).order_by(Track.number)
-        ).all()
+    rows = list_tracks(services, video_id=video.id)
     return TrackList(
         tracks=[
             TrackPublic(

@@ -3,27 +3,24 @@
 from __future__ import annotations
 
 import logging
-import shutil
 from typing import Annotated
 
 import anyio
-from fastapi import APIRouter, HTTPException, Query, Request, Response, status
-from sqlalchemy import delete, func, select
+from fastapi import APIRouter, Header, HTTPException, Query, Request, Response, status
 
-from framemask.api.auth import audit, audit_row
 from framemask.api.deps import CurrentUser, EditorUser, ServicesDep, VideoDep, client_of
 from framemask.api.hardening import MAX_DB_INT, require_models
 from framemask.api.schemas import ReviewUpdate, VideoCreated, VideoList, VideoPublic
 from framemask.api.uploads import Upload, receive_upload
 from framemask.errors import InputError, NotAVideoError
-from framemask.jobs.context import Services
-from framemask.jobs.tasks import apply_probe
 from framemask.media import VideoInfo, probe
-from framemask.store.layout import index_key, raw_key, save_index, store_file, video_prefix
-from framemask.store.models import Job, Revision, Video, new_id, utcnow
-from framemask.store.objects import delete_prefix
+from framemask.service import videos
+from framemask.service.auth import Principal
+from framemask.service.context import Services
+from framemask.store.layout import index_key, raw_key, save_index, store_file
+from framemask.store.models import Video, new_id
 
-__all__ = ["create_video_row", "latest_job", "router"]
+__all__ = ["router"]
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/videos", tags=["videos"])
@@ -43,37 +40,17 @@ _UPLOAD_BODY = {
     }
 }
 
-
-def latest_job(services: Services, video_id: str) -> Job | None:
-    with services.db.session() as session:
-        query = select(Job).where(Job.video_id == video_id).order_by(Job.created_at.desc()).limit(1)
-        return session.scalar(query)
-
-
-def latest_revisions(services: Services, video_ids: list[str]) -> dict[str, int]:
-    """The latest corrections revision number of each video that has one (one query)."""
-    if not video_ids:
-        return {}
-    with services.db.session() as session:
-        rows = session.execute(
-            select(Revision.video_id, func.max(Revision.number))
-            .where(Revision.video_id.in_(video_ids))
-            .group_by(Revision.video_id)
-        ).all()
-    return {video_id: int(number) for video_id, number in rows}
-
-
-def create_video_row(services: Services, video: Video, info: VideoInfo | None) -> str:
-    """Insert the video and its processing job in one transaction; returns the job id."""
-    with services.db.begin() as session:
-        if info is not None:
-            apply_probe(video, info)
-        session.add(video)
-        session.flush()
-        job_id = services.queue.enqueue(
-            "process_video", video_id=video.id, max_attempts=services.settings.job_max_attempts, session=session
-        )
-    return job_id
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=8,
+        max_length=128,
+        pattern=r"^[\x21-\x7e]+$",
+        description="a random key (e.g. a UUID) the client sends again when it retries this upload: a retry "
+        "answers the video its first try created (`Idempotent-Replayed: true`) and never makes a second one",
+    ),
+]
 
 
 IMAGE_CONTAINERS = frozenset({"image2", "gif", "apng", "webp", "ico", "jpegxl_anim"})
@@ -112,10 +89,45 @@ def _store_upload(services: Services, video: Video, upload: Upload, info: VideoI
         video.index_key = save_index(services.store, bucket, index_key(video.id), info.index)
 
 
-def _forget_objects(services: Services, video: Video) -> None:
-    services.store.delete(video.raw_bucket, video.raw_key)
-    for bucket in services.settings.buckets:
-        delete_prefix(services.store, bucket, video_prefix(video.id))
+def _replay(services: Services, response: Response, video_id: str) -> VideoCreated | None:
+    """The answer to a retried idempotent upload whose video exists (None: it does not)."""
+    video = videos.get_video(services, video_id=video_id)
+    job = videos.latest_job(services, video_id=video_id) if video is not None else None
+    if video is None or job is None:
+        return None
+    response.headers["Location"] = f"/api/videos/{video_id}"
+    response.headers["Idempotent-Replayed"] = "true"
+    return VideoCreated(id=video_id, status=video.status, job_id=job.id)
+
+
+def _create(services: Services, video: Video, upload: Upload, info: VideoInfo, replayable: bool) -> str | None:
+    """Store the original and insert the rows; None when an idempotent twin won the race (its objects stay)."""
+    _store_upload(services, video, upload, info)
+    try:
+        return videos.create_video(services, video=video, info=info)
+    except videos.DuplicateVideoError:
+        if not replayable:
+            videos.forget_objects(services, video=video)
+            raise
+        twin = videos.get_video(services, video_id=video.id)
+        if twin is not None and twin.raw_key != video.raw_key:  # same key, other file name: drop ours only
+            services.store.delete(video.raw_bucket, video.raw_key)
+        return None
+    except BaseException:
+        videos.forget_objects(services, video=video)
+        raise
+
+
+def _new_video(video_id: str, upload: Upload, bucket: str, user: Principal) -> Video:
+    return Video(
+        id=video_id,
+        filename=upload.filename,
+        status="queued",
+        size_bytes=upload.size,
+        raw_bucket=bucket,
+        raw_key=raw_key(video_id, upload.filename),
+        created_by=user.name,
+    )
 
 
 @router.post(
@@ -129,36 +141,39 @@ def _forget_objects(services: Services, video: Video) -> None:
         503: {"description": "detection models not ready: run `framemask models --prepare`"},
     },
 )
-async def upload_video(request: Request, response: Response, services: ServicesDep, user: EditorUser) -> VideoCreated:
-    """Upload a video (multipart field `file`). It is validated, stored in the raw bucket and queued."""
+async def upload_video(
+    request: Request,
+    response: Response,
+    services: ServicesDep,
+    user: EditorUser,
+    idempotency_key: IdempotencyKey = None,
+) -> VideoCreated:
+    """Upload a video (multipart field `file`). It is validated, stored in the raw bucket and queued.
+
+    The answer is 201 once the video and its job are committed, also while the broker is down (the job is
+    announced when it is back). With `Idempotency-Key`, a retry answers the first try's video."""
     settings = services.settings
     await anyio.to_thread.run_sync(require_models, settings)
     upload = await receive_upload(request, settings.data_dir / "uploads", settings.max_upload_bytes)
     try:
+        video_id = videos.idempotent_id(owner=user, key=idempotency_key) if idempotency_key else new_id()
+        if idempotency_key and (replayed := await anyio.to_thread.run_sync(_replay, services, response, video_id)):
+            return replayed
         try:
             info = await anyio.to_thread.run_sync(_validated, upload)
         except InputError as exc:
             reason = str(exc).replace(str(upload.path), upload.filename)
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"not a playable video: {reason}") from None
-        video_id = new_id()
-        video = Video(
-            id=video_id,
-            filename=upload.filename,
-            status="queued",
-            size_bytes=upload.size,
-            raw_bucket=settings.bucket_raw,
-            raw_key=raw_key(video_id, upload.filename),
-            created_by=user.name,
-        )
-        await anyio.to_thread.run_sync(_store_upload, services, video, upload, info)
-        try:
-            job_id = await anyio.to_thread.run_sync(create_video_row, services, video, info)
-        except BaseException:
-            _forget_objects(services, video)
-            raise
+        video = _new_video(video_id, upload, settings.bucket_raw, user)
+        job_id = await anyio.to_thread.run_sync(_create, services, video, upload, info, idempotency_key is not None)
     finally:
         upload.path.unlink(missing_ok=True)
-    services.announce(job_id)
+    if job_id is None:  # a concurrent retry of the same idempotent upload created it
+        replayed = await anyio.to_thread.run_sync(_replay, services, response, video_id)
+        if replayed is None:
+            raise HTTPException(status.HTTP_409_CONFLICT, "this Idempotency-Key was used for another upload")
+        return replayed
+    await anyio.to_thread.run_sync(services.announce, job_id)
     response.headers["Location"] = f"/api/videos/{video_id}"
     return VideoCreated(id=video_id, status="queued", job_id=job_id)
 
@@ -172,22 +187,16 @@ def list_videos(
     status_filter: Annotated[str | None, Query(alias="status", pattern="^[a-z]+$")] = None,
 ) -> VideoList:
     """Videos, newest first."""
-    with services.db.session() as session:
-        query = select(Video)
-        if status_filter:
-            query = query.where(Video.status == status_filter)
-        total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-        rows = session.scalars(query.order_by(Video.created_at.desc()).limit(limit).offset(offset)).all()
-    revisions = latest_revisions(services, [v.id for v in rows])
-    return VideoList(items=[VideoPublic.of(v, latest_revision=revisions.get(v.id)) for v in rows], total=total)
+    page = videos.list_videos(services, limit=limit, offset=offset, status=status_filter)
+    items = [VideoPublic.of(v, latest_revision=page.latest_revisions.get(v.id)) for v in page.videos]
+    return VideoList(items=items, total=page.total)
 
 
 @router.get("/{video_id}", response_model=VideoPublic, response_model_by_alias=True)
 def get_video(video: VideoDep, services: ServicesDep) -> VideoPublic:
     """Status, probe facts (incl. `endSequence`), the processing job's progress, the review state, and the
     latest corrections revision next to the one the final video shows (`rendered_revision`)."""
-    latest = latest_revisions(services, [video.id]).get(video.id)
-    return VideoPublic.of(video, latest_job(services, video.id), latest_revision=latest)
+    return _public(services, video)
 
 
 @router.patch("/{video_id}", response_model=VideoPublic, response_model_by_alias=True)
@@ -196,40 +205,25 @@ def update_review(
 ) -> VideoPublic:
     """Set the review state (`in_review`, `changes_requested`, `approved`; editors and admins). Audited
     (`video.review`, with the previous state)."""
-    with services.db.begin() as session:
-        row = session.get(Video, video.id, with_for_update=True)
-        if row is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no video {video.id}")
-        previous = row.review_state or "unreviewed"
-        row.review_state, row.review_by, row.review_at = body.review_state, user.name, utcnow()
-        detail = {"from": previous, "to": body.review_state}
-        audit_row(session, user, "video.review", video_id=video.id, detail=detail, client=client_of(request))
-        session.flush()
-        session.expunge(row)
-    latest = latest_revisions(services, [row.id]).get(row.id)
-    return VideoPublic.of(row, latest_job(services, row.id), latest_revision=latest)
+    row = videos.set_review(
+        services, video_id=video.id, state=body.review_state, by=user, client=client_of(request)
+    )
+    return _public(services, row)
+
+
+def _public(services: Services, video: Video) -> VideoPublic:
+    latest = videos.latest_revisions(services, video_ids=[video.id]).get(video.id)
+    return VideoPublic.of(video, videos.latest_job(services, video_id=video.id), latest_revision=latest)
 
 
 @router.delete("/{video_id}", status_code=status.HTTP_204_NO_CONTENT)
 def delete_video(video: VideoDep, services: ServicesDep, user: EditorUser, request: Request) -> Response:
     """Delete the video's rows and every object it stored (original, processed, index, thumbnails)."""
-    settings = services.settings
-    with services.db.begin() as session:
-        session.execute(delete(Video).where(Video.id == video.id))
     pool = getattr(request.app.state, "readers", None)
     if pool is not None:
         pool.drop_video(video.id)
     sprites = getattr(request.app.state, "sprites", None)
     if sprites is not None:
         sprites.forget(video.id)
-    _forget_objects(services, video)
-    shutil.rmtree(settings.cache_dir / "videos" / video.id, ignore_errors=True)
-    audit(
-        services.db,
-        user,
-        "video.delete",
-        video_id=video.id,
-        detail={"filename": video.filename},
-        client=client_of(request),
-    )
+    videos.delete_video(services, video=video, by=user, client=client_of(request))
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,193 @@
+"""Videos: create one with its processing job, read, list, review, delete; copy probe facts onto the row.
+
+A video and its processing job are inserted in one transaction; announcing the job to the workers comes
+after the commit (`Services.announce`), so the row is the truth and a broker outage never loses or
+duplicates a video (see `docs/scaling.md`, "Re-announce sweep").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
+
+from framemask.errors import NotFoundError
+from framemask.media import VideoInfo
+from framemask.service.auth import Principal, audit_row
+from framemask.service.context import Services
+from framemask.store.layout import video_prefix
+from framemask.store.models import Job, Revision, Video, utcnow
+from framemask.store.objects import delete_prefix
+
+__all__ = [
+    "PROCESS_KIND",
+    "DuplicateVideoError",
+    "VideoPage",
+    "apply_probe",
+    "create_video",
+    "delete_video",
+    "find_by_object",
+    "forget_objects",
+    "get_video",
+    "idempotent_id",
+    "latest_job",
+    "latest_revisions",
+    "list_videos",
+    "processed_at",
+    "set_review",
+    "set_video",
+    "video_exists",
+]
+
+PROCESS_KIND = "process_video"
+
+
+class DuplicateVideoError(Exception):
+    """The video's id (an idempotent upload) or its raw object (a repeated bucket event) is already known."""
+
+
+def apply_probe(video: Video, info: VideoInfo) -> None:
+    """Copy probe facts onto the row (shared by upload validation and processing)."""
+    video.width, video.height, video.rotation = info.width, info.height, info.rotation
+    video.coded_width, video.coded_height = info.coded_width, info.coded_height
+    video.codec, video.pix_fmt = info.codec, info.pix_fmt
+    video.time_base = f"{info.time_base.numerator}/{info.time_base.denominator}"
+    video.duration_ms, video.fps = round(float(info.duration_ms), 3), round(float(info.fps), 6)
+    video.vfr, video.has_audio, video.end_sequence = bool(info.vfr), bool(info.has_audio), int(info.end_sequence)
+    index = info.index
+    if index is not None:
+        video.key_frames = int(index.keys.sum())
+        video.last_frame_ms = round(float(index.time_ms[-1]), 3)
+
+
+def idempotent_id(*, owner: Principal, key: str) -> str:
+    """The video id of an upload sent with `Idempotency-Key: key` by `owner`: the same on every retry, so a
+    retried upload finds the video its first try created instead of making a second one."""
+    material = f"{owner.token_id}\x00{owner.name}\x00{key}".encode()
+    return hashlib.sha256(material).hexdigest()[:32]
+
+
+def create_video(services: Services, *, video: Video, info: VideoInfo | None) -> str:
+    """Insert the video and its processing job in one transaction; returns the job id.
+
+    Raises `DuplicateVideoError` when the id or the raw object is taken (nothing is written then)."""
+    try:
+        with services.db.begin() as session:
+            if info is not None:
+                apply_probe(video, info)
+            session.add(video)
+            session.flush()
+            return services.queue.enqueue(
+                PROCESS_KIND, video_id=video.id, max_attempts=services.settings.job_max_attempts, session=session
+            )
+    except IntegrityError:
+        raise DuplicateVideoError(video.id) from None
+
+
+def get_video(services: Services, *, video_id: str) -> Video | None:
+    with services.db.session() as session:
+        return session.get(Video, video_id)
+
+
+def video_exists(services: Services, *, video_id: str) -> bool:
+    return get_video(services, video_id=video_id) is not None
+
+
+def find_by_object(services: Services, *, bucket: str, key: str) -> Video | None:
+    """The video whose original is the object `bucket/key` (a bucket event for a known object)."""
+    with services.db.session() as session:
+        return session.scalar(select(Video).where(Video.raw_bucket == bucket, Video.raw_key == key))
+
+
+def set_video(services: Services, *, video_id: str, **values: Any) -> None:
+    """Set columns of a video (nothing if it was deleted meanwhile)."""
+    with services.db.begin() as session:
+        video = session.get(Video, video_id)
+        if video is not None:
+            for name, value in values.items():
+                setattr(video, name, value)
+
+
+def latest_job(services: Services, *, video_id: str) -> Job | None:
+    with services.db.session() as session:
+        query = select(Job).where(Job.video_id == video_id).order_by(Job.created_at.desc()).limit(1)
+        return session.scalar(query)
+
+
+def latest_revisions(services: Services, *, video_ids: list[str]) -> dict[str, int]:
+    """The latest corrections revision number of each video that has one (one query)."""
+    if not video_ids:
+        return {}
+    with services.db.session() as session:
+        rows = session.execute(
+            select(Revision.video_id, func.max(Revision.number))
+            .where(Revision.video_id.in_(video_ids))
+            .group_by(Revision.video_id)
+        ).all()
+    return {video_id: int(number) for video_id, number in rows}
+
+
+def processed_at(services: Services, *, video_id: str) -> datetime | None:
+    """When the video's processing job last succeeded."""
+    with services.db.session() as session:
+        return session.scalar(
+            select(Job.finished_at)
+            .where(Job.video_id == video_id, Job.kind == PROCESS_KIND, Job.status == "succeeded")
+            .order_by(Job.finished_at.desc())
+            .limit(1)
+        )
+
+
+@dataclass(frozen=True)
+class VideoPage:
+    videos: list[Video]
+    total: int
+    latest_revisions: dict[str, int]
+
+
+def list_videos(services: Services, *, limit: int, offset: int, status: str | None = None) -> VideoPage:
+    """Videos newest first, the total matching `status`, and their latest revision numbers."""
+    with services.db.session() as session:
+        query = select(Video)
+        if status:
+            query = query.where(Video.status == status)
+        total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+        rows = list(session.scalars(query.order_by(Video.created_at.desc()).limit(limit).offset(offset)).all())
+    return VideoPage(rows, total, latest_revisions(services, video_ids=[v.id for v in rows]))
+
+
+def set_review(services: Services, *, video_id: str, state: str, by: Principal, client: str | None) -> Video:
+    """Move the video to review `state`, audited (`video.review`, with the previous state)."""
+    with services.db.begin() as session:
+        row = session.get(Video, video_id, with_for_update=True)
+        if row is None:
+            raise NotFoundError(f"no video {video_id}")
+        previous = row.review_state or "unreviewed"
+        row.review_state, row.review_by, row.review_at = state, by.name, utcnow()
+        detail = {"from": previous, "to": state}
+        audit_row(session, by, "video.review", video_id=video_id, detail=detail, client=client)
+        session.flush()
+        session.expunge(row)
+    return row
+
+
+def forget_objects(services: Services, *, video: Video) -> None:
+    """Delete every object the video stored (original, processed, indexes, thumbnails, finals)."""
+    services.store.delete(video.raw_bucket, video.raw_key)
+    for bucket in services.settings.buckets:
+        delete_prefix(services.store, bucket, video_prefix(video.id))
+
+
+def delete_video(services: Services, *, video: Video, by: Principal, client: str | None) -> None:
+    """Delete the video's rows (cascading), its objects and this host's cached copy; audited."""
+    with services.db.begin() as session:
+        session.execute(delete(Video).where(Video.id == video.id))
+    forget_objects(services, video=video)
+    shutil.rmtree(services.settings.cache_dir / "videos" / video.id, ignore_errors=True)
+    with services.db.begin() as session:
+        audit_row(session, by, "video.delete", video_id=video.id, detail={"filename": video.filename}, client=client)
