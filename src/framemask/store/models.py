@@ -29,6 +29,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator, TypeEngine, UserDefinedType
 
 __all__ = [
+    "Analysis",
+    "AnalysisSample",
     "ApiToken",
     "AuditLog",
     "Base",
@@ -279,3 +281,38 @@ class AuditLog(Base):
     video_id: Mapped[str | None] = mapped_column(String(32), index=True)
     client: Mapped[str | None] = mapped_column(String(64))
     detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class Analysis(Base):
+    """A sampled analysis of a video that its owner asked for (`POST /api/videos/{id}/analyses`).
+
+    `kind` is `pose`: keypoints of people are personal data, so they exist only for videos whose owner
+    requested them, are read under the rules of originals, and go with the video (cascade). Its state is
+    its job's (`job_id`); `sample_count` and `model` are set when the samples are stored."""
+
+    __tablename__ = "analysis"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    video_id: Mapped[str] = mapped_column(ForeignKey("video.id", ondelete="CASCADE"), index=True)
+    job_id: Mapped[str | None] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(32))
+    rate: Mapped[float] = mapped_column(Float)
+    requested_by: Mapped[str | None] = mapped_column(String(120))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+    model: Mapped[str | None] = mapped_column(String(64))
+    sample_count: Mapped[int | None] = mapped_column(Integer)
+
+
+class AnalysisSample(Base):
+    """One fixed-rate sample of an analysis: its time, the frame on screen then, and what was found there
+    (`people`: `[{"track", "box": [x1, y1, x2, y2], "keypoints": [[x, y, score] x 17]}]` for pose)."""
+
+    __tablename__ = "analysis_sample"
+
+    analysis_id: Mapped[str] = mapped_column(ForeignKey("analysis.id", ondelete="CASCADE"), primary_key=True)
+    k: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    time_ms: Mapped[float] = mapped_column(Float)
+    frame_time_ms: Mapped[float] = mapped_column(Float)
+    people: Mapped[list[Any]] = mapped_column(JSON, default=list)
