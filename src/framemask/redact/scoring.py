@@ -1,10 +1,11 @@
-"""Score tracked boxes against MOTChallenge ground truth: MOTA, IDF1 and friends (motmetrics), boxes per
-person, and how much of each annotated person the painted mask covers.
+"""Score tracked boxes against MOTChallenge ground truth: MOTA, IDF1 and friends (motmetrics), HOTA
+(TrackEval), boxes per person, and how much of each annotated person the painted mask covers.
 
 MOTChallenge ground truth leaves some real people unannotated: cut by the frame edge, or seen through a
 window. An unmatched box touching the border, or lying mostly inside a don't-care region, is therefore
 not counted as a false positive. Those people must still be detected and masked; the score only stops
-punishing it. `motmetrics` is a development dependency (`pip install motmetrics`).
+punishing it. `motmetrics` and `trackeval` are development dependencies (`./dev setup` installs them;
+TrackEval with `--no-deps`, as its declared GUI OpenCV would replace the headless one).
 """
 
 from __future__ import annotations
@@ -45,6 +46,12 @@ class TrackScore:
     boxes: int
     gt_masked: float
     """Fraction of ground-truth boxes with at least `COVERED` of their area painted."""
+    hota: float = float("nan")
+    """Higher Order Tracking Accuracy (TrackEval, averaged over IoU thresholds 0.05..0.95); NaN without it."""
+    deta: float = float("nan")
+    """HOTA's detection part."""
+    assa: float = float("nan")
+    """HOTA's association part."""
 
     def to_json(self) -> dict[str, Any]:
         return {k: round(v, 3) if isinstance(v, float) else v for k, v in asdict(self).items()}
@@ -87,6 +94,7 @@ def score_tracks(
     import motmetrics as mm
 
     acc = mm.MOTAccumulator(auto_id=False)
+    frames: list[tuple[list[int], list[Any], np.ndarray]] = []
     n_gt = n_hyp = masked = 0
     for entry in boxes["sequence"]:
         seq = int(entry["seq"])
@@ -100,7 +108,9 @@ def score_tracks(
         hyps = _not_excused(hyps, people, width, height, ignore)
         g = np.array([b for _, b in people], np.float64).reshape(-1, 4)
         h = np.array([b for _, b in hyps], np.float64).reshape(-1, 4)
-        dist = 1.0 - box_iou(g, h)
+        iou = box_iou(g, h)
+        frames.append(([i for i, _ in people], [t for t, _ in hyps], iou))
+        dist = 1.0 - iou
         dist[dist > 1.0 - MATCH_IOU] = np.nan
         acc.update([i for i, _ in people], [t for t, _ in hyps], dist, frameid=seq)
         if painted is not None:
@@ -110,7 +120,9 @@ def score_tracks(
         .compute(acc, metrics=["mota", "idf1", "precision", "recall", "num_switches"], name="all")
         .iloc[0]
     )
+    hota = _hota(frames)
     return TrackScore(
+        **hota,
         mota=float(summary["mota"]),
         idf1=float(summary["idf1"]),
         precision=float(summary["precision"]),
@@ -121,6 +133,30 @@ def score_tracks(
         boxes=n_hyp,
         gt_masked=masked / max(n_gt, 1) if painted is not None else float("nan"),
     )
+
+
+def _hota(frames: Sequence[tuple[list[int], list[Any], np.ndarray]]) -> dict[str, float]:
+    """HOTA, DetA and AssA from TrackEval over per-frame (gt ids, track ids, IoU matrix); NaNs without it."""
+    try:
+        from trackeval.metrics import HOTA
+    except ImportError:
+        return {}
+    gt_index: dict[int, int] = {}
+    track_index: dict[Any, int] = {}
+    data: dict[str, Any] = {"gt_ids": [], "tracker_ids": [], "similarity_scores": []}
+    for gts, tracks, iou in frames:  # TrackEval wants ids numbered 0..n-1 per side
+        data["gt_ids"].append(np.array([gt_index.setdefault(g, len(gt_index)) for g in gts], int))
+        data["tracker_ids"].append(np.array([track_index.setdefault(t, len(track_index)) for t in tracks], int))
+        data["similarity_scores"].append(iou)
+    data.update(
+        num_timesteps=len(frames),
+        num_gt_dets=sum(len(g) for g in data["gt_ids"]),
+        num_tracker_dets=sum(len(t) for t in data["tracker_ids"]),
+        num_gt_ids=len(gt_index),
+        num_tracker_ids=len(track_index),
+    )
+    result = HOTA().eval_sequence(data)
+    return {key.lower(): float(np.mean(result[key])) for key in ("HOTA", "DetA", "AssA")}
 
 
 def _not_excused(
