@@ -20,7 +20,6 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import OperationalError
 
 from framemask import __version__
-from framemask.api.auth import seed_admin_token
 from framemask.api.frames import ReaderPool
 from framemask.api.hardening import (
     PREPARE_FIX,
@@ -33,9 +32,13 @@ from framemask.api.hardening import (
 )
 from framemask.api.routes import admin, analyses, corrections, events, hooks, jobs, media, review, tracks, videos
 from framemask.errors import DiskFullError, FramemaskError, FrameRangeError, InputError, NotFoundError, StorageError
-from framemask.jobs.context import Services
+from framemask.jobs.celery_app import start_sweeper
+from framemask.jobs.health import readiness
 from framemask.jobs.housekeeping import DISK_FULL, Housekeeper, disk_full_error, is_disk_full
 from framemask.jobs.worker import WorkerPool
+from framemask.service.auth import seed_admin_token
+from framemask.service.context import Services
+from framemask.service.revisions import InvalidRevisionError
 from framemask.settings import Settings, get_settings
 
 __all__ = ["create_app"]
@@ -62,6 +65,11 @@ async def _framemask_error(request: Request, exc: Exception) -> JSONResponse:
     if code >= 500:
         log.error("request failed: %s", exc, exc_info=exc)
     return JSONResponse({"detail": scrub_paths(str(exc))}, status_code=code)
+
+
+async def _invalid_revision(_request: Request, exc: Exception) -> JSONResponse:
+    """A stored corrections revision that fails today's validation: 409 naming it (the next save fixes it)."""
+    return JSONResponse({"detail": str(exc)}, status_code=status.HTTP_409_CONFLICT)
 
 
 # --- disk full: 503 with Retry-After, one log line per incident (see framemask.jobs.housekeeping) ---------
@@ -111,8 +119,6 @@ def _start(app: FastAPI, settings: Settings) -> None:
         app.state.pool = WorkerPool(services, settings.workers)
         app.state.pool.start()
     elif settings.queue == "celery":
-        from framemask.jobs.celery_app import start_sweeper
-
         app.state.sweeper = start_sweeper(services)
 
 
@@ -145,6 +151,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.add_exception_handler(FramemaskError, _framemask_error)
+    app.add_exception_handler(InvalidRevisionError, _invalid_revision)
     app.add_exception_handler(OSError, _maybe_disk_full)
     app.add_exception_handler(OperationalError, _maybe_disk_full)
     app.add_exception_handler(RequestValidationError, validation_error)
@@ -157,8 +164,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def healthz(request: Request) -> JSONResponse:
         """Readiness: 200 when the database, the object store (and the broker with Celery) answer, else 503
         with the failing `checks`; `models.ready` says whether uploads can be processed (else the fix)."""
-        from framemask.jobs.health import readiness
-
         checks = readiness(request.app.state.services)
         models = models_state(settings)
         degraded = models_checked_here(settings) and not models["ready"]

@@ -8,8 +8,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, WrapSerializer
 
 from framemask.api.hardening import scrub_paths
-from framemask.jobs.rerender import final_revision
 from framemask.redact.corrections import Corrections
+from framemask.service.renders import final_revision
 from framemask.store.models import Job, Video, utcnow
 
 __all__ = [

@@ -7,75 +7,32 @@ before that, so a retried or taken-over job overwrites rather than duplicates th
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, insert
+from sqlalchemy import delete, insert, update
 from sqlalchemy.orm import Session
-from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from framemask.errors import StorageError
-from framemask.jobs.context import Services
-from framemask.jobs.events_step import events_prefix, replace_events, store_events
-from framemask.jobs.pipeline import ProcessOutcome, Report, process_video
+from framemask.jobs.events_step import events_prefix, store_events
+from framemask.jobs.pipeline import ProcessOutcome, process_video
 from framemask.jobs.rerender import RENDER_KIND, rerender_task
+from framemask.jobs.run import Finalize, TaskRun, fetch, put, put_bytes
+from framemask.jobs.segments import delete_keys, process_segmented, segment_task
 from framemask.redact.boxes import CANDIDATES
-from framemask.store.layout import index_key, load_index, local_copy, processed_key
-from framemask.store.models import ProcessedFrame, Track, Video, utcnow
-from framemask.store.objects import ObjectStore, delete_prefix
+from framemask.service import events as service_events
+from framemask.service.context import Services
+from framemask.service.videos import apply_probe, video_exists
+from framemask.store.layout import index_key, load_index, processed_key
+from framemask.store.models import Job, ProcessedFrame, Track, Video, utcnow
+from framemask.store.objects import delete_prefix
 
-__all__ = ["HANDLERS", "TaskRun", "apply_probe", "mark_video_failed"]
+__all__ = ["HANDLERS", "TaskRun", "cleanup_work_dir", "mark_video_failed"]
 
 log = logging.getLogger(__name__)
-
-Finalize = Callable[[Session], None]
-
-# transient storage hiccups are retried here, quickly; anything else fails the attempt
-_storage_retry = retry(
-    retry=retry_if_exception_type(StorageError),
-    wait=wait_exponential(multiplier=0.5, max=8),
-    stop=stop_after_attempt(4),
-    reraise=True,
-)
-
-
-@dataclass(frozen=True)
-class TaskRun:
-    """One attempt at one job, as a handler sees it."""
-
-    services: Services
-    job_id: str
-    attempt: int
-    video_id: str | None
-    payload: dict[str, Any]
-    report: Report
-    work_dir: Path
-
-
-@_storage_retry
-def _fetch(store: ObjectStore, bucket: str, key: str, cache: Path) -> Path:
-    path = local_copy(store, bucket, key, cache)
-    if path == cache:  # a cached download: mark it used (the cache sweep evicts least recently used first)
-        with contextlib.suppress(OSError):
-            os.utime(path)
-    return path
-
-
-@_storage_retry
-def _put(store: ObjectStore, bucket: str, key: str, path: Path) -> None:
-    store.put_file(bucket, key, path)
-
-
-@_storage_retry
-def _put_bytes(store: ObjectStore, bucket: str, key: str, data: bytes) -> None:
-    with store.open_write(bucket, key) as fh:
-        fh.write(data)
 
 
 def _set_video(services: Services, video_id: str, **values: Any) -> None:
@@ -99,12 +56,10 @@ def process_video_task(run: TaskRun) -> Finalize | None:
     _set_video(services, run.video_id, status="processing", error=None)
     stored = load_index(services.store, settings.bucket_processed, stored_key)  # built at upload
     cache = settings.cache_dir / "videos" / run.video_id / Path(key).name
-    src = _fetch(services.store, bucket, key, cache)
+    src = fetch(services.store, bucket, key, cache)
     original_key = stored_key if stored is not None and stored_key else index_key(run.video_id)
     joined = None
     if settings.segments_on_queue:  # long videos: one job per segment, any worker (jobs/segments.py)
-        from framemask.jobs.segments import process_segmented
-
         joined = process_segmented(run, src, stored, original_key)
         if joined is not None and stored is None:
             stored = joined[0].index  # the fan-out stored the original's index
@@ -125,8 +80,6 @@ def process_video_task(run: TaskRun) -> Finalize | None:
         )
     finalize = _store_outcome(run, outcome, stored is None, original_key, src)
     if joined is not None:
-        from framemask.jobs.segments import delete_keys
-
         if finalize is None:  # the video was deleted meanwhile
             delete_keys(services, segment_keys)()
             return None
@@ -136,10 +89,6 @@ def process_video_task(run: TaskRun) -> Finalize | None:
 
 
 def _with_result(job_id: str, finalize: Finalize, result: dict[str, Any]) -> Finalize:
-    from sqlalchemy import update
-
-    from framemask.store.models import Job
-
     def wrapped(session: Session) -> None:
         finalize(session)
         session.execute(
@@ -159,10 +108,10 @@ def _store_outcome(
     services, settings = run.services, run.services.settings
     assert run.video_id is not None
     if store_original:  # e.g. ingested by an S3 hook: this is the original's one indexing
-        _put_bytes(services.store, settings.bucket_processed, original_key, outcome.index.to_bytes())
+        put_bytes(services.store, settings.bucket_processed, original_key, outcome.index.to_bytes())
     processed_index_key = index_key(run.video_id, "processed")
-    _put_bytes(services.store, settings.bucket_processed, processed_index_key, outcome.processed_index.to_bytes())
-    _put(services.store, settings.bucket_processed, processed_key(run.video_id), outcome.processed)
+    put_bytes(services.store, settings.bucket_processed, processed_index_key, outcome.processed_index.to_bytes())
+    put(services.store, settings.bucket_processed, processed_key(run.video_id), outcome.processed)
     thumbs = settings.bucket_thumbnails
     events = store_events(
         services.store,
@@ -176,17 +125,12 @@ def _store_outcome(
         original_index=outcome.index,
     )
     run.report(99.0, "store")
-    if not _video_exists(services, run.video_id):  # deleted while we worked: leave nothing behind
+    if not video_exists(services, video_id=run.video_id):  # deleted while we worked: leave nothing behind
         for name in (original_key, processed_index_key, processed_key(run.video_id)):
             services.store.delete(settings.bucket_processed, name)
         delete_prefix(services.store, thumbs, events_prefix(run.video_id))
         return None
     return _finalize_processing(run.video_id, outcome, events, original_key)
-
-
-def _video_exists(services: Services, video_id: str) -> bool:
-    with services.db.session() as session:
-        return session.get(Video, video_id) is not None
 
 
 def _frame_rows(video_id: str, boxes_doc: dict[str, Any]) -> list[dict[str, Any]]:
@@ -228,7 +172,7 @@ def _finalize_processing(
         session.execute(delete(Track).where(Track.video_id == video_id))
         if tracks:
             session.execute(insert(Track), tracks)
-        replace_events(session, video_id, events)
+        service_events.replace_events(session, video_id=video_id, rows=events)
         apply_probe(video, info)
         video.end_sequence = index.end_sequence
         video.key_frames = int(index.keys.sum())
@@ -243,20 +187,6 @@ def _finalize_processing(
         video.status, video.error, video.updated_at = "ready", None, utcnow()
 
     return finalize
-
-
-def apply_probe(video: Video, info: Any) -> None:
-    """Copy probe facts onto the row (shared by upload validation and processing)."""
-    video.width, video.height, video.rotation = info.width, info.height, info.rotation
-    video.coded_width, video.coded_height = info.coded_width, info.coded_height
-    video.codec, video.pix_fmt = info.codec, info.pix_fmt
-    video.time_base = f"{info.time_base.numerator}/{info.time_base.denominator}"
-    video.duration_ms, video.fps = round(float(info.duration_ms), 3), round(float(info.fps), 6)
-    video.vfr, video.has_audio, video.end_sequence = bool(info.vfr), bool(info.has_audio), int(info.end_sequence)
-    index = getattr(info, "index", None)
-    if index is not None:
-        video.key_frames = int(index.keys.sum())
-        video.last_frame_ms = round(float(index.time_ms[-1]), 3)
 
 
 def mark_video_failed(video_id: str | None, message: str) -> Finalize:
@@ -274,16 +204,10 @@ def cleanup_work_dir(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def _segment_task(run: TaskRun) -> Finalize | None:
-    from framemask.jobs.segments import segment_task
-
-    return segment_task(run)
-
-
 HANDLERS: dict[str, Callable[[TaskRun], Finalize | None]] = {
     "process_video": process_video_task,
     RENDER_KIND: rerender_task,
-    "segment": _segment_task,
+    "segment": segment_task,
 }
 
 
