@@ -169,7 +169,9 @@ def scrub_paths(text: str | None) -> str | None:
     return _ABS_PATH.sub(last, text)
 
 
-_SIGNATURE = re.compile(r"(?i)([?&](?:signature|sig|x-amz-signature|x-amz-credential|x-amz-security-token)=)[^&\s\"]*")
+_SIGNATURE = re.compile(
+    r"(?i)([?&](?:signature|sig|token|x-amz-signature|x-amz-credential|x-amz-security-token)=)[^&\s\"]*"
+)
 
 
 def redact_signatures(text: str) -> str:
@@ -177,7 +179,8 @@ def redact_signatures(text: str) -> str:
 
 
 class RedactSignatures(logging.Filter):
-    """Removes URL signatures from uvicorn access-log records (their args hold the request path)."""
+    """Removes URL signatures and hook tokens (`?token=`) from uvicorn access-log records (their args hold the
+    request path)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple) and record.args:
