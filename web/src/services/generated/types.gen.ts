@@ -5,6 +5,218 @@ export type ClientOptions = {
 };
 
 /**
+ * AnalysisCreate
+ *
+ * What the owner asks for: `{"kind": "pose", "rate": N}` (N samples per second).
+ */
+export type AnalysisCreate = {
+    /**
+     * Kind
+     *
+     * `pose`: COCO's 17 keypoints of every tracked person
+     */
+    kind: 'pose';
+    /**
+     * Rate
+     *
+     * samples per second (exactly floor(duration x rate) samples)
+     */
+    rate: number;
+};
+
+/**
+ * AnalysisList
+ */
+export type AnalysisList = {
+    /**
+     * Items
+     */
+    items: Array<AnalysisPublic>;
+    /**
+     * Video Id
+     */
+    video_id: string;
+};
+
+/**
+ * AnalysisPublic
+ */
+export type AnalysisPublic = {
+    /**
+     * Created At
+     */
+    created_at: string;
+    /**
+     * Error
+     */
+    error: string | null;
+    /**
+     * Finished At
+     */
+    finished_at: string | null;
+    /**
+     * Id
+     */
+    id: string;
+    /**
+     * Job Id
+     */
+    job_id: string | null;
+    /**
+     * Keypoint Names
+     */
+    keypoint_names: Array<string>;
+    /**
+     * Kind
+     */
+    kind: string;
+    /**
+     * Model
+     *
+     * the model that produced it (movenet-lightning)
+     */
+    model: string | null;
+    /**
+     * Progress
+     */
+    progress: number;
+    /**
+     * Rate
+     */
+    rate: number;
+    /**
+     * Requested By
+     */
+    requested_by: string | null;
+    /**
+     * Sample Count
+     *
+     * samples stored (set when the job succeeded)
+     */
+    sample_count: number | null;
+    /**
+     * Status
+     *
+     * its job's: queued, running, succeeded or failed
+     */
+    status: string;
+    /**
+     * Video Id
+     */
+    video_id: string;
+};
+
+/**
+ * AnalysisResult
+ */
+export type AnalysisResult = {
+    /**
+     * Created At
+     */
+    created_at: string;
+    /**
+     * Error
+     */
+    error: string | null;
+    /**
+     * Finished At
+     */
+    finished_at: string | null;
+    /**
+     * Id
+     */
+    id: string;
+    /**
+     * Job Id
+     */
+    job_id: string | null;
+    /**
+     * Keypoint Names
+     */
+    keypoint_names: Array<string>;
+    /**
+     * Kind
+     */
+    kind: string;
+    /**
+     * Model
+     *
+     * the model that produced it (movenet-lightning)
+     */
+    model: string | null;
+    /**
+     * Offset
+     */
+    offset: number;
+    /**
+     * Progress
+     */
+    progress: number;
+    /**
+     * Rate
+     */
+    rate: number;
+    /**
+     * Requested By
+     */
+    requested_by: string | null;
+    /**
+     * Sample Count
+     *
+     * samples stored (set when the job succeeded)
+     */
+    sample_count: number | null;
+    /**
+     * Samples
+     *
+     * samples offset.. in order (empty until it succeeded)
+     */
+    samples: Array<AnalysisSamplePublic>;
+    /**
+     * Status
+     *
+     * its job's: queued, running, succeeded or failed
+     */
+    status: string;
+    /**
+     * Video Id
+     */
+    video_id: string;
+};
+
+/**
+ * AnalysisSamplePublic
+ */
+export type AnalysisSamplePublic = {
+    /**
+     * Frame Time Ms
+     *
+     * that frame's own presentation time
+     */
+    frame_time_ms: number;
+    /**
+     * K
+     *
+     * sample number, 0-based; its time is k / rate
+     */
+    k: number;
+    /**
+     * People
+     */
+    people: Array<PosePerson>;
+    /**
+     * Seq
+     *
+     * the frame on screen at time_ms (from the frame index)
+     */
+    seq: number;
+    /**
+     * Time Ms
+     */
+    time_ms: number;
+};
+
+/**
  * AuditEntry
  */
 export type AuditEntry = {
@@ -641,6 +853,30 @@ export type MutedRange = {
      * Start Seq
      */
     start_seq: number;
+};
+
+/**
+ * PosePerson
+ */
+export type PosePerson = {
+    /**
+     * Box
+     *
+     * x1, y1, x2, y2 (displayed-frame pixels)
+     */
+    box: Array<number>;
+    /**
+     * Keypoints
+     *
+     * 17 x [x, y, score] in COCO order (`keypoint_names`)
+     */
+    keypoints: Array<Array<number>>;
+    /**
+     * Track
+     *
+     * the track id of the person's boxes (`/tracks`, `/frames`)
+     */
+    track: number;
 };
 
 /**
@@ -1614,7 +1850,14 @@ export type S3EventApiHooksS3PostData = {
      */
     body: S3Event;
     path?: never;
-    query?: never;
+    query?: {
+        /**
+         * Token
+         *
+         * `FRAMEMASK_WEBHOOK_URL_TOKEN`, for S3 servers that cannot send an Authorization header
+         */
+        token?: string | null;
+    };
     url: '/api/hooks/s3';
 };
 
@@ -1839,6 +2082,14 @@ export type UploadVideoApiVideosPostData = {
     body: {
         file: Blob | File;
     };
+    headers?: {
+        /**
+         * Idempotency-Key
+         *
+         * a random key (e.g. a UUID) the client sends again when it retries this upload: a retry answers the video its first try created (`Idempotent-Replayed: true`) and never makes a second one
+         */
+        'Idempotency-Key'?: string | null;
+    };
     path?: never;
     query?: never;
     url: '/api/videos';
@@ -1963,6 +2214,129 @@ export type UpdateReviewApiVideosVideoIdPatchResponses = {
 };
 
 export type UpdateReviewApiVideosVideoIdPatchResponse = UpdateReviewApiVideosVideoIdPatchResponses[keyof UpdateReviewApiVideosVideoIdPatchResponses];
+
+export type ListAllApiVideosVideoIdAnalysesGetData = {
+    body?: never;
+    path: {
+        /**
+         * Video Id
+         *
+         * video id (32 hex digits)
+         */
+        video_id: string;
+    };
+    query?: never;
+    url: '/api/videos/{video_id}/analyses';
+};
+
+export type ListAllApiVideosVideoIdAnalysesGetErrors = {
+    /**
+     * Validation Error
+     */
+    422: HttpValidationError;
+};
+
+export type ListAllApiVideosVideoIdAnalysesGetError = ListAllApiVideosVideoIdAnalysesGetErrors[keyof ListAllApiVideosVideoIdAnalysesGetErrors];
+
+export type ListAllApiVideosVideoIdAnalysesGetResponses = {
+    /**
+     * Successful Response
+     */
+    200: AnalysisList;
+};
+
+export type ListAllApiVideosVideoIdAnalysesGetResponse = ListAllApiVideosVideoIdAnalysesGetResponses[keyof ListAllApiVideosVideoIdAnalysesGetResponses];
+
+export type CreateApiVideosVideoIdAnalysesPostData = {
+    body: AnalysisCreate;
+    path: {
+        /**
+         * Video Id
+         *
+         * video id (32 hex digits)
+         */
+        video_id: string;
+    };
+    query?: never;
+    url: '/api/videos/{video_id}/analyses';
+};
+
+export type CreateApiVideosVideoIdAnalysesPostErrors = {
+    /**
+     * not the video's owner (the editor named in `created_by`) or an admin
+     */
+    403: unknown;
+    /**
+     * the video is not processed yet (its tracks give the people)
+     */
+    409: unknown;
+    /**
+     * Validation Error
+     */
+    422: HttpValidationError;
+};
+
+export type CreateApiVideosVideoIdAnalysesPostError = CreateApiVideosVideoIdAnalysesPostErrors[keyof CreateApiVideosVideoIdAnalysesPostErrors];
+
+export type CreateApiVideosVideoIdAnalysesPostResponses = {
+    /**
+     * Successful Response
+     */
+    201: AnalysisPublic;
+};
+
+export type CreateApiVideosVideoIdAnalysesPostResponse = CreateApiVideosVideoIdAnalysesPostResponses[keyof CreateApiVideosVideoIdAnalysesPostResponses];
+
+export type GetOneApiVideosVideoIdAnalysesAnalysisIdGetData = {
+    body?: never;
+    path: {
+        /**
+         * Analysis Id
+         *
+         * analysis id (32 hex digits)
+         */
+        analysis_id: string;
+        /**
+         * Video Id
+         *
+         * video id (32 hex digits)
+         */
+        video_id: string;
+    };
+    query?: {
+        /**
+         * Offset
+         *
+         * first sample (k) to return
+         */
+        offset?: number;
+        /**
+         * Limit
+         *
+         * samples to return
+         */
+        limit?: number;
+    };
+    url: '/api/videos/{video_id}/analyses/{analysis_id}';
+};
+
+export type GetOneApiVideosVideoIdAnalysesAnalysisIdGetErrors = {
+    /**
+     * Validation Error
+     */
+    422: HttpValidationError;
+};
+
+export type GetOneApiVideosVideoIdAnalysesAnalysisIdGetError = GetOneApiVideosVideoIdAnalysesAnalysisIdGetErrors[keyof GetOneApiVideosVideoIdAnalysesAnalysisIdGetErrors];
+
+export type GetOneApiVideosVideoIdAnalysesAnalysisIdGetResponses = {
+    /**
+     * Successful Response
+     */
+    200: AnalysisResult;
+};
+
+export type GetOneApiVideosVideoIdAnalysesAnalysisIdGetResponse = GetOneApiVideosVideoIdAnalysesAnalysisIdGetResponses[keyof GetOneApiVideosVideoIdAnalysesAnalysisIdGetResponses];
 
 export type GetBoxesApiVideosVideoIdBoxesGetData = {
     body?: never;
