@@ -24,9 +24,7 @@ LAZY_IMPORTS = {
 }
 """Function-level imports allowed in `jobs/`, with the reason each stays lazy."""
 
-NOT_YET_ON_THE_SERVICE_LAYER = {
-    "api/routes/analyses.py": "pose analyses, added in parallel, still call framemask.jobs.analysis",
-}
+NOT_YET_ON_THE_SERVICE_LAYER: dict[str, str] = {}
 """Routes written before they could use the service layer, each with what is left to move."""
 
 QUERY_CALLS = {"execute", "query", "scalars", "scalar"}

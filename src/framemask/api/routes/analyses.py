@@ -15,7 +15,6 @@ from typing import Annotated
 import anyio
 from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, status
 
-from framemask.api.auth import Principal, audit
 from framemask.api.deps import CurrentUser, ServicesDep, VideoDep, client_of, require_ready
 from framemask.api.hardening import scrub_paths
 from framemask.api.schemas import (
@@ -26,14 +25,15 @@ from framemask.api.schemas import (
     AnalysisSamplePublic,
 )
 from framemask.detect.pose import KEYPOINTS
-from framemask.jobs.analysis import (
+from framemask.service.analyses import (
     AnalysisState,
     analysis_samples,
     create_analysis,
     get_analysis,
     list_analyses,
 )
-from framemask.jobs.context import Services
+from framemask.service.auth import Principal, audit
+from framemask.service.context import Services
 from framemask.store.models import Video
 
 __all__ = ["router"]
@@ -72,7 +72,7 @@ def _public(state: AnalysisState) -> AnalysisPublic:
 
 
 def _create(services: Services, video: Video, body: AnalysisCreate, user: Principal, client: str | None) -> str:
-    row = create_analysis(services, video, body.kind, body.rate, user.name)
+    row = create_analysis(services, video=video, kind=body.kind, rate=body.rate, requested_by=user.name)
     detail = {"analysis_id": row.id, "kind": body.kind, "rate": body.rate}
     audit(services.db, user, "analysis.create", video_id=video.id, detail=detail, client=client)
     assert row.job_id is not None
@@ -103,7 +103,7 @@ async def create(
         raise HTTPException(status.HTTP_403_FORBIDDEN, "only the video's owner or an admin may ask for pose keypoints")
     require_ready(video)
     analysis_id = await anyio.to_thread.run_sync(_create, services, video, body, user, client_of(request))
-    state = await anyio.to_thread.run_sync(get_analysis, services, video.id, analysis_id)
+    state = await anyio.to_thread.run_sync(lambda: get_analysis(services, video_id=video.id, analysis_id=analysis_id))
     assert state is not None
     response.headers["Location"] = f"/api/videos/{video.id}/analyses/{analysis_id}"
     return _public(state)
@@ -114,7 +114,7 @@ def list_all(video: VideoDep, services: ServicesDep, user: CurrentUser, response
     """The video's analyses with their state (editors and admins)."""
     _readers_only(user)
     response.headers["Cache-Control"] = NO_STORE
-    return AnalysisList(video_id=video.id, items=[_public(s) for s in list_analyses(services, video.id)])
+    return AnalysisList(video_id=video.id, items=[_public(s) for s in list_analyses(services, video_id=video.id)])
 
 
 @router.get("/{video_id}/analyses/{analysis_id}", response_model=AnalysisResult)
@@ -131,12 +131,12 @@ def get_one(
     """The analysis and its samples (`offset`, `limit`), each tied to its frame (`seq`, `frame_time_ms`) with
     every tracked person's box and keypoints. Editors and admins; every read is audited (`analysis.read`)."""
     _readers_only(user)
-    state = get_analysis(services, video.id, analysis_id)
+    state = get_analysis(services, video_id=video.id, analysis_id=analysis_id)
     if state is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"video {video.id} has no analysis {analysis_id}")
     detail = {"analysis_id": analysis_id, "offset": offset, "limit": limit}
     audit(services.db, user, "analysis.read", video_id=video.id, detail=detail, client=client_of(request))
     response.headers["Cache-Control"] = NO_STORE  # personal data, like original pixels
-    rows = analysis_samples(services, analysis_id, offset, limit)
+    rows = analysis_samples(services, analysis_id=analysis_id, offset=offset, limit=limit)
     samples = [AnalysisSamplePublic.model_validate(r) for r in rows]
     return AnalysisResult(**_public(state).model_dump(), offset=offset, samples=samples)
