@@ -28,6 +28,7 @@ import numpy as np
 from framemask.detect.base import DEFAULT_THREADS, Detector
 from framemask.detect.detections import LABELS
 from framemask.errors import InputError, ModelError
+from framemask.settings import model_dir as configured_model_dir
 
 __all__ = [
     "ModelStatus",
@@ -78,9 +79,8 @@ class ModelStatus:
 
 
 def default_model_dir() -> Path:
-    """`$FRAMEMASK_MODEL_DIR`, else `~/.cache/framemask/models`."""
-    env = os.environ.get("FRAMEMASK_MODEL_DIR")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "framemask" / "models"
+    """`$FRAMEMASK_MODEL_DIR`, else `~/.cache/framemask/models` (read through `framemask.settings`)."""
+    return configured_model_dir()
 
 
 def _sha256(data: bytes | Path) -> str:
@@ -344,7 +344,6 @@ def load_detectors(
     face_max_side: int = 1920,
 ) -> list[Detector]:
     """One ready detector per target label; `ModelError` says how to fix a missing model."""
-    from framemask.detect._runtime import make_session
     from framemask.detect.nanodet import NanoDet
     from framemask.detect.retinaface import RetinaFace
 
@@ -356,8 +355,8 @@ def load_detectors(
         status = _nanodet_status(model_dir or default_model_dir())
         if not status.ready:
             raise ModelError(f"person model {status.name} not ready: {status.detail}")
-        session = make_session(Path(status.path), threads, status.name)
-        detectors.append(NanoDet(Path(status.path), person_threshold, tiles=person_tiles, session=session))
+        # NanoDet builds its own session: with the input size open (`nanodet.open_input_size`)
+        detectors.append(NanoDet(Path(status.path), person_threshold, tiles=person_tiles, threads=threads))
     if "face" in targets:
         detectors.append(RetinaFace(face_threshold, max_side=face_max_side, threads=threads))
     return detectors

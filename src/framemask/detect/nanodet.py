@@ -33,6 +33,7 @@ PERSON = 0  # COCO class index
 _MEAN_BGR = np.array([103.53, 116.28, 123.675], np.float32)
 _STD_BGR = np.array([57.375, 57.12, 58.395], np.float32)
 _TILE_OVERLAP = 0.15
+_ALIGN = 32  # the backbone halves the input 5 times
 
 
 def _softmax_expectation(reg: np.ndarray) -> np.ndarray:
@@ -43,11 +44,13 @@ def _softmax_expectation(reg: np.ndarray) -> np.ndarray:
     return prob @ np.arange(BINS, dtype=np.float32)
 
 
-def decode_level(cls: np.ndarray, reg: np.ndarray, stride: int, threshold: float) -> tuple[np.ndarray, np.ndarray]:
-    """Person boxes (xyxy, network-input pixels) and scores of one output level."""
+def decode_level(
+    cls: np.ndarray, reg: np.ndarray, stride: int, threshold: float, width: int = SIZE
+) -> tuple[np.ndarray, np.ndarray]:
+    """Person boxes (xyxy, network-input pixels) and scores of one output level (input `width` px wide)."""
     scores = cls[:, PERSON]
     hit = np.flatnonzero(scores > threshold)
-    side = SIZE // stride
+    side = width // stride
     ys, xs = np.divmod(hit, side)
     centre = (np.stack([xs, ys], 1).astype(np.float32) + 0.5) * stride
     dist = _softmax_expectation(reg[hit]) * stride
@@ -166,6 +169,46 @@ def _with_outputs(model: Path | bytes, names: Sequence[tuple[str, int, int]]) ->
     return proto.SerializeToString()
 
 
+def open_input_size(model: Path | bytes) -> bytes:
+    """The converted graph with its input height and width left open (each a multiple of 32).
+
+    The TFJS conversion pins 416x416: its four PAN resizes name their output `sizes` and the head reshapes
+    name their cell counts. Those resizes are exact x2 / x0.5 (`scales` give the same sizes and sampling
+    grid) and the reshapes only flatten, so freeing them lets a 16:9 frame run at 416x256 instead of
+    being padded to a square: 38% less compute, and the same numbers on the pixels both inputs share
+    (every conv's SAME padding is the same for any input that is a multiple of 32)."""
+    import onnx
+    from onnx import numpy_helper
+
+    proto = onnx.load_from_string(model) if isinstance(model, bytes) else onnx.load(str(model))
+    shapes = {
+        v.name: [d.dim_value for d in v.type.tensor_type.shape.dim]
+        for v in onnx.shape_inference.infer_shapes(proto).graph.value_info
+    }
+    inits = {i.name: i for i in proto.graph.initializer}
+    for node in proto.graph.node:
+        if node.op_type == "Resize" and len(node.input) == 4 and node.input[3] in inits:
+            before = shapes.get(node.input[0])
+            after = numpy_helper.to_array(inits[node.input[3]])
+            if not before or len(before) != 4 or not all(before):
+                raise ModelError(f"NanoDet resize {node.name}: input shape unknown")
+            scales = np.array([1.0, 1.0, after[2] / before[2], after[3] / before[3]], np.float32)
+            name = f"{node.name}_scales"
+            proto.graph.initializer.append(numpy_helper.from_array(scales, name))
+            node.input[:] = [node.input[0], node.input[1] or "", name]
+        elif node.op_type == "Reshape" and node.input[1] in inits:
+            shape = numpy_helper.to_array(inits[node.input[1]]).copy()
+            if len(shape) == 3:  # (1, channels, cells) before the head's transpose
+                shape[2] = -1
+                inits[node.input[1]].CopyFrom(numpy_helper.from_array(shape.astype(np.int64), node.input[1]))
+    del proto.graph.value_info[:]
+    dims = proto.graph.input[0].type.tensor_type.shape.dim
+    dims[2].dim_param, dims[3].dim_param = "height", "width"
+    for out in proto.graph.output:
+        out.type.tensor_type.shape.dim[1].dim_param = "cells"
+    return proto.SerializeToString()
+
+
 def _pooled(features: Sequence[np.ndarray]) -> np.ndarray:
     """Global average pool of each (1, C, H, W) map, each level L2-normalised, concatenated, L2-normalised."""
     parts = []
@@ -198,28 +241,44 @@ class NanoDet:
         self.threshold = threshold
         self.nms_iou = nms_iou
         self.tiles = tiles
-        self.session = session or make_session(model, threads, self.name)
+        self.session = session or make_session(open_input_size(model), threads, self.name)
         self.input_name = self.session.get_inputs()[0].name
-        outputs = self.session.get_outputs()
-        # pair score/box outputs per level by their cell count (names are TFJS leftovers)
+        self.open_size = not all(isinstance(d, int) for d in self.session.get_inputs()[0].shape[2:])
+        """True when the session takes any multiple of 32 (`open_input_size`): `detect` then feeds the
+        frame's own aspect ratio instead of a 416x416 square."""
+        # pair score/box outputs per level by their cell count (names are TFJS leftovers); an open graph
+        # tells its counts on a 64x64 input: 64, 16 and 4 cells at strides 8, 16, 32
+        names = [o.name for o in self.session.get_outputs()]
+        probe = SIZE if not self.open_size else 64
+        if self.open_size:
+            with onnx_errors(self.name):
+                shapes = [
+                    o.shape for o in self.session.run(None, {self.input_name: np.zeros((1, 3, 64, 64), np.float32)})
+                ]
+        else:
+            shapes = [o.shape for o in self.session.get_outputs()]
         by_cells: dict[int, dict[int, str]] = {}
-        for out in outputs:
-            by_cells.setdefault(int(out.shape[1]), {})[int(out.shape[2])] = out.name
-        self.levels = [(by_cells[(SIZE // s) ** 2][80], by_cells[(SIZE // s) ** 2][4 * BINS], s) for s in STRIDES]
+        for name, shape in zip(names, shapes, strict=True):
+            by_cells.setdefault(int(shape[1]), {})[int(shape[2])] = name
+        self.levels = [(by_cells[(probe // s) ** 2][80], by_cells[(probe // s) ** 2][4 * BINS], s) for s in STRIDES]
 
-    def _letterbox(self, rgb: np.ndarray) -> tuple[np.ndarray, float]:
-        """Normalised BGR NCHW blob, aspect kept, padded bottom/right with the mean; and the scale."""
+    def _letterbox(self, rgb: np.ndarray, square: bool = True) -> tuple[np.ndarray, float]:
+        """Normalised BGR NCHW blob, aspect kept, padded bottom/right with the mean; and the scale.
+
+        The long side becomes 416; the blob is 416x416 (`square`) or the scaled frame padded to
+        multiples of 32 (416x256 for 16:9)."""
         h, w = rgb.shape[:2]
         scale = SIZE / max(h, w)
         nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
+        bh, bw = (SIZE, SIZE) if square else (-(-nh // _ALIGN) * _ALIGN, -(-nw // _ALIGN) * _ALIGN)
         interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
         small = cv2.resize(rgb, (nw, nh), interpolation=interp)
-        blob = np.zeros((1, 3, SIZE, SIZE), np.float32)  # zero == the mean after normalisation
+        blob = np.zeros((1, 3, bh, bw), np.float32)  # zero == the mean after normalisation
         blob[0, :, :nh, :nw] = ((small[..., ::-1].astype(np.float32) - _MEAN_BGR) / _STD_BGR).transpose(2, 0, 1)
         return blob, scale
 
     def _detect_once(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        blob, scale = self._letterbox(rgb)
+        blob, scale = self._letterbox(rgb, square=not self.open_size)
         with onnx_errors(self.name):
             outs = dict(
                 zip(
@@ -228,7 +287,8 @@ class NanoDet:
                     strict=True,
                 )
             )
-        parts = [decode_level(outs[c][0], outs[r][0], s, self.threshold) for c, r, s in self.levels]
+        width = blob.shape[3]
+        parts = [decode_level(outs[c][0], outs[r][0], s, self.threshold, width) for c, r, s in self.levels]
         boxes = np.concatenate([p[0] for p in parts])
         scores = np.concatenate([p[1] for p in parts])
         keep = nms(boxes, scores, self.nms_iou)
