@@ -17,7 +17,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "framemask"
 CORE = ("media", "detect", "redact", "streams", "store", "events")
 
 LAZY_IMPORTS = {
-    ("jobs/health.py", "kombu"): "the broker check runs only with FRAMEMASK_QUEUE=celery",
+    ("jobs/health.py", "kombu.connection"): "the broker check runs only with FRAMEMASK_QUEUE=celery",
     ("jobs/tasks.py", "framemask.jobs.analysis"): "the pose model's code loads only where a job runs it",
     ("jobs/analysis.py", "framemask.detect.pose"): "the pose model's code loads only where a job runs it",
     ("jobs/analysis.py", "framemask.events.sampled"): "the pose model's code loads only where a job runs it",

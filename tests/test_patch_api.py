@@ -16,10 +16,10 @@ import pytest
 from _api import ADMIN, PEOPLE_VIDEO, auth, make_settings, new_token, service, upload, wait_for
 from sqlalchemy import func, select
 
-from framemask.service.revisions import effective_boxes, latest_revision
 from framemask.media import FrameReader
 from framemask.redact import make_masker
 from framemask.redact.policy import MaskPolicy
+from framemask.service.revisions import effective_boxes, latest_revision
 from framemask.store.models import AuditLog, Job, Revision, Video
 
 ADDED = {"x": 300, "y": 40, "width": 120, "height": 90}
@@ -242,7 +242,8 @@ def test_excluding_a_whole_track_unmasks_every_frame_of_it(svc) -> None:
     with services.db.session() as session:
         video = session.get(Video, vid)
         revision = latest_revision(session, video_id=vid)
-    painted = effective_boxes(services, video=video, revision=revision).painted(MaskPolicy.from_dict(video.render_params["policy"]))
+    policy = MaskPolicy.from_dict(video.render_params["policy"])
+    painted = effective_boxes(services, video=video, revision=revision).painted(policy)
     frames = client.get(f"/api/videos/{vid}/boxes?from=1&to=71", headers=auth(ADMIN)).json()["frames"]
     checked = 0
     with FrameReader(PEOPLE_VIDEO) as reader:

@@ -264,7 +264,7 @@ class SeedFrame(BaseModel):
     label, ...) and `candidates` (weak detections no track confirmed: masked, not counted)."""
 
     model_config = ConfigDict(extra="allow")
-    __pydantic_extra__: dict[str, list[SeedBox]] = Field(init=False)  # type: ignore[assignment]
+    __pydantic_extra__: dict[str, list[SeedBox]] = Field(init=False)
 
     seq: int
     person: list[SeedBox] | None = None

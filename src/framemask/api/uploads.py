@@ -13,7 +13,7 @@ import weakref
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import anyio
 from fastapi import HTTPException, Request, status
@@ -21,6 +21,9 @@ from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from framemask.jobs.housekeeping import DISK_FULL, SPOOL_PREFIX, disk_full_error, is_disk_full, lock_spool
+
+if TYPE_CHECKING:
+    from python_multipart.multipart import MultipartCallbacks  # a TypedDict the library defines for checkers only
 
 __all__ = ["Upload", "receive_upload"]
 
@@ -38,11 +41,11 @@ class Upload:
     path: Path
     filename: str
     size: int
-    lock: object = field(default=None, repr=False, compare=False)
+    lock: BinaryIO | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.lock is not None:
-            weakref.finalize(self, self.lock.close)  # type: ignore[attr-defined]
+            weakref.finalize(self, self.lock.close)
 
 
 class _Sink:
@@ -59,7 +62,7 @@ class _Sink:
         self._in_file = False
         self._seen_file = False
 
-    def callbacks(self) -> dict[str, object]:
+    def callbacks(self) -> MultipartCallbacks:
         return {
             "on_part_begin": self._part_begin,
             "on_header_field": lambda d, s, e: self._header_field.extend(d[s:e]),
@@ -145,12 +148,12 @@ async def receive_upload(request: Request, spool_dir: Path, limit: int) -> Uploa
     except OSError as exc:
         raise _disk_full_or(exc, retry_after) from None
     try:
-        sink = _Sink(fh, limit)  # type: ignore[arg-type]
-        parser = MultipartParser(boundary, sink.callbacks())  # type: ignore[arg-type]
+        sink = _Sink(fh, limit)
+        parser = MultipartParser(boundary, sink.callbacks())
         async for batch in _batches(request, limit + _ENVELOPE_BYTES):
             await anyio.to_thread.run_sync(parser.write, batch)
         parser.finalize()
-        fh.flush()  # type: ignore[attr-defined]
+        fh.flush()
         upload = _finished(sink, path, fh)
         DISK_FULL.resolved()
         return upload
@@ -168,11 +171,11 @@ async def receive_upload(request: Request, spool_dir: Path, limit: int) -> Uploa
         raise
 
 
-def _drop(path: Path, fh: object) -> None:
+def _drop(path: Path, fh: BinaryIO) -> None:
     with contextlib.suppress(OSError):
         path.unlink(missing_ok=True)
     with contextlib.suppress(OSError):
-        fh.close()  # type: ignore[attr-defined]
+        fh.close()
 
 
 def _disk_full_or(exc: OSError, retry_after: float) -> BaseException:
@@ -183,7 +186,7 @@ def _disk_full_or(exc: OSError, retry_after: float) -> BaseException:
     return disk_full_error(exc, "receiving an upload", retry_after)
 
 
-def _finished(sink: _Sink, path: Path, fh: object) -> Upload:
+def _finished(sink: _Sink, path: Path, fh: BinaryIO) -> Upload:
     if sink.filename is None:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "no 'file' field in the upload")
     if not sink.ended:

@@ -51,6 +51,15 @@ def events_prefix(video_id: str) -> str:
     return f"{video_prefix(video_id)}events/"
 
 
+def _tagger(analyzer: Analyzer | str | None) -> Analyzer | None:
+    """The analyzer to tag events with: the prepared NanoDet for "default", else the one given (None: none)."""
+    if isinstance(analyzer, str):
+        if analyzer != "default":
+            raise ValueError(f"unknown analyzer {analyzer!r}")
+        return default_analyzer()
+    return analyzer
+
+
 def event_thumbnail_key(video_id: str, number: int, event: Event) -> str:
     return thumbnail_key(video_id, f"events/{number:04d}-{event.kind}-{event.key_seq}.jpg")
 
@@ -81,13 +90,13 @@ def store_events(
     index = index if index is not None else FrameIndex.build(processed)
     if boxes is not None and int(boxes["endSequence"]) != index.end_sequence:
         raise FramemaskError(f"boxes cover {boxes['endSequence']} frames, the processed video {index.end_sequence}")
-    tagger = default_analyzer() if analyzer == "default" else analyzer
+    tagger = _tagger(analyzer)
     events = extract_events(
         processed,
         boxes=boxes,
         index=index,
         describer=describer,
-        analyzer=tagger,  # type: ignore[arg-type]
+        analyzer=tagger,
         tag_path=original,
         tag_index=original_index,
     )
@@ -187,7 +196,7 @@ def events_after_render(
         for key in services.store.list(bucket, events_prefix(video.id)):  # left by an attempt that failed
             if key not in used:
                 services.store.delete(bucket, key)
-        tagger = default_analyzer() if analyzer == "default" else analyzer
+        tagger = _tagger(analyzer)
         original = local_copy(services.store, video.raw_bucket, video.raw_key, cache / Path(video.raw_key).name)
         original_index = load_index(services.store, settings.bucket_processed, video.index_key)
         pairs = refresh_events(
@@ -198,18 +207,18 @@ def events_after_render(
             changed,
             tagger,
             tag_path=original,
-            tag_index=original_index,  # type: ignore[arg-type]
+            tag_index=original_index,
         )
         stem = Path(final_key).stem
         plan: list[tuple[int | None, dict[str, Any]]] = []
         with FrameReader(final, index) as reader:
             for number, (event, recomputed) in enumerate(pairs, start=1):
                 old = by_span.get((event.kind, event.start_seq, event.end_seq))
-                key = old.thumbnail_key if old is not None and not recomputed else None
-                if key is None:
-                    key = thumbnail_key(video.id, f"events/{stem}-{number:04d}-{event.kind}-{event.key_seq}.jpg")
-                    put_bytes(services.store, bucket, key, keyframe_jpeg(reader, event.key_seq, THUMBNAIL_WIDTH))
-                plan.append((old.id if old is not None else None, _row(video.id, event, key)))
+                thumb = old.thumbnail_key if old is not None and not recomputed else None
+                if thumb is None:
+                    thumb = thumbnail_key(video.id, f"events/{stem}-{number:04d}-{event.kind}-{event.key_seq}.jpg")
+                    put_bytes(services.store, bucket, thumb, keyframe_jpeg(reader, event.key_seq, THUMBNAIL_WIDTH))
+                plan.append((old.id if old is not None else None, _row(video.id, event, thumb)))
         info = {"events": len(pairs), "recomputed": sum(1 for _, r in pairs if r)}
     except Exception as exc:
         log.exception("video %s: events not recomputed after the render", video.id)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import concurrent.futures
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import text
 
@@ -36,9 +36,10 @@ def _store(services: Services) -> None:
 
 
 def _broker(services: Services) -> None:
-    from kombu import Connection
+    from kombu.connection import Connection  # only with FRAMEMASK_QUEUE=celery
 
-    with Connection(services.settings.broker_url, connect_timeout=TIMEOUT_SECONDS) as conn:
+    connect: Any = Connection  # kombu's constructor carries no type hints
+    with connect(services.settings.broker_url, connect_timeout=TIMEOUT_SECONDS) as conn:
         conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=TIMEOUT_SECONDS)
 
 

@@ -28,9 +28,10 @@ import os
 import shutil
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 from sqlalchemy import select
 
@@ -178,7 +179,7 @@ def jobs_scratch_dir(settings: Settings) -> Path:
     return settings.cache_dir / "jobs"
 
 
-def lock_spool(directory: Path, name: str) -> tuple[Path, object]:
+def lock_spool(directory: Path, name: str) -> tuple[Path, BinaryIO]:
     """Create `directory/name` already locked: (path, open binary file holding the lock).
 
     The file is born as `.name.new`, locked, then renamed, so a sweep never sees an unlocked live spool.
@@ -218,7 +219,7 @@ _active_lock = threading.Lock()
 
 
 @contextlib.contextmanager
-def active_work_dirs(path: Path):  # type: ignore[no-untyped-def]
+def active_work_dirs(path: Path) -> Iterator[Path]:
     """Mark a job scratch directory as used by this process while the block runs."""
     with _active_lock:
         _active.add(path)

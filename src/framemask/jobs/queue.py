@@ -14,10 +14,10 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 from pydantic import ValidationError
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import CursorResult, Result, and_, func, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -62,7 +62,12 @@ SEGMENTS_SHARE = (5.0, 85.0)
 
 def backoff_seconds(attempt: int, base: float) -> float:
     """Exponential back-off after failed attempt number `attempt` (1-based), capped."""
-    return min(base * (2 ** max(attempt - 1, 0)), MAX_BACKOFF_SECONDS)
+    return min(base * float(2 ** max(attempt - 1, 0)), MAX_BACKOFF_SECONDS)
+
+
+def rows_changed(result: Result[Any]) -> int:
+    """Rows an UPDATE matched (`Session.execute` is typed as returning `Result`; DML gives a `CursorResult`)."""
+    return int(cast(CursorResult[Any], result).rowcount)
 
 
 class JobQueue:
@@ -124,21 +129,23 @@ class JobQueue:
         """Claim one job if it is claimable right now; None if it is taken, done or unknown."""
         token, now = new_id(), utcnow()
         with self.db.begin() as session:
-            changed = session.execute(
-                update(Job)
-                .where(Job.id == job_id, self._claimable())
-                .values(
-                    status="running",
-                    claim=token,
-                    worker=worker,
-                    attempts=Job.attempts + 1,
-                    lease_until=now + self.lease,
-                    heartbeat_at=now,
-                    started_at=func.coalesce(Job.started_at, now),
-                    updated_at=now,
+            changed = rows_changed(
+                session.execute(
+                    update(Job)
+                    .where(Job.id == job_id, self._claimable())
+                    .values(
+                        status="running",
+                        claim=token,
+                        worker=worker,
+                        attempts=Job.attempts + 1,
+                        lease_until=now + self.lease,
+                        heartbeat_at=now,
+                        started_at=func.coalesce(Job.started_at, now),
+                        updated_at=now,
+                    )
+                    .execution_options(synchronize_session=False)
                 )
-                .execution_options(synchronize_session=False)
-            ).rowcount
+            )
             if changed != 1:
                 return None
             attempt, kind = session.execute(select(Job.attempts, Job.kind).where(Job.id == job_id)).one()
@@ -149,18 +156,20 @@ class JobQueue:
         """Fail running jobs whose lease lapsed after their last allowed attempt (their worker died)."""
         now = utcnow()
         with self.db.begin() as session:
-            return session.execute(
-                update(Job)
-                .where(Job.status == "running", Job.lease_until < now, Job.attempts >= Job.max_attempts)
-                .values(
-                    status="failed",
-                    error="worker lost during the last allowed attempt",
-                    finished_at=now,
-                    updated_at=now,
-                    claim=None,
+            return rows_changed(
+                session.execute(
+                    update(Job)
+                    .where(Job.status == "running", Job.lease_until < now, Job.attempts >= Job.max_attempts)
+                    .values(
+                        status="failed",
+                        error="worker lost during the last allowed attempt",
+                        finished_at=now,
+                        updated_at=now,
+                        claim=None,
+                    )
+                    .execution_options(synchronize_session=False)
                 )
-                .execution_options(synchronize_session=False)
-            ).rowcount
+            )
 
     # --- fan-out: a job that waits for its segment jobs ----------------------------------------------
 
@@ -285,7 +294,7 @@ class JobQueue:
             values["stage"] = stage
         with self.db.begin() as session:
             stmt = update(Job).where(self._owned(claim)).values(**values)
-            return session.execute(stmt.execution_options(synchronize_session=False)).rowcount == 1
+            return rows_changed(session.execute(stmt.execution_options(synchronize_session=False))) == 1
 
     # --- endings -------------------------------------------------------------------------------------
 
@@ -293,28 +302,66 @@ class JobQueue:
         """Mark the job succeeded and run `finalize` in the same transaction; False if the claim was lost."""
         now = utcnow()
         with self.db.begin() as session:
-            changed = session.execute(
-                update(Job)
-                .where(self._owned(claim))
-                .values(
-                    status="succeeded",
-                    progress=100.0,
-                    stage="done",
-                    error=None,
-                    result=result,
-                    finished_at=now,
-                    updated_at=now,
-                    lease_until=None,
-                    completions=Job.completions + 1,
+            changed = rows_changed(
+                session.execute(
+                    update(Job)
+                    .where(self._owned(claim))
+                    .values(
+                        status="succeeded",
+                        progress=100.0,
+                        stage="done",
+                        error=None,
+                        result=result,
+                        finished_at=now,
+                        updated_at=now,
+                        lease_until=None,
+                        completions=Job.completions + 1,
+                    )
+                    .execution_options(synchronize_session=False)
                 )
-                .execution_options(synchronize_session=False)
-            ).rowcount
+            )
             if changed != 1:
                 log.warning("job %s: claim lost before completion; results discarded", claim.job_id)
                 return False
             if finalize is not None:
                 finalize(session)
         return True
+
+    def requeue_for_space(self, claim: Claim, video_id: str | None, message: str, wait: float) -> bool:
+        """Put a job that ran out of disk back to `queued` without spending an attempt, due in `wait` seconds,
+        with `message` on the job and its video; False if the claim was lost meanwhile."""
+        now = utcnow()
+        with self.db.begin() as session:
+            changed = rows_changed(
+                session.execute(
+                    update(Job)
+                    .where(self._owned(claim))
+                    .values(
+                        status="queued",
+                        attempts=Job.attempts - 1,
+                        error=message,
+                        claim=None,
+                        lease_until=None,
+                        not_before=now + timedelta(seconds=wait),
+                        updated_at=now,
+                    )
+                    .execution_options(synchronize_session=False)
+                )
+            )
+            if changed == 1 and video_id is not None:
+                session.execute(
+                    update(Video)
+                    .where(Video.id == video_id, Video.status.in_(("queued", "processing")))
+                    .values(status="queued", error=message, updated_at=now)
+                    .execution_options(synchronize_session=False)
+                )
+        return changed == 1
+
+    def set_result(self, session: Session, job_id: str, result: dict[str, Any]) -> None:
+        """Record a job's result inside the caller's transaction (a handler's finalize)."""
+        session.execute(
+            update(Job).where(Job.id == job_id).values(result=result).execution_options(synchronize_session=False)
+        )
 
     def fail(self, claim: Claim, error: BaseException | str, on_final: Finalize | None = None) -> str:
         """Record a failed attempt: retry later with back-off, or fail for good (bad input or missing

@@ -79,10 +79,11 @@ def rerender_task(run: TaskRun) -> Finalize | None:
     run.report(5.0, "fetch")
     cache = settings.cache_dir / "videos" / video.id
     src = local_copy(services.store, video.raw_bucket, video.raw_key, cache / Path(video.raw_key).name)
-    base_key = video.final_key if before else video.processed_key
+    processed = str(video.processed_key)  # checked above: a video without a master returned early
+    base_key = str(video.final_key) if before else processed  # a last render implies a final
     base = local_copy(services.store, settings.bucket_processed, base_key, cache / Path(base_key).name)
     master = base if not before else local_copy(
-        services.store, settings.bucket_processed, video.processed_key, cache / Path(video.processed_key).name
+        services.store, settings.bucket_processed, processed, cache / Path(processed).name
     )
     index = revisions.video_index(services, video=video)
     corrections = Corrections.model_validate(target.edits if target else {})

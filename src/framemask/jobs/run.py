@@ -11,7 +11,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from sqlalchemy.orm import Session
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
@@ -22,12 +22,24 @@ from framemask.service.context import Services
 from framemask.store.layout import local_copy
 from framemask.store.objects import ObjectStore
 
-__all__ = ["Finalize", "TaskRun", "fetch", "put", "put_bytes", "storage_retry"]
+__all__ = ["AfterCommit", "Finalize", "TaskRun", "fetch", "put", "put_bytes", "storage_retry"]
 
 Finalize = Callable[[Session], None]
 """Run by the queue in the transaction that marks the job succeeded: a job's rows land exactly once."""
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+class AfterCommit:
+    """A finalize with a step that runs once its transaction committed (tidying up or announcing, which must
+    neither roll back nor delay the results); the worker calls `after_commit` after completing the job."""
+
+    def __init__(self, finalize: Finalize, after_commit: Callable[[], None]) -> None:
+        self.finalize = finalize
+        self.after_commit = after_commit
+
+    def __call__(self, session: Session) -> None:
+        self.finalize(session)
 
 
 def storage_retry(func: F) -> F:
@@ -38,7 +50,7 @@ def storage_retry(func: F) -> F:
         stop=stop_after_attempt(4),
         reraise=True,
     )(func)
-    return wrapped  # type: ignore[no-any-return]  # tenacity's wrapper keeps the signature
+    return cast(F, wrapped)  # tenacity's wrapper keeps the signature
 
 
 @dataclass(frozen=True)

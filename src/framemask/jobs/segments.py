@@ -33,12 +33,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from framemask.jobs.pipeline import ProcessOutcome, outcome_of
 from framemask.jobs.queue import SegmentSpec
-from framemask.jobs.run import TaskRun, fetch, put, put_bytes, storage_retry
+from framemask.jobs.run import AfterCommit, TaskRun, fetch, put, put_bytes, storage_retry
 from framemask.media import FrameIndex, VideoInfo, probe
 from framemask.redact import DEFAULT_STRIDE
 from framemask.redact.encode import EncodeSettings
@@ -52,10 +51,11 @@ from framemask.redact.segments import (
     run_segment,
     segment_encoder,
 )
+from framemask.service import videos
 from framemask.service.context import Services
 from framemask.settings import Settings
 from framemask.store.layout import load_index, segment_key
-from framemask.store.models import Job, Video
+from framemask.store.models import Job
 
 __all__ = [
     "SEGMENT_KIND",
@@ -209,16 +209,16 @@ def segment_task(run: TaskRun) -> Callable[[Session], None] | None:
     """Render one segment of a video and store its part video and rows under its derived keys."""
     services, settings = run.services, run.services.settings
     payload = run.payload
-    with services.db.session() as session:
-        video = session.get(Video, run.video_id) if run.video_id else None
-        job = session.get(Job, run.job_id)
-        if video is None or job is None:
-            return None
-        raw_bucket, raw_key, parent_id, part = video.raw_bucket, video.raw_key, job.parent_id, int(job.part or 0)
+    video = videos.get_video(services, video_id=run.video_id) if run.video_id else None
+    job = services.queue.get(run.job_id)
+    if video is None or job is None or run.video_id is None:
+        return None
+    video_id = run.video_id
+    raw_bucket, raw_key, parent_id, part = video.raw_bucket, video.raw_key, job.parent_id, int(job.part or 0)
     index = load_index(services.store, settings.bucket_processed, payload["index_key"])
     if index is None:
         raise FileNotFoundError(f"segment {part}: the original's frame index is missing")
-    src = fetch(services.store, raw_bucket, raw_key, video_cache(settings, run.video_id) / Path(raw_key).name)
+    src = fetch(services.store, raw_bucket, raw_key, video_cache(settings, video_id) / Path(raw_key).name)
     span = Span(*payload["span"])
     render = payload["render"]
     run.report(0.0, "segment")
@@ -240,12 +240,10 @@ def segment_task(run: TaskRun) -> Callable[[Session], None] | None:
     )
     rows_path = run.work_dir / "rows.npz"
     save_output(out, rows_path)
-    keys = {ext: segment_key(run.video_id, part, payload["revision"], payload["digest"], ext) for ext in ("mp4", "npz")}
+    keys = {ext: segment_key(video_id, part, payload["revision"], payload["digest"], ext) for ext in ("mp4", "npz")}
     put(services.store, settings.bucket_processed, keys["mp4"], Path(out.part))
     put(services.store, settings.bucket_processed, keys["npz"], rows_path)
-    with services.db.session() as session:
-        gone = session.get(Video, run.video_id) is None
-    if gone:  # deleted while we worked: leave nothing behind
+    if not videos.video_exists(services, video_id=video_id):  # deleted while we worked: leave nothing behind
         for key in keys.values():
             services.store.delete(settings.bucket_processed, key)
         return None
@@ -254,9 +252,7 @@ def segment_task(run: TaskRun) -> Callable[[Session], None] | None:
     released: list[str] = []
 
     def finalize(session: Session) -> None:
-        session.execute(
-            update(Job).where(Job.id == run.job_id).values(result=result).execution_options(synchronize_session=False)
-        )
+        services.queue.set_result(session, run.job_id, result)
         if parent_id is not None and services.queue.release(session, parent_id):
             released.append(parent_id)
 
@@ -267,8 +263,7 @@ def segment_task(run: TaskRun) -> Callable[[Session], None] | None:
         for job_id in released:  # the join may start: tell the workers
             services.announce(job_id)
 
-    finalize.after_commit = after_commit  # type: ignore[attr-defined]
-    return finalize
+    return AfterCommit(finalize, after_commit)
 
 
 def on_segment_failed(services: Services, job_id: str, message: str) -> Callable[[Session], None]:
@@ -318,13 +313,14 @@ def _join(
 ) -> tuple[ProcessOutcome, list[str], dict[str, float]]:
     services, settings = run.services, run.services.settings
     store, bucket = services.store, settings.bucket_processed
+    video_id = str(run.video_id)  # a processing job always has its video
     started = time.perf_counter()
     run.report(85.0, "join")
     outputs = []
     keys: list[str] = []
     for child in children:
         payload = child.payload
-        names = {ext: segment_key(run.video_id, int(child.part or 0), payload["revision"], payload["digest"], ext)
+        names = {ext: segment_key(video_id, int(child.part or 0), payload["revision"], payload["digest"], ext)
                  for ext in ("mp4", "npz")}  # fmt: skip
         part, rows = run.work_dir / f"part{child.part:05d}.mp4", run.work_dir / f"rows{child.part:05d}.npz"
         for ext, path in (("mp4", part), ("npz", rows)):

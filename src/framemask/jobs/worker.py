@@ -11,9 +11,6 @@ import os
 import socket
 import threading
 import time
-from datetime import timedelta
-
-from sqlalchemy import update
 
 from framemask.jobs.housekeeping import DISK_FULL, active_work_dirs, is_disk_full
 from framemask.jobs.queue import PERMANENT, Claim
@@ -21,7 +18,7 @@ from framemask.jobs.run import TaskRun
 from framemask.jobs.segments import SEGMENT_KIND, FanOut, on_segment_failed
 from framemask.jobs.tasks import HANDLERS, cleanup_work_dir, mark_video_failed
 from framemask.service.context import Services
-from framemask.store.models import Job, Video, utcnow
+from framemask.store.models import utcnow
 
 __all__ = ["ClaimLost", "WorkerPool", "execute", "run_worker", "set_worker_name", "worker_name"]
 
@@ -102,11 +99,10 @@ class _Lease(threading.Thread):
 
 def execute(services: Services, claim: Claim) -> str:
     """Run a claimed job to its end; returns the job's status afterwards (or `lost`)."""
-    with services.db.session() as session:
-        job = session.get(Job, claim.job_id)
-        if job is None:
-            return "lost"
-        video_id, payload = job.video_id, dict(job.payload or {})
+    job = services.queue.get(claim.job_id)
+    if job is None:
+        return "lost"
+    video_id, payload = job.video_id, dict(job.payload or {})
     handler = HANDLERS.get(claim.kind)
     if handler is None:
         return services.queue.fail(claim, f"unknown job kind {claim.kind!r}")
@@ -178,38 +174,15 @@ def _wait_for_space(services: Services, claim: Claim, video_id: str | None, exc:
     DISK_FULL.give_up_reserve()  # the database is usually on the same disk: room for the lines below
     wait = services.settings.disk_full_retry_seconds
     message = f"waiting for disk space: no space left on the server's disk; retrying every {wait:g} s"
-    now = utcnow()
     try:
-        with services.db.begin() as session:
-            owned = (Job.id == claim.job_id, Job.claim == claim.token, Job.status == "running")
-            changed = session.execute(
-                update(Job)
-                .where(*owned)
-                .values(
-                    status="queued",
-                    attempts=Job.attempts - 1,
-                    error=message,
-                    claim=None,
-                    lease_until=None,
-                    not_before=now + timedelta(seconds=wait),
-                    updated_at=now,
-                )
-                .execution_options(synchronize_session=False)
-            ).rowcount
-            if changed == 1 and video_id is not None:
-                session.execute(
-                    update(Video)
-                    .where(Video.id == video_id, Video.status.in_(("queued", "processing")))
-                    .values(status="queued", error=message, updated_at=now)
-                    .execution_options(synchronize_session=False)
-                )
+        changed = services.queue.requeue_for_space(claim, video_id, message, wait)
     except Exception as again:
         if not is_disk_full(again):
             log.warning("job %s: could not put the job back to wait for space: %s", claim.job_id, again)
         return "running"
-    if services.settings.queue == "celery" and changed == 1:
+    if services.settings.queue == "celery" and changed:
         services.announce(claim.job_id, countdown=wait)
-    return "queued" if changed == 1 else "lost"
+    return "queued" if changed else "lost"
 
 
 def _readable(exc: BaseException) -> str:

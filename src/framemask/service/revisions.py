@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from framemask.errors import NotFoundError
+from framemask.errors import InputError, NotFoundError
 from framemask.media import FrameIndex
 from framemask.redact.corrections import Corrections, EffectiveBoxes
 from framemask.redact.patch import changed_seqs
@@ -61,9 +61,10 @@ class ConcurrentSavesError(Exception):
     """Every attempt at the next revision number lost to another save."""
 
 
-class InvalidRevisionError(Exception):
+class InvalidRevisionError(InputError):
     """A stored revision fails today's validation (saved before the limits existed): the API answers 409
-    naming it instead of failing every read with 500; the next save replaces it."""
+    naming it instead of failing every read with 500 (its own handler, ahead of InputError's 422); a render
+    of it fails at its first attempt (bad input); the next save replaces it."""
 
 
 def latest_revision(session: Session, *, video_id: str) -> Revision | None:

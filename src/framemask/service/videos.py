@@ -13,20 +13,24 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from framemask.errors import NotFoundError
-from framemask.media import VideoInfo
+from framemask.media import FrameIndex, VideoInfo
+from framemask.redact.boxes import CANDIDATES
 from framemask.service.auth import Principal, audit_row
 from framemask.service.context import Services
-from framemask.store.layout import video_prefix
-from framemask.store.models import Job, Revision, Video, utcnow
+from framemask.service.events import replace_events
+from framemask.store.layout import processed_key, video_prefix
+from framemask.store.models import Job, ProcessedFrame, Revision, Track, Video, utcnow
 from framemask.store.objects import delete_prefix
 
 __all__ = [
     "PROCESS_KIND",
     "DuplicateVideoError",
+    "Processed",
     "VideoPage",
     "apply_probe",
     "create_video",
@@ -38,7 +42,9 @@ __all__ = [
     "latest_job",
     "latest_revisions",
     "list_videos",
+    "mark_failed",
     "processed_at",
+    "record_processing",
     "set_review",
     "set_video",
     "video_exists",
@@ -191,3 +197,76 @@ def delete_video(services: Services, *, video: Video, by: Principal, client: str
     shutil.rmtree(services.settings.cache_dir / "videos" / video.id, ignore_errors=True)
     with services.db.begin() as session:
         audit_row(session, by, "video.delete", video_id=video.id, detail={"filename": video.filename}, client=client)
+
+
+def _frame_rows(video_id: str, boxes_doc: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    for entry in boxes_doc.get("sequence", []):
+        boxes = {name: value for name, value in entry.items() if name != "seq"}
+        rows.append({"video_id": video_id, "seq": int(entry["seq"]), "boxes": boxes})
+    return rows
+
+
+def _track_row(video_id: str, summary: dict[str, Any]) -> dict[str, Any]:
+    data = {k: summary[k] for k in ("frames", "gaps", "mean_score", "flags")}
+    return {
+        "video_id": video_id,
+        "number": summary["id"],
+        "label": summary["label"],
+        "source": "detector",
+        "enabled": True,
+        "first_seq": summary["start_seq"],
+        "last_seq": summary["end_seq"],
+        "data": data,
+    }
+
+
+@dataclass(frozen=True)
+class Processed:
+    """What processing a video produced for the database (its objects are stored before this is written)."""
+
+    info: VideoInfo
+    index: FrameIndex
+    boxes: dict[str, Any]
+    """The detected boxes of every frame in the seed format (one `processed_frame` row each)."""
+    tracks: list[dict[str, Any]]
+    events: list[dict[str, Any]]
+    gop_starts: list[int]
+    render: dict[str, Any]
+    original_index_key: str
+
+
+def record_processing(session: Session, *, video_id: str, result: Processed) -> None:
+    """Write a processed video's rows (frames, tracks, events) and make it `ready`, inside the transaction that
+    completes its job (so they land exactly once); nothing if the video was deleted meanwhile."""
+    video = session.get(Video, video_id)
+    if video is None:
+        return
+    rows = _frame_rows(video_id, result.boxes)
+    session.execute(delete(ProcessedFrame).where(ProcessedFrame.video_id == video_id))
+    for start in range(0, len(rows), 1000):
+        session.execute(insert(ProcessedFrame), rows[start : start + 1000])
+    session.execute(delete(Track).where(Track.video_id == video_id))
+    if result.tracks:
+        session.execute(insert(Track), [_track_row(video_id, t) for t in result.tracks])
+    replace_events(session, video_id=video_id, rows=result.events)
+    apply_probe(video, result.info)
+    index = result.index
+    video.end_sequence = index.end_sequence
+    video.key_frames = int(index.keys.sum())
+    video.last_frame_ms = float(index.time_ms[-1])
+    video.index_key = result.original_index_key
+    video.processed_key = processed_key(video_id)
+    video.gop_starts = result.gop_starts
+    video.render_params = result.render
+    video.boxes_total = sum(
+        len(v) for r in rows for k, v in r["boxes"].items() if isinstance(v, list) and k != CANDIDATES
+    )
+    video.status, video.error, video.updated_at = "ready", None, utcnow()
+
+
+def mark_failed(session: Session, *, video_id: str | None, message: str) -> None:
+    """The video shows why its processing failed for good."""
+    video = session.get(Video, video_id) if video_id else None
+    if video is not None:
+        video.status, video.error, video.updated_at = "failed", message, utcnow()

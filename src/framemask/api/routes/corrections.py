@@ -139,7 +139,7 @@ def put_corrections(
         raise HTTPException(status.HTTP_409_CONFLICT, "too many concurrent saves; try again") from None
     after = revisions.effective_boxes(services, video=video, revision=row)
     changed = len(revisions.changed_frames(video=video, before=before, after=after))
-    return RevisionSaved(revision=_public(row), changed_frames=changed)  # type: ignore[arg-type]
+    return RevisionSaved(revision=_public(row), changed_frames=changed)
 
 
 @router.get("/{video_id}/corrections/revisions", response_model=list[RevisionPublic])

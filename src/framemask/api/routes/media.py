@@ -61,7 +61,7 @@ def _sprites(request: Request, services: Services) -> SpriteCache:
     cache = getattr(request.app.state, "sprites", None)
     if cache is None:
         cache = request.app.state.sprites = SpriteCache(services.store, services.settings.bucket_thumbnails)
-    return cache  # type: ignore[no-any-return]
+    return cache
 
 
 def cache_control(variant: str, seconds: int = 3600) -> str:

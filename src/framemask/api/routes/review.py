@@ -189,7 +189,8 @@ def build_report(services: Services, video: Video, user: Principal) -> Report:
     rows: list[ReportRow] = []
     for t in detected:
         number = int(t.number or 0)
-        fields = {"kind": "track", "label": t.label, "track": number, "start_seq": t.first_seq, "end_seq": t.last_seq}
+        fields: dict[str, Any] = {"kind": "track", "label": t.label, "track": number}
+        fields.update(start_seq=t.first_seq, end_seq=t.last_seq)
         fields["detail"] = f"{int(t.data.get('frames', 0))} frames, mean score {float(t.data.get('mean_score', 0)):.2f}"
         if number in excluded:
             rows.append(timed({**fields, "action": "excluded"}, excluded[number]))
@@ -305,19 +306,23 @@ def waveform(path: Any, origin_s: float, duration_ms: float, buckets: int) -> li
         if not container.streams.audio:
             return []
         stream = container.streams.audio[0]
+        to_float = av.AudioResampler(format="fltp")  # PCM, s16p, ... -> planar float, rate and layout kept
         try:
             for frame in container.decode(stream):
                 if frame.pts is None or frame.time_base is None or not frame.samples:
                     continue
-                data = frame.to_ndarray() if frame.format.name == "fltp" else frame.reformat(format="fltp").to_ndarray()
-                level = np.abs(np.asarray(data, np.float32).reshape(-1, frame.samples)).max(axis=0)
-                t = float(frame.pts * frame.time_base) - origin_s + np.arange(frame.samples) / frame.sample_rate
+                parts = [frame] if frame.format.name == "fltp" else to_float.resample(frame)
+                if not parts:
+                    continue
+                data = np.concatenate([np.asarray(p.to_ndarray(), np.float32) for p in parts], axis=1)
+                level = np.abs(data).max(axis=0)
+                t = float(frame.pts * frame.time_base) - origin_s + np.arange(data.shape[1]) / frame.sample_rate
                 slot = np.floor(t / span * buckets).astype(np.int64)
                 keep = (slot >= 0) & (slot < buckets)
                 np.maximum.at(peaks, slot[keep], level[keep])
         except av.error.FFmpegError as exc:  # a damaged audio tail still gives the peaks before it
             log.warning("waveform: audio decoding stopped early: %s", exc)
-    return [round(float(min(p, 1.0)), 4) for p in peaks]
+    return [round(min(float(p), 1.0), 4) for p in peaks]
 
 
 def _waveform_key(video_id: str, buckets: int) -> str:
