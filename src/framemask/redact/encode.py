@@ -38,8 +38,10 @@ __all__ = [
     "EncodeSettings",
     "MutedSpan",
     "VideoWriter",
+    "frame_to_i420",
     "frame_to_rgb",
     "gop_starts_for",
+    "i420_to_rgb",
     "monotonic_pts",
     "redact_audio_frame",
     "rgb_to_frame",
@@ -120,10 +122,26 @@ def rgb_to_frame(rgb: np.ndarray, pix_fmt: str) -> av.VideoFrame:
 def frame_to_rgb(frame: av.VideoFrame) -> np.ndarray:
     """RGB pixels of a decoded frame (stored orientation); 4:2:0 via OpenCV, the rest via swscale."""
     if frame.format.name == "yuv420p" and frame.width % 2 == 0 and frame.height % 2 == 0:
-        planes = [np.frombuffer(p, np.uint8).reshape(p.height, p.line_size)[:, : p.width] for p in frame.planes]
-        i420 = np.concatenate([plane.reshape(-1) for plane in planes]).reshape(-1, frame.width)
-        return cv2.cvtColor(i420, cv2.COLOR_YUV2RGB_I420)
+        return i420_to_rgb(frame_to_i420(frame))
     return frame.to_ndarray(format="rgb24")
+
+
+def frame_to_i420(frame: av.VideoFrame) -> np.ndarray:
+    """A decoded frame of even size as one contiguous, writable I420 array ((H*3/2) x W: Y, U, V planes).
+
+    4:2:0 frames are copied plane by plane (the decoder's buffers may still be reference frames, so
+    they are never written to); other formats are converted by swscale first."""
+    if frame.width % 2 or frame.height % 2:
+        raise ValueError(f"I420 needs an even frame size, got {frame.width}x{frame.height}")
+    if frame.format.name != "yuv420p":
+        frame = frame.reformat(format="yuv420p")
+    planes = [np.frombuffer(p, np.uint8).reshape(p.height, p.line_size)[:, : p.width] for p in frame.planes]
+    return np.concatenate([plane.reshape(-1) for plane in planes]).reshape(-1, frame.width)
+
+
+def i420_to_rgb(i420: np.ndarray) -> np.ndarray:
+    """RGB of an I420 array (OpenCV; the exact inverse of the conversion `rgb_to_frame` uses)."""
+    return cv2.cvtColor(i420, cv2.COLOR_YUV2RGB_I420)
 
 
 def _rate(fps: float) -> Fraction:
@@ -165,9 +183,25 @@ class VideoWriter:
         self.settings.configure(ctx)
         return stream
 
+    @property
+    def pix_fmt(self) -> str:
+        """The encoder's pixel format: yuv420p, or yuv444p for odd sizes."""
+        return str(self._video.pix_fmt)
+
     def write(self, rgb: np.ndarray, pts: int) -> None:
         """Encode one displayed-orientation RGB frame with timestamp `pts` (in `time_base`)."""
         frame = rgb_to_frame(rgb, self._video.pix_fmt)
+        frame.pts = int(pts)
+        frame.time_base = self.time_base
+        self.frames += 1
+        self._seq_of_pts[int(pts)] = self.frames
+        self._mux(self._video.encode(frame))
+
+    def write_i420(self, i420: np.ndarray, pts: int) -> None:
+        """Encode one displayed-orientation I420 frame (`frame_to_i420`) as it is: no colour conversion."""
+        if self._video.pix_fmt != "yuv420p":
+            raise ValueError(f"this master is {self._video.pix_fmt}; write RGB frames")
+        frame = av.VideoFrame.from_ndarray(i420, format="yuv420p")
         frame.pts = int(pts)
         frame.time_base = self.time_base
         self.frames += 1
