@@ -8,7 +8,7 @@ from pathlib import Path
 from bench.common import RESULTS
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
-ORDER = ["media", "detectors", "tracking", "anonymize", "rerender", "service", "streams"]
+ORDER = ["media", "detectors", "tracking", "anonymize", "rerender", "service", "streams", "analysis"]
 TITLES = {
     "media": "Media core: frame index and exact frame access (issue 2)",
     "detectors": "Detectors: ms per frame",
@@ -18,6 +18,7 @@ TITLES = {
     "service": "Service: streamed upload and Range requests vs nginx (issue 4)",
     "mutation": "Mutation testing (issue 12)",
     "streams": "RTSP recording: CPU per stream and simultaneous recordings (issue 5)",
+    "analysis": "Sampled pose and event search at 100k events (issue 14)",
 }
 
 
