@@ -116,7 +116,9 @@ def multipart_body(path: Path, boundary: str, chunk: int = 1024 * 1024):
     yield f"\r\n--{boundary}--\r\n".encode()
 
 
-def start_server(data_dir: Path, port: int, log: Path, **extra: str) -> subprocess.Popen[bytes]:
+def start_server(
+    data_dir: Path, port: int, log: Path, server: str | None = None, **extra: str
+) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FRAMEMASK_")}
     env.update(
         FRAMEMASK_DATA_DIR=str(data_dir),
@@ -128,7 +130,15 @@ def start_server(data_dir: Path, port: int, log: Path, **extra: str) -> subproce
     cli = Path(sys.executable).with_name("framemask")
     with open(log, "ab") as out:
         proc = subprocess.Popen(
-            [str(cli), "serve", "--port", str(port), "--log-level", "warning"],
+            [
+                str(cli),
+                "serve",
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+                *(["--server", server] if server else []),
+            ],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -373,19 +383,23 @@ def write_markdown(result: dict[str, Any]) -> None:
         f"## Range requests: {rng['clients']} concurrent connections, {rng['range_kb']} KiB ranges at random "
         f"offsets of a {rng['file_bytes'] / 1e9:.2f} GB file, {rng['seconds']} s per server",
         "",
-        "| server | p50 ms | p90 ms | p99 ms | req/s | MB/s | errors | body-check errors |",
-        "|---|---|---|---|---|---|---|---|",
+        "| server | p50 ms | p90 ms | p99 ms | p99 / nginx p99 | req/s | MB/s | errors | body-check errors "
+        "| load 1 min |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
+    anchor = rng["servers"]["nginx (anchor)"]["p99_ms"]
     for name, row in rng["servers"].items():
         lines.append(
-            f"| {name} | {row['p50_ms']} | {row['p90_ms']} | {row['p99_ms']} | {row['req_per_s']} | "
-            f"{row['mb_per_s']} | {row['errors']} | {row['checked_bodies_errors']} |"
+            f"| {name} | {row['p50_ms']} | {row['p90_ms']} | {row['p99_ms']} | {row['p99_ms'] / anchor:.2f}x | "
+            f"{row['req_per_s']} | {row['mb_per_s']} | {row['errors']} | {row['checked_bodies_errors']} | "
+            f"{row.get('load_average_1min', '-')} |"
         )
     generator = next(iter(rng["servers"].values()))["generator"]
     lines += [
         "",
-        "framemask = one uvicorn process (`framemask serve`), bearer-token auth on every request; `original` "
-        "also writes an audit row per request. nginx: 1 worker process, sendfile, no auth. The X-Accel-Redirect "
+        "framemask = one `framemask serve` process (Granian, embedded; the `--server uvicorn` row is the fallback), "
+        "bearer-token auth on every request; `original` also writes an audit row per request. "
+        "nginx: 1 worker process, sendfile, no auth. The X-Accel-Redirect "
         "row is nginx in front of framemask (`FRAMEMASK_ACCEL_REDIRECT_PREFIX`): framemask checks the token, "
         "nginx sends the bytes. "
         f"Load generator: {generator} on the same 2 cores; before each measurement a Python pass checks every "
@@ -413,7 +427,7 @@ def main() -> int:
     port, nginx_port, proxy_port, accel_port = free_port(), free_port(), free_port(), free_port()
     server = start_server(data, port, work / "server.log")
     base = f"http://127.0.0.1:{port}"
-    nginx = accel = None
+    nginx = accel = fallback = None
     try:
         print("uploading ...", flush=True)
         upload, video_id = bench_upload(base, server.pid, video)
@@ -422,6 +436,8 @@ def main() -> int:
         stored = data / "objects" / "raw" / "videos" / video_id / "original.mkv"
         expose_as_processed(data, video_id, stored)
         accel = start_server(data, accel_port, work / "accel.log", FRAMEMASK_ACCEL_REDIRECT_PREFIX="/_objects/")
+        uv_port = free_port()
+        fallback = start_server(data, uv_port, work / "uvicorn.log", server="uvicorn")
         nginx = start_nginx(data / "objects", work, nginx_port, proxy_port, accel_port)
         span = args.range_kb * 1024
         auth = {"Authorization": f"Bearer {ADMIN}"}
@@ -429,6 +445,10 @@ def main() -> int:
             "nginx (anchor)": (f"http://127.0.0.1:{nginx_port}/raw/videos/{video_id}/original.mkv", {}),
             "framemask processed (auth)": (f"{base}/api/videos/{video_id}/stream", auth),
             "framemask original (auth + audit)": (f"{base}/api/videos/{video_id}/stream?variant=original", auth),
+            "framemask processed (auth), `--server uvicorn`": (
+                f"http://127.0.0.1:{uv_port}/api/videos/{video_id}/stream",
+                auth,
+            ),
             "nginx + framemask auth (X-Accel-Redirect)": (
                 f"http://127.0.0.1:{proxy_port}/api/videos/{video_id}/stream",
                 auth,
@@ -436,6 +456,7 @@ def main() -> int:
         }
         servers: dict[str, Any] = {}
         checks: dict[str, Any] = {}
+        load_before = os.getloadavg()
         for name, (url, headers) in targets.items():
             print(f"range check + load: {name} ...", flush=True)
             warm(stored)
@@ -447,6 +468,7 @@ def main() -> int:
                 servers[name] = asyncio.run(range_load(url, size, stored, args.clients, args.requests, span, headers))
                 servers[name]["generator"] = "python-httpx"
             servers[name]["checked_bodies_errors"] = checks[name]["errors"]
+            servers[name]["load_average_1min"] = round(os.getloadavg()[0], 2)
             print(json.dumps(servers[name]), flush=True)
         result = {
             "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
@@ -458,10 +480,12 @@ def main() -> int:
                 "range_kb": args.range_kb,
                 "file_bytes": size,
                 "servers": servers,
+                "load_average_before": [round(v, 2) for v in load_before],
+                "load_average_after": [round(v, 2) for v in os.getloadavg()],
             },
         }
     finally:
-        for proc in (nginx, accel, server):
+        for proc in (nginx, accel, fallback, server):
             if proc is not None:
                 stop(proc)
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 from typing import Any
 
@@ -19,6 +20,12 @@ def register(subparsers: Any) -> None:
     serve.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
     serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    serve.add_argument(
+        "--server",
+        default=os.environ.get("FRAMEMASK_SERVER", "granian"),
+        choices=["granian", "uvicorn"],
+        help="HTTP server (default granian, or FRAMEMASK_SERVER; see docs/benchmarks.md)",
+    )
     serve.set_defaults(func=_serve)
 
     worker = subparsers.add_parser(
@@ -56,13 +63,12 @@ def _settings() -> Any:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from framemask.api.app import create_app
+    from framemask.api.server import run
 
     settings = _settings()
     app = create_app(settings)
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, timeout_graceful_shutdown=10)
+    run(app, host=args.host, port=args.port, log_level=args.log_level, server=args.server)
     return 0
 
 

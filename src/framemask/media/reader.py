@@ -36,8 +36,8 @@ class FrameReader:
         self._position = 0  # seq of the last frame the decoder returned (0: none)
         self._cache: OrderedDict[tuple[int, int | None], np.ndarray] = OrderedDict()
         self._cache_frames = cache_frames
-        # frames decoded on the way to another one (a GOP decoded from its key frame): stepping backwards
-        # then finds the previous frame here instead of decoding the GOP again
+        # the last frames decoded (a GOP decoded from its key frame on the way to a frame, and that frame):
+        # stepping backwards, or asking again (other size, other format), then decodes nothing
         self._passed: OrderedDict[int, av.VideoFrame] = OrderedDict()
         self.rotation = 0
         self.rotation = normalize_rotation(self._decode_at(1).rotation)
@@ -130,13 +130,13 @@ class FrameReader:
                 if position is None:
                     continue
                 self._position = position
-                if position == seq:
-                    return frame
                 if position > seq:
                     return None
                 self._passed[position] = frame
                 if len(self._passed) > self._cache_frames:
                     self._passed.popitem(last=False)
+                if position == seq:
+                    return frame
         self._decoder = None
         return None
 

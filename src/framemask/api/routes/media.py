@@ -8,19 +8,25 @@ the audit log before any byte leaves. Processed material is open to every role, 
 from __future__ import annotations
 
 import mimetypes
+import os
+from pathlib import Path
+from stat import S_ISREG
 from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
+import anyio
+import anyio.to_thread
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 from fastapi.responses import RedirectResponse
 
 from framemask.api.deps import (
     MAX_SEQ,
+    Credentials,
     CurrentUser,
     FirstSeq,
     LastSeq,
     ServicesDep,
-    SignedRequestDep,
+    SignedRequest,
     VideoDep,
     VideoId,
     client_of,
@@ -31,8 +37,18 @@ from framemask.api.deps import (
     signed_or_bearer_principal,
     signing_key,
 )
-from framemask.api.frames import ReaderPool, encode_image, open_reader, reader_key, sprite, video_index
-from framemask.api.hardening import NO_STORE, StrictRangeFileResponse
+from framemask.api.frames import (
+    ReaderPool,
+    encode_image,
+    encode_pixels,
+    frame_pixels,
+    open_reader,
+    reader_key,
+    sprite,
+    video_index,
+)
+from framemask.api.hardening import MAX_DB_INT, NO_STORE
+from framemask.api.ranges import RangeFileResponse
 from framemask.api.schemas import FrameIndexDoc, SeedDoc, Variant
 from framemask.api.signing import signed_stream_query
 from framemask.api.sprites import MAX_SPRITE_PIXELS, SpriteCache, sprite_key
@@ -161,9 +177,9 @@ def get_frame(
     _guard_variant(services, video, variant, user, request, "frame", {"seq": seq, "ms": ms})
     with _readers(request).reader(reader_key(video, variant), lambda: open_reader(services, video, variant)) as reader:
         target = seq if seq is not None else reader.index.frame_at(float(ms or 0.0))
-        rgb = reader.frame(target, width)
+        pixels = frame_pixels(reader, target, width, format)
         time_ms = reader.index.time_of(target)
-    body, media_type = encode_image(rgb, format, quality)
+    body, media_type = encode_pixels(pixels, format, quality)  # outside the reader's lock
     headers = {
         "X-Frame-Seq": str(target),
         "X-Frame-Time-Ms": f"{time_ms:.3f}",
@@ -242,9 +258,63 @@ def _tile_height(jpeg: bytes, count: int) -> int:
         return image.height // rows
 
 
-def stream_principal(video_id: VideoId, signed: SignedRequestDep, variant: Variant = "processed") -> Principal:
-    """A bearer token, or a valid signed-URL signature (issued by `/stream/url`) for this exact stream."""
-    return signed_or_bearer_principal(signed, video_id, variant, "stream")
+_STREAM_CHECKS = 4
+"""Stream checks (token, video row, audit) running at once: within the database pool, so no connection churn."""
+
+
+def _local_path(request: Request, services: Services, bucket: str, key: str) -> Path | None:
+    """The store's local path of an object, resolved once per app (object keys are immutable, and resolving
+    one costs a dozen syscalls a request)."""
+    paths: dict[tuple[str, str], Path] | None = getattr(request.app.state, "local_paths", None)
+    if paths is None:
+        paths = request.app.state.local_paths = {}
+    found = paths.get((bucket, key))
+    if found is None:
+        found = services.store.local_path(bucket, key)
+        if found is not None and len(paths) < 4096:
+            paths[(bucket, key)] = found
+    return found
+
+
+async def stream_proof(
+    request: Request,
+    credentials: Credentials,
+    expires: Annotated[int | None, Query(ge=0, le=MAX_DB_INT)] = None,
+    signature: Annotated[str | None, Query(max_length=64)] = None,
+    tid: Annotated[int | None, Query(ge=1, le=MAX_DB_INT)] = None,
+) -> SignedRequest:
+    """A bearer token or a signed URL's query (checked in `_authorize_stream`): async, so collecting it costs
+    no worker-thread hop (the sync `SignedRequestDep` costs two per request)."""
+    return SignedRequest(request.app.state.services, signing_key(request), credentials, expires, signature, tid)
+
+
+def _authorize_stream(
+    request: Request, signed: SignedRequest, video_id: str, variant: str
+) -> tuple[str, str, Path | None, os.stat_result | None]:
+    """Every check of a stream request in one worker-thread hop: who (token or signature, revocation), the
+    video row, the variant guard and the audit row of an original, then where the bytes are."""
+    services = signed.services
+    user = signed_or_bearer_principal(signed, video_id, variant, "stream")
+    video = load_video(services, video_id)
+    _guard_variant(services, video, variant, user, request, "stream", {"range": request.headers.get("range")})
+    bucket, key = _object_of(services, video, variant)
+    path = _local_path(request, services, bucket, key)
+    if path is None:
+        return bucket, key, None, None
+    try:
+        stat_result = os.stat(path)
+    except FileNotFoundError:
+        raise NotFoundError(f"stored file of video {video.id} ({variant}) is missing") from None
+    if not S_ISREG(stat_result.st_mode):
+        raise NotFoundError(f"stored file of video {video.id} ({variant}) is missing")
+    return bucket, key, path, stat_result
+
+
+def _stream_limiter(request: Request) -> anyio.CapacityLimiter:
+    limiter: anyio.CapacityLimiter | None = getattr(request.app.state, "stream_limiter", None)
+    if limiter is None:
+        limiter = request.app.state.stream_limiter = anyio.CapacityLimiter(_STREAM_CHECKS)
+    return limiter
 
 
 @router.head("/{video_id}/stream", include_in_schema=False)
@@ -257,30 +327,27 @@ def stream_principal(video_id: VideoId, signed: SignedRequestDep, variant: Varia
         416: {"description": "range not satisfiable"},
     },
 )
-def stream(
+async def stream(
     request: Request,
     video_id: VideoId,
-    services: ServicesDep,
-    user: Annotated[Principal, Depends(stream_principal)],
+    signed: Annotated[SignedRequest, Depends(stream_proof)],
     variant: Variant = "processed",
 ) -> Response:
     """The video bytes with HTTP Range support (seekable in `<video>`); from S3 a 307 to a presigned URL."""
-    video = load_video(services, video_id)
-    _guard_variant(services, video, variant, user, request, "stream", {"range": request.headers.get("range")})
-    bucket, key = _object_of(services, video, variant)
-    path = services.store.local_path(bucket, key)
+    bucket, key, path, stat_result = await anyio.to_thread.run_sync(
+        _authorize_stream, request, signed, video_id, variant, limiter=_stream_limiter(request)
+    )
+    services = signed.services
     headers = {"Cache-Control": cache_control(variant)}
     if path is None:
         url = services.store.presign_get(bucket, key, services.settings.signed_url_seconds)
         return RedirectResponse(str(url), status_code=status.HTTP_307_TEMPORARY_REDIRECT, headers=headers)
-    if not path.is_file():
-        raise NotFoundError(f"stored file of video {video.id} ({variant}) is missing")
     prefix = services.settings.accel_redirect_prefix
     if prefix:  # nginx sends the bytes (sendfile, Range); we only decided who may have them
         return Response(headers={"X-Accel-Redirect": f"{prefix}{quote(bucket)}/{quote(key)}", **headers})
     guessed = mimetypes.guess_type(key)[0] or "application/octet-stream"
     media_type = "video/mp4" if variant != "original" else guessed
-    return StrictRangeFileResponse(path, media_type=media_type, headers=headers)
+    return RangeFileResponse(path, media_type=media_type, headers=headers, stat_result=stat_result)
 
 
 def _object_of(services: Services, video: Video, variant: str) -> tuple[str, str]:

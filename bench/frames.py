@@ -1,0 +1,204 @@
+"""Exact frame endpoint at 1080p: random and sequential `GET /frame?seq=` against a warm reader.
+
+    .venv/bin/python bench/frames.py [--video ../shared/media/TUD-Campus.mp4] [--requests 60] [--save-as frames]
+
+A 1080p25 H.264 clip (2 s GOPs, 2 B-frames) is made from `--video` (scaled, looped to 240 frames) and uploaded
+to `framemask serve` (embedded defaults, workers off); the same bytes are then recorded as its processed file
+(no detection: this measures the frame path, not the detector), and frames are asked for as the editor asks
+(`variant=processed&format=jpeg&quality=90`, one request at a time over one keep-alive connection, client-side
+latency):
+
+1. random: `--requests` frames at random positions (each one a seek and a decode from its key frame);
+2. sequential: `--requests` consecutive frames forward from a third of the way in (what stepping costs);
+3. the same two at a display width of 960 pixels (`&width=960`, what a 1280-wide editor shows).
+
+Anchor, in the same run: OpenCV (`cv2.VideoCapture` seek to the frame, read, `cv2.imencode` JPEG q90) on the
+same processed file, in this process, no HTTP: what a naive frame server would do. Targets (issue 13):
+random p95 <= 60 ms, sequential p95 <= 15 ms. Load average is recorded before and after: the machine is
+shared, so compare against the anchor of the same run.
+
+Writes bench/results/<save-as>.json and .md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from bench.common import pct, write_results  # noqa: E402
+from bench.service import ADMIN, expose_as_processed, free_port, start_server  # noqa: E402
+
+FRAMES = 240
+TARGETS = {"random": 60.0, "sequential": 15.0}
+
+
+def make_clip(source: Path, out: Path) -> None:
+    """1080p25 H.264 (yuv420p, 2 s GOPs, 2 B-frames) from `source`, looped to `FRAMES` frames."""
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-y",
+            "-stream_loop",
+            "-1",
+            "-i",
+            str(source),
+            "-vf",
+            "scale=1920:1080,fps=25",
+            "-frames:v",
+            str(FRAMES),
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-g",
+            "50",
+            "-bf",
+            "2",
+            "-pix_fmt",
+            "yuv420p",
+            "-an",
+            str(out),
+        ],
+        check=True,
+    )
+
+
+def upload(base: str, clip: Path) -> str:
+    with open(clip, "rb") as fh:
+        resp = httpx.post(
+            f"{base}/api/videos",
+            files={"file": (clip.name, fh, "video/mp4")},
+            headers={"Authorization": f"Bearer {ADMIN}"},
+            timeout=300,
+        )
+    resp.raise_for_status()
+    return str(resp.json()["id"])
+
+
+def timed_gets(client: httpx.Client, url: str, seqs: list[int], extra: str) -> dict[str, Any]:
+    times, sizes = [], []
+    for seq in seqs:
+        t0 = time.perf_counter()
+        resp = client.get(f"{url}?seq={seq}&variant=processed&format=jpeg&quality=90{extra}")
+        body = resp.content
+        times.append((time.perf_counter() - t0) * 1000)
+        if resp.status_code != 200 or resp.headers.get("x-frame-seq") != str(seq):
+            raise RuntimeError(f"frame {seq}: {resp.status_code} {resp.headers.get('x-frame-seq')}")
+        sizes.append(len(body))
+    return summary(times) | {"kib": round(sum(sizes) / len(sizes) / 1024, 1)}
+
+
+def summary(times: list[float]) -> dict[str, Any]:
+    return {
+        "p50_ms": round(pct(times, 50), 1),
+        "p95_ms": round(pct(times, 95), 1),
+        "max_ms": round(max(times), 1),
+        "n": len(times),
+    }
+
+
+def opencv_anchor(path: Path, seqs: list[int]) -> dict[str, Any]:
+    """Seek + read + JPEG q90 with OpenCV (frame-by-position: fast, not always exact on every file)."""
+    import cv2
+
+    cap = cv2.VideoCapture(str(path))
+    times = []
+    for seq in seqs:
+        t0 = time.perf_counter()
+        cap.set(cv2.CAP_PROP_POS_FRAMES, seq - 1)
+        ok, bgr = cap.read()
+        if not ok:
+            raise RuntimeError(f"OpenCV could not read frame {seq}")
+        cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, 90])
+        times.append((time.perf_counter() - t0) * 1000)
+    cap.release()
+    return summary(times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--video", type=Path, default=ROOT.parent / "shared" / "media" / "TUD-Campus.mp4")
+    ap.add_argument("--requests", type=int, default=60)
+    ap.add_argument("--save-as", default="frames")
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="bench-frames-"))
+    clip = tmp / "clip_1080p.mp4"
+    make_clip(args.video, clip)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    load_before = os.getloadavg()
+    proc = start_server(tmp / "data", port, tmp / "server.log")
+    rng = random.Random(13)
+    rows: dict[str, Any] = {}
+    try:
+        video_id = upload(base, clip)
+        data = tmp / "data"
+        stored = next((data / "objects" / "raw" / "videos" / video_id).glob("original.*"))
+        expose_as_processed(data, video_id, stored)
+        admin = {"Authorization": f"Bearer {ADMIN}"}
+        token = httpx.post(f"{base}/api/tokens", json={"role": "editor", "name": "bench"}, headers=admin, timeout=60)
+        token.raise_for_status()
+        url = f"{base}/api/videos/{video_id}/frame"
+        processed = stored
+        n = args.requests
+        random_seqs = [rng.randrange(1, FRAMES + 1) for _ in range(n)]
+        start = FRAMES // 3
+        sequential = list(range(start, min(FRAMES, start + n)))
+        with httpx.Client(headers={"Authorization": f"Bearer {token.json()['token']}"}, timeout=60) as client:
+            client.get(f"{url}?seq=1&variant=processed&format=jpeg&quality=90").raise_for_status()  # warm reader
+            for label, extra in (("", ""), (" (width=960)", "&width=960")):
+                rows[f"random{label}"] = timed_gets(client, url, random_seqs, extra)
+                rows[f"sequential{label}"] = timed_gets(client, url, sequential, extra)
+        rows["anchor: OpenCV seek+read+JPEG, random"] = opencv_anchor(processed, random_seqs)
+        rows["anchor: OpenCV seek+read+JPEG, sequential"] = opencv_anchor(processed, sequential)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        shutil.rmtree(tmp, ignore_errors=True)
+    load_after = os.getloadavg()
+    data = {
+        "frames": FRAMES,
+        "size": "1920x1080",
+        "rows": rows,
+        "targets_p95_ms": TARGETS,
+        "load_average_before": load_before,
+        "load_average_after": load_after,
+    }
+    lines = [
+        f"# Exact frames at 1080p: `GET /frame?seq=` ({args.save_as})",
+        "",
+        f"{FRAMES} frames of 1920x1080 H.264 (TUD-Campus scaled and looped; 2 s GOPs, 2 B-frames), JPEG q90 as "
+        "the editor asks, one request at a time over one keep-alive connection, warm reader. "
+        f"Load average before / after: {load_before[0]:.1f} / {load_after[0]:.1f} on {os.cpu_count()} shared cores.",
+        "",
+        "| requests | p50 ms | p95 ms | max ms | n | KiB per frame | target p95 |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, row in rows.items():
+        target = next((f"≤ {v:.0f} ms" for k, v in TARGETS.items() if name == k), "")
+        lines.append(
+            f"| {name} | {row['p50_ms']} | {row['p95_ms']} | {row['max_ms']} | {row['n']} | "
+            f"{row.get('kib', '–')} | {target} |"
+        )
+    write_results(args.save_as, data, "\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
