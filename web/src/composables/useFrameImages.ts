@@ -4,9 +4,10 @@ import { Lru, prefetchOrder } from '../lib/prefetch'
 import { api } from '../services/api'
 import type { Variant } from '../services/types'
 
-/** Frames fetched ahead of the current one in the direction of travel, and behind it. */
+/** Frames fetched ahead of the current one in the direction of travel, and behind it (stepping back after
+ * stepping forward, or from the end, finds its frames too). */
 export const AHEAD = 8
-export const BEHIND = 2
+export const BEHIND = 4
 const MAX_PENDING = 4
 
 export function useFrameImages(videoId: string, end: Ref<number>, capacity = 64) {
@@ -21,6 +22,8 @@ export function useFrameImages(videoId: string, end: Ref<number>, capacity = 64)
   })
   const pending = new Map<string, Promise<string>>()
   let last = 0
+  // the frames to have around the current one, nearest first (refilled as prefetches finish)
+  let around: { variant: Variant; seqs: number[] } = { variant: 'processed', seqs: [] }
 
   function fetchFrame(seq: number, variant: Variant): Promise<string> {
     const key = `${variant}:${seq}`
@@ -42,7 +45,19 @@ export function useFrameImages(videoId: string, end: Ref<number>, capacity = 64)
     return p
   }
 
-  /** Show `seq` (the cached image at once when there is one), then prefetch in the direction of travel. */
+  /** Start prefetches of the window's missing frames, nearest first, while fewer than MAX_PENDING are in
+   * flight (the browser has 6 connections per host, and boxes and thumbnails need some). */
+  function pump(): void {
+    const { variant, seqs } = around
+    for (const s of seqs) {
+      if (pending.size >= MAX_PENDING) break
+      const key = `${variant}:${s}`
+      if (cache.has(key) || pending.has(key)) continue
+      fetchFrame(s, variant).then(pump, () => undefined)
+    }
+  }
+
+  /** Show `seq` (the cached image at once when there is one), then keep the frames around it prefetched. */
   async function show(seq: number, variant: Variant, isCurrent: () => boolean): Promise<void> {
     const direction: 1 | -1 = seq < last ? -1 : 1
     last = seq
@@ -50,12 +65,10 @@ export function useFrameImages(videoId: string, end: Ref<number>, capacity = 64)
     image.value = cached ?? null
     if (cached) shown.value = seq
     const current = fetchFrame(seq, variant)
-    // prefetch at once, in the direction of travel first (the server decodes them while this one travels)
-    // (a few at a time: the browser has 6 connections per host, and boxes and thumbnails need some)
-    for (const s of prefetchOrder(seq, direction, end.value, AHEAD, BEHIND)) {
-      if (pending.size >= MAX_PENDING) break
-      void fetchFrame(s, variant).catch(() => undefined)
-    }
+    // prefetch at once, in the direction of travel first (the server decodes them while this one travels),
+    // and keep the window full as they arrive, so standing still fills it too
+    around = { variant, seqs: prefetchOrder(seq, direction, end.value, AHEAD, BEHIND) }
+    pump()
     try {
       const url = await current
       if (isCurrent()) {
@@ -68,6 +81,7 @@ export function useFrameImages(videoId: string, end: Ref<number>, capacity = 64)
   }
 
   function dispose(): void {
+    around = { variant: around.variant, seqs: [] }
     for (const url of cache.values()) URL.revokeObjectURL(url)
     cache.clear()
     decoded.clear()

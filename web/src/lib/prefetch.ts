@@ -1,12 +1,21 @@
 // Which frames to fetch around the current one: further ahead in the direction of travel, some behind.
 
+/** Frames to prefetch around `seq`, nearest first: `ahead` in the direction of travel and `behind` the other
+ * way, within 1..end. Near either end of the video the budget the missing side cannot use goes to the other
+ * side, so standing on the last frame prefetches `ahead + behind` frames backwards. */
 export function prefetchOrder(seq: number, direction: 1 | -1, end: number, ahead = 4, behind = 2): number[] {
+  const inside = (s: number) => s >= 1 && s <= end
+  const room = (d: 1 | -1) => (d === 1 ? end - seq : seq - 1)
+  const fwd = Math.min(ahead, room(direction))
+  const back = Math.min(behind, room(-direction as 1 | -1))
+  const wantFwd = Math.min(room(direction), fwd + (behind - back))
+  const wantBack = Math.min(room(-direction as 1 | -1), back + (ahead - fwd))
   const out: number[] = []
-  for (let i = 1; i <= Math.max(ahead, behind); i++) {
-    if (i <= ahead) out.push(seq + direction * i)
-    if (i <= behind) out.push(seq - direction * i)
+  for (let i = 1; i <= Math.max(wantFwd, wantBack); i++) {
+    if (i <= wantFwd) out.push(seq + direction * i)
+    if (i <= wantBack) out.push(seq - direction * i)
   }
-  return out.filter((s) => s >= 1 && s <= end)
+  return out.filter(inside)
 }
 
 /** Box chunks of `size` frames: the chunk holding `seq` and its first/last frame. */
