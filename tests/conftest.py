@@ -52,6 +52,7 @@ SLOW_MODULES = frozenset(
     {
         # end to end: a running service processing real videos with the real detectors, real servers
         # (PostgreSQL, Redis, radosgw, RTSP, uvicorn, Chromium) or long renders. `-m "not slow"` skips them.
+        "test_api_analyses",
         "test_api_events",
         "test_api_fuzz",
         "test_api_server",

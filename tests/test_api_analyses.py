@@ -14,7 +14,19 @@ from typing import Any
 
 import numpy as np
 import pytest
-from _api import ADMIN, PEOPLE_VIDEO, auth, make_settings, new_token, service, upload, wait_for
+from _api import (
+    ADMIN,
+    PEOPLE_VIDEO,
+    auth,
+    make_settings,
+    new_token,
+    service,
+    settings_env,
+    spawn_worker,
+    stop_process,
+    upload,
+    wait_for,
+)
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
@@ -203,3 +215,28 @@ def test_pose_is_refused_before_processing(tmp_path: Path) -> None:
         refused = client.post(f"/api/videos/{video_id}/analyses", json={"kind": "pose", "rate": 1}, headers=auth(ADMIN))
         assert refused.status_code == 409
         assert client.get(f"/api/videos/{video_id}/analyses", headers=auth(ADMIN)).json()["items"] == []
+
+
+@pytest.mark.services
+def test_pose_runs_on_a_celery_worker(tmp_path: Path, redis_server: str) -> None:
+    """Celery mode: the API only enqueues; a `framemask worker` process (Redis broker, the same SQLite file
+    and local store) processes the upload and runs the pose job."""
+    settings = make_settings(tmp_path / "data", workers=0, queue="celery", broker_url=redis_server)
+    with service(settings) as client:
+        worker = spawn_worker(settings_env(settings), tmp_path / "worker.log")
+        try:
+            resp = upload(client, PEOPLE_VIDEO)
+            assert resp.status_code == 201, resp.text
+            video_id = resp.json()["id"]
+            assert wait_for(client, video_id)["status"] == "ready"
+            body = {"kind": "pose", "rate": 2}
+            created = client.post(f"/api/videos/{video_id}/analyses", json=body, headers=auth(ADMIN))
+            assert created.status_code == 201, created.text
+            done = _wait_analysis(client, created.headers["location"], ADMIN)
+            assert done["status"] == "succeeded", done
+            job = client.get(f"/api/jobs/{done['job_id']}", headers=auth(ADMIN)).json()
+            assert job["kind"] == "analysis" and job["worker"] and job["worker"].split(":")[1] == str(worker.pid)
+            assert done["sample_count"] == len(done["samples"]) == math.floor(2840 * 2 / 1000) == 5
+            assert all(len(s["people"]) >= 3 for s in done["samples"])
+        finally:
+            stop_process(worker)
