@@ -123,11 +123,13 @@ def start_server(data_dir: Path, port: int, log: Path) -> subprocess.Popen[bytes
 def upload(base: str, video: Path) -> str:
     admin = {"Authorization": f"Bearer {ADMIN}"}
     with open(video, "rb") as fh:
-        resp = httpx.post(f"{base}/api/videos", files={"file": (video.name, fh, "video/mp4")}, headers=admin)
+        resp = httpx.post(
+            f"{base}/api/videos", files={"file": (video.name, fh, "video/mp4")}, headers=admin, timeout=300
+        )
     resp.raise_for_status()
     video_id = str(resp.json()["id"])
     deadline = time.monotonic() + 600
-    while (state := httpx.get(f"{base}/api/videos/{video_id}", headers=admin).json())["status"] != "ready":
+    while (state := httpx.get(f"{base}/api/videos/{video_id}", headers=admin, timeout=60).json())["status"] != "ready":
         if state["status"] == "failed" or time.monotonic() > deadline:
             raise RuntimeError(f"processing failed: {state}")
         time.sleep(0.5)
@@ -213,13 +215,16 @@ def main() -> None:
     try:
         video_id = upload(base, args.video)
         frames = int(
-            httpx.get(f"{base}/api/videos/{video_id}", headers={"Authorization": f"Bearer {ADMIN}"}).json()[
+            httpx.get(f"{base}/api/videos/{video_id}", headers={"Authorization": f"Bearer {ADMIN}"}, timeout=60).json()[
                 "endSequence"
             ]
         )
         steps = min(args.steps, frames - 1)
         resp = httpx.post(
-            f"{base}/api/tokens", json={"role": "editor", "name": "bench"}, headers={"Authorization": f"Bearer {ADMIN}"}
+            f"{base}/api/tokens",
+            json={"role": "editor", "name": "bench"},
+            headers={"Authorization": f"Bearer {ADMIN}"},
+            timeout=60,
         )
         resp.raise_for_status()
         got = measure(base, video_id, resp.json()["token"], frames, steps, args.opens)
