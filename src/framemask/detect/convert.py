@@ -44,7 +44,7 @@ def decode_weights(manifest: list[dict[str, Any]], data: bytes) -> dict[str, np.
         count = int(np.prod(shape, dtype=np.int64))
         raw = np.frombuffer(data, dtype=stored, count=count, offset=offset)
         offset += count * stored.itemsize
-        value = raw.astype(_DTYPES[spec["dtype"]])
+        value: np.ndarray = raw.astype(_DTYPES[spec["dtype"]])
         if quant and quant["dtype"] != "float16":
             value = raw.astype(np.float32) * np.float32(quant["scale"]) + np.float32(quant["min"])
         out[spec["name"]] = value.reshape(shape)
@@ -585,4 +585,4 @@ def tfjs_to_onnx(model: dict[str, Any], weights: bytes, producer: str = "framema
 
 def convert_files(model_json: bytes, weights: bytes) -> bytes:
     """Serialized ONNX model from the raw bytes of a TFJS model.json and its weights."""
-    return tfjs_to_onnx(json.loads(model_json), weights).SerializeToString()
+    return bytes(tfjs_to_onnx(json.loads(model_json), weights).SerializeToString())
