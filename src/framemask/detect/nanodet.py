@@ -11,6 +11,8 @@ pass, the persons, the other 79 COCO classes' boxes (class-wise NMS) and, for a 
 
 from __future__ import annotations
 
+import hashlib
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -218,6 +220,26 @@ def open_input_size(model: Path | bytes) -> bytes:
     return proto.SerializeToString()
 
 
+def _open_model(model: Path | bytes) -> Path | bytes:
+    """`open_input_size` of a model file, cached beside it under the source's sha256 (importing `onnx` and
+    rewriting take a second or more of a run's start; a cached file loads like the original). A model given
+    as bytes, or a folder that cannot be written, gets the rewrite in memory."""
+    if isinstance(model, bytes):
+        return open_input_size(model)
+    digest = hashlib.sha256(model.read_bytes()).hexdigest()
+    cached = model.with_name(f"{model.stem}.open-{digest[:16]}.onnx")
+    if cached.is_file():
+        return cached
+    data = open_input_size(model)
+    try:
+        staged = cached.with_name(f".{cached.name}.{os.getpid()}")
+        staged.write_bytes(data)
+        os.replace(staged, cached)
+    except OSError:
+        return data
+    return cached
+
+
 def _pooled(features: Sequence[np.ndarray]) -> np.ndarray:
     """Global average pool of each (1, C, H, W) map, each level L2-normalised, concatenated, L2-normalised."""
     parts = []
@@ -250,7 +272,7 @@ class NanoDet:
         self.threshold = threshold
         self.nms_iou = nms_iou
         self.tiles = tiles
-        self.session = session or make_session(open_input_size(model), threads, self.name)
+        self.session = session or make_session(_open_model(model), threads, self.name)
         self.input_name = self.session.get_inputs()[0].name
         self.open_size = not all(isinstance(d, int) for d in self.session.get_inputs()[0].shape[2:])
         """True when the session takes any multiple of 32 (`open_input_size`): `detect` then feeds the
