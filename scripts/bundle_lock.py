@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tomllib
 from importlib import metadata
 from pathlib import Path
 
@@ -44,15 +45,35 @@ def _wanted(req: Requirement, extras: set[str]) -> bool:
     return any(req.marker.evaluate({**env, "extra": e}) for env in ENVIRONMENTS for e in (extras or {""}))
 
 
-def closure(root: str, root_extras: set[str]) -> dict[str, str]:
-    """{canonical name: "==installed version"} of everything `root[root_extras]` needs (root excluded). A package
-    needed only by the other environment (not installed here) gets its specifier instead, e.g. ">=4.0.3"."""
+def declared(extras: set[str]) -> list[Requirement]:
+    """framemask's own requirements as pyproject.toml declares them now (the installed editable metadata may be
+    older than the file)."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    lines = list(project["dependencies"])
+    for extra in sorted(extras):
+        lines += project.get("optional-dependencies", {}).get(extra, [])
+    return [Requirement(line) for line in lines]
+
+
+def closure(extras: set[str]) -> dict[str, str]:
+    """{canonical name: "==installed version"} of everything framemask[extras] needs. A package needed only by
+    the other environment (not installed here) gets its specifier instead, e.g. ">=4.0.3"."""
     found: dict[str, str] = {}
-    queue: list[tuple[Requirement, set[str]]] = [(Requirement(root), root_extras)]
+    queue: list[tuple[Requirement, set[str]]] = []
+    for req in declared(extras):
+        if not _wanted(req, set()):
+            continue
+        try:
+            installed = metadata.version(req.name)
+        except metadata.PackageNotFoundError:
+            sys.exit(f"bundle_lock: pyproject.toml requires {req} but it is not installed here (run ./dev setup)")
+        if not req.specifier.contains(installed, prereleases=True):
+            sys.exit(f"bundle_lock: pyproject.toml requires {req}, installed is {installed} (run ./dev setup)")
+        queue.append((req, set(req.extras)))
     seen: set[tuple[str, frozenset[str]]] = set()
     while queue:
-        req, extras = queue.pop()
-        key = (canonicalize_name(req.name), frozenset(extras))
+        req, req_extras = queue.pop()
+        key = (canonicalize_name(req.name), frozenset(req_extras))
         if key in seen:
             continue
         seen.add(key)
@@ -66,7 +87,7 @@ def closure(root: str, root_extras: set[str]) -> dict[str, str]:
             found[canonical] = f"=={dist.version}"
         for line in dist.requires or []:
             dep = Requirement(line)
-            if _wanted(dep, extras):
+            if _wanted(dep, req_extras):
                 if canonicalize_name(dep.name) in REPLACED:
                     dep = Requirement(REPLACED[canonicalize_name(dep.name)])
                 queue.append((dep, set(dep.extras)))
@@ -120,7 +141,7 @@ def main() -> int:
             name, version, _build, _tags = parse_wheel_filename(path.name)
             print(path if args.select else f"{name}=={version}")
         return 0
-    lock = closure("framemask", set(args.extra))
+    lock = closure(set(args.extra))
     for line in args.requirements_extra.read_text().splitlines():
         line = line.split("#", 1)[0].strip()
         if line:
