@@ -115,6 +115,19 @@ def test_routes_query_only_through_the_service_layer() -> None:
     assert offenders == []
 
 
+def test_jobs_write_through_the_service_layer_or_the_job_table() -> None:
+    """Task handlers state no SQL: their rows go through `framemask.service`, job rows through `jobs/queue.py`
+    (the job table itself); `jobs/health.py` only pings the database (`SELECT 1`)."""
+    own_sql = {"jobs/queue.py": SQL_STATEMENTS, "jobs/health.py": {"text"}}
+    offenders = [
+        f"{_rel(path)}:{node.lineno} imports {sorted(set(names) & SQL_STATEMENTS)} from sqlalchemy"  # type: ignore[attr-defined]
+        for path in _modules("jobs")
+        for node, module, names in _imports(_parse(path))
+        if module == "sqlalchemy" and (set(names) & SQL_STATEMENTS) - own_sql.get(_rel(path), set())
+    ]
+    assert offenders == []
+
+
 def test_no_module_imports_a_private_name_of_another() -> None:
     offenders = [
         f"{_rel(path)}:{node.lineno} imports {module}.{name}"  # type: ignore[attr-defined]

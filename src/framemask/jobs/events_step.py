@@ -18,7 +18,6 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
 from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session
 
@@ -32,7 +31,7 @@ from framemask.service import events as service_events
 from framemask.service.context import Services
 from framemask.store.layout import load_index, local_copy, save_index, sidecar_index_key, thumbnail_key, video_prefix
 from framemask.store.models import Event as EventRow
-from framemask.store.models import Job, Video
+from framemask.store.models import Video
 from framemask.store.objects import ObjectStore, delete_prefix
 
 __all__ = ["EVENTS_END", "EVENTS_START", "events_after_render", "events_prefix", "replace_events", "store_events"]
@@ -186,10 +185,7 @@ def events_after_render(
             final = local_copy(services.store, settings.bucket_processed, final_key, cache / Path(final_key).name)
         index = FrameIndex.build(final)
         save_index(services.store, settings.bucket_processed, sidecar_index_key(final_key), index)
-        with services.db.session() as session:
-            rows = session.scalars(
-                select(EventRow).where(EventRow.video_id == video.id).order_by(EventRow.start_seq, EventRow.id)
-            ).all()
+        rows = service_events.list_events(services, video_id=video.id, by_kind=False)
         previous = [_previous_event(r) for r in rows]
         by_span = {(r.kind, r.start_seq, r.end_seq): r for r in rows}
         used = {r.thumbnail_key for r in rows if r.thumbnail_key}
@@ -222,8 +218,8 @@ def events_after_render(
         info = {"events": len(pairs), "recomputed": sum(1 for _, r in pairs if r)}
     except Exception as exc:
         log.exception("video %s: events not recomputed after the render", video.id)
-        return _with_result(run.job_id, finalize, {"error": f"{type(exc).__name__}: {exc}"})
-    return _with_result(run.job_id, _swap_events(services, video.id, plan, finalize), info)
+        return _with_result(run, finalize, {"error": f"{type(exc).__name__}: {exc}"})
+    return _with_result(run, _swap_events(services, video.id, plan, finalize), info)
 
 
 def _swap_events(
@@ -236,20 +232,9 @@ def _swap_events(
 
     def swap(session: Session) -> None:
         finalize(session)
-        if session.get(Video, video_id) is None:
+        stale = service_events.swap_events(session, video_id=video_id, plan=plan)
+        if stale is None:
             return
-        current = dict(
-            session.execute(select(EventRow.id, EventRow.thumbnail_key).where(EventRow.video_id == video_id)).all()
-        )
-        stale = {k for k in current.values() if k} - {v["thumbnail_key"] for _, v in plan}
-        keep = {i for i, _ in plan if i is not None and i in current}
-        session.execute(delete(EventRow).where(EventRow.video_id == video_id, EventRow.id.not_in(keep)))
-        for row_id, values in plan:
-            if row_id in keep:
-                session.execute(update(EventRow).where(EventRow.id == row_id).values(**values))
-        fresh = [values for row_id, values in plan if row_id not in keep]
-        if fresh:
-            session.execute(insert(EventRow), fresh)
 
         @sa_event.listens_for(session, "after_commit", once=True)
         def _drop_stale(_session: Session) -> None:
@@ -262,13 +247,11 @@ def _swap_events(
     return swap
 
 
-def _with_result(job_id: str, finalize: Callable[[Session], None], info: dict[str, Any]) -> Callable[[Session], None]:
+def _with_result(run: TaskRun, finalize: Callable[[Session], None], info: dict[str, Any]) -> Callable[[Session], None]:
     """`finalize`, then `info` added to the job's result under "events"."""
 
-    def run(session: Session) -> None:
+    def with_info(session: Session) -> None:
         finalize(session)
-        result = session.scalar(select(Job.result).where(Job.id == job_id))
-        if isinstance(result, dict):
-            session.execute(update(Job).where(Job.id == job_id).values(result={**result, "events": info}))
+        run.services.queue.add_to_result(session, run.job_id, "events", info)
 
-    return run
+    return with_info

@@ -33,10 +33,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-from sqlalchemy import select
-
 from framemask.errors import DiskFullError
-from framemask.store.models import Job, Video, utcnow
+from framemask.service import videos
+from framemask.store.models import utcnow
 from framemask.store.objects import LocalStore
 
 if TYPE_CHECKING:
@@ -237,11 +236,10 @@ def _scratch_in_use(services: Services, path: Path) -> bool:
     job_id, _, token8 = path.name.rpartition("-")
     if not job_id or not token8:
         return False
-    with services.db.session() as session:
-        job = session.get(Job, job_id)
-        if job is None or job.status != "running" or not job.claim or job.lease_until is None:
-            return False
-        return job.claim.startswith(token8) and job.lease_until > utcnow()
+    job = services.queue.get(job_id)
+    if job is None or job.status != "running" or not job.claim or job.lease_until is None:
+        return False
+    return job.claim.startswith(token8) and job.lease_until > utcnow()
 
 
 # --- sweeping -----------------------------------------------------------------------------------------------
@@ -293,8 +291,7 @@ def sweep_video_cache(services: Services, now: float | None = None) -> int:
     dirs = [d for d in root.iterdir() if d.is_dir()]
     if not dirs:
         return 0
-    with services.db.session() as session:
-        known = set(session.scalars(select(Video.id).where(Video.id.in_([d.name for d in dirs]))))
+    known = videos.existing_ids(services, video_ids=[d.name for d in dirs])
     removed = 0
     kept: list[tuple[float, int, Path]] = []
     for path in dirs:

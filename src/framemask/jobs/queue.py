@@ -357,6 +357,12 @@ class JobQueue:
                 )
         return changed == 1
 
+    def add_to_result(self, session: Session, job_id: str, key: str, value: Any) -> None:
+        """Add `key: value` to a job's recorded result (if it has one) inside the caller's transaction."""
+        result = session.scalar(select(Job.result).where(Job.id == job_id))
+        if isinstance(result, dict):
+            session.execute(update(Job).where(Job.id == job_id).values(result={**result, key: value}))
+
     def set_result(self, session: Session, job_id: str, result: dict[str, Any]) -> None:
         """Record a job's result inside the caller's transaction (a handler's finalize)."""
         session.execute(

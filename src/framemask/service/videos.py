@@ -35,6 +35,7 @@ __all__ = [
     "apply_probe",
     "create_video",
     "delete_video",
+    "existing_ids",
     "find_by_object",
     "forget_objects",
     "get_video",
@@ -102,6 +103,14 @@ def get_video(services: Services, *, video_id: str) -> Video | None:
 
 def video_exists(services: Services, *, video_id: str) -> bool:
     return get_video(services, video_id=video_id) is not None
+
+
+def existing_ids(services: Services, *, video_ids: list[str]) -> set[str]:
+    """Which of `video_ids` still have a row (one query)."""
+    if not video_ids:
+        return set()
+    with services.db.session() as session:
+        return set(session.scalars(select(Video.id).where(Video.id.in_(video_ids))))
 
 
 def find_by_object(services: Services, *, bucket: str, key: str) -> Video | None:
