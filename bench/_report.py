@@ -8,14 +8,18 @@ from pathlib import Path
 from bench.common import RESULTS
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
-ORDER = ["media", "detectors", "tracking", "anonymize", "rerender", "service", "streams", "analysis"]
+ORDER = [
+    "media", "detectors", "tracking", "anonymize", "rerender", "service", "frames", "editor", "streams", "analysis"
+]
 TITLES = {
     "media": "Media core: frame index and exact frame access (issue 2)",
     "detectors": "Detectors: ms per frame",
     "tracking": "Tracking: MOTA, IDF1 and masked people vs ground truth (issue 8)",
     "anonymize": "Anonymisation throughput vs deface and a plain transcode (issue 3)",
     "rerender": "Re-render of corrections vs a full render",
-    "service": "Service: streamed upload and Range requests vs nginx (issue 4)",
+    "service": "Service: streamed upload and Range requests vs nginx (issues 4, 13)",
+    "frames": "Exact frames at 1080p: `GET /frame` (issue 13)",
+    "editor": "Editor: keypress to painted frame (issue 9)",
     "mutation": "Mutation testing (issue 12)",
     "streams": "RTSP recording: CPU per stream and simultaneous recordings (issue 5)",
     "analysis": "Sampled pose and event search at 100k events (issue 14)",
