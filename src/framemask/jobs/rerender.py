@@ -129,7 +129,7 @@ def rerender_task(run: TaskRun) -> Finalize | None:
         "timings": result.timings,
     }
     log.info("video %s: revision %s rendered, %d frames re-encoded", video.id, number, result.reencoded_frames)
-    finalize = renders.record_render(run.job_id, video.id, key, summary)
+    finalize = renders.record_render(job_id=run.job_id, video_id=video.id, key=key, summary=summary)
     return events_after_render(run, video, result.output, key, new, changed, finalize)  # events of the changed spans
 
 

@@ -118,7 +118,7 @@ def queue_render(services: Services, *, video: Video, by: Principal, client: str
     return job_id, number
 
 
-def record_render(job_id: str, video_id: str, key: str, summary: dict[str, Any]) -> Callable[[Session], None]:
+def record_render(*, job_id: str, video_id: str, key: str, summary: dict[str, Any]) -> Callable[[Session], None]:
     """The finalize of a render: the video shows the new final; the job's result records what it did."""
 
     def finalize(session: Session) -> None:
