@@ -12,6 +12,11 @@ children) and the peak resident memory of its process tree (psutil, sampled ever
 The machine is shared, so each framemask run is paired with a transcode run right before it and the
 ratio is taken per pair, over `ROUNDS` rounds (median reported); the load average is recorded too.
 
+`--before REF` also runs the default anonymize of an earlier commit (its `src/` exported with `git archive`
+into the scratch folder, same models) in every round, so before and after are measured against the same
+transcode anchors. `--reuse-deface` skips deface's own (slow) runs and carries its speed and audit from the
+previous results file, marked as such; deface's face boxes are still computed to score framemask's masks.
+
 - `framemask anonymize` with its defaults (person+face) and with `--targets face`.
 - `deface` 1.5.0 from PyPI in its own venv (bench/scratch/deface-venv, with onnxruntime so it uses its
   fastest backend), default settings: CenterFace at full resolution, threshold 0.2, libx264.
@@ -26,12 +31,15 @@ Timestamps: framemask and deface also process a real VFR clip; their frame times
 
 from __future__ import annotations
 
+import argparse
+import io
 import json
 import os
 import resource
 import statistics
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from fractions import Fraction
@@ -42,7 +50,7 @@ import av
 import numpy as np
 import psutil
 
-from bench.common import WORK, write_results
+from bench.common import RESULTS, WORK, write_results
 from framemask.media import probe
 from framemask.redact import painted_from_doc
 from framemask.redact.encode import EncodeSettings
@@ -53,7 +61,7 @@ VENV = WORK / "deface-venv"
 FRAMEMASK = [sys.executable, "-m", "framemask"]
 SIZE = (1280, 720)
 PASSES = 8
-ROUNDS = 2
+ROUNDS = 3
 AUDIT_STRIDE = 5
 
 
@@ -105,12 +113,12 @@ def make_clip(name: str, src: Path, passes: int) -> tuple[Path, list[int], float
 # --- running tools ------------------------------------------------------------------------------------------
 
 
-def run_measured(cmd: list[str]) -> dict[str, Any]:
+def run_measured(cmd: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
     """Run `cmd`: wall seconds, CPU seconds of the child tree, peak RSS (MiB) of the tree, stdout."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         start = time.perf_counter()
-        proc = psutil.Popen(cmd, stdout=out, stderr=err)
+        proc = psutil.Popen(cmd, stdout=out, stderr=err, env=env)
         peak = 0
         while proc.poll() is None:
             try:
@@ -155,6 +163,18 @@ def transcode_cmd(src: Path, dst: Path) -> list[str]:
         "yuv420p",
         str(dst),
     ]
+
+
+def before_env(ref: str) -> dict[str, str]:
+    """An environment whose `python -m framemask` is the code of commit `ref` (its src/ exported once)."""
+    root = Path(__file__).resolve().parents[1]
+    sha = subprocess.run(["git", "rev-parse", ref], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
+    tree = WORK / f"before-{sha[:10]}"
+    if not (tree / "src" / "framemask").is_dir():
+        archive = subprocess.run(["git", "archive", sha, "src"], cwd=root, capture_output=True, check=True).stdout
+        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+            tar.extractall(tree, filter="data")
+    return {**os.environ, "PYTHONPATH": str(tree / "src")}
 
 
 def deface_cmd(src: Path, dst: Path) -> list[str]:
@@ -302,14 +322,17 @@ def frame_times(path: Path) -> list[Fraction]:
         return [f.pts * stream.time_base for f in c.decode(stream)]
 
 
-def timestamps_kept(src: Path) -> dict[str, Any]:
-    """Do framemask and deface keep a real VFR clip's frame count and every frame time?"""
+def timestamps_kept(src: Path, old: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Do framemask and deface keep a real VFR clip's frame count and every frame time? (deface's answer
+    carried from `old` when given)"""
     want = frame_times(src)
     out: dict[str, Any] = {"clip": src.name, "frames": len(want)}
-    for tool, cmd in (
-        ("framemask", framemask_cmd(src, WORK / "vfr.fm.mp4", "person,face")),
-        ("deface", deface_cmd(src, WORK / "vfr.deface.mp4")),
-    ):
+    if old is not None:
+        out["deface"] = {**old["deface"], "carried": True}
+    tools = [("framemask", framemask_cmd(src, WORK / "vfr.fm.mp4", "person,face"))]
+    if old is None:
+        tools.append(("deface", deface_cmd(src, WORK / "vfr.deface.mp4")))
+    for tool, cmd in tools:
         run_measured(cmd)
         got = frame_times(WORK / f"vfr.{'fm' if tool == 'framemask' else 'deface'}.mp4")
         worst = max((abs(a - b) for a, b in zip(want, got, strict=False)), default=Fraction(0))
@@ -324,13 +347,26 @@ def timestamps_kept(src: Path) -> dict[str, Any]:
 # --- the benchmark ------------------------------------------------------------------------------------------
 
 
-def bench_clip(name: str, path: Path, sequence: list[int], scale: float, x0: int) -> dict[str, Any]:
+def bench_clip(
+    name: str,
+    path: Path,
+    sequence: list[int],
+    scale: float,
+    x0: int,
+    before: dict[str, str] | None = None,
+    old: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """One clip: ROUNDS rounds of transcode, [before], default, faces only; then coverage, faces, audits.
+    With `old` (the previous results' row for this clip) deface's runs are carried over, not repeated."""
     n = len(sequence)
     out = WORK / f"{name}.out"
-    runs: dict[str, list[dict[str, Any]]] = {"ffmpeg": [], "default": [], "face": []}
-    deface = run_measured(deface_cmd(path, out.with_suffix(".deface.mp4")))
+    runs: dict[str, list[dict[str, Any]]] = {"ffmpeg": [], "default": [], "face": [], "before": []}
+    deface = None if old else run_measured(deface_cmd(path, out.with_suffix(".deface.mp4")))
     for _ in range(ROUNDS):
         runs["ffmpeg"].append(run_measured(transcode_cmd(path, out.with_suffix(".ffmpeg.mp4"))))
+        if before is not None:
+            cmd = framemask_cmd(path, out.with_suffix(".before.mp4"), "person,face", out.with_suffix(".before.json"))
+            runs["before"].append(run_measured(cmd, env=before))
         runs["default"].append(
             run_measured(framemask_cmd(path, out.with_suffix(".fm.mp4"), "person,face", out.with_suffix(".fm.json")))
         )
@@ -353,12 +389,14 @@ def bench_clip(name: str, path: Path, sequence: list[int], scale: float, x0: int
             "peak_rss_mib": max(r["peak_rss_mib"] for r in items),
         }
 
+    deface_row = summary([deface]) if deface is not None else {**old["runs"]["deface 1.5.0"], "carried": True}
+    deface_seconds = deface["seconds"] if deface is not None else deface_row["seconds_median"]
     row: dict[str, Any] = {
         "clip": name,
         "frames": n,
         "runs": {
             "ffmpeg x264 transcode": summary(runs["ffmpeg"]),
-            "deface 1.5.0": summary([deface]),
+            "deface 1.5.0": deface_row,
             "framemask --targets face": summary(runs["face"]),
             "framemask (person,face)": summary(runs["default"]),
         },
@@ -370,7 +408,7 @@ def bench_clip(name: str, path: Path, sequence: list[int], scale: float, x0: int
         "default_vs_transcode_cpu": [
             round(d["cpu_seconds"] / f["cpu_seconds"], 2) for f, d in zip(runs["ffmpeg"], runs["default"], strict=True)
         ],
-        "face_vs_deface_fps": round(deface["seconds"] / statistics.median(r["seconds"] for r in runs["face"]), 2),
+        "face_vs_deface_fps": round(deface_seconds / statistics.median(r["seconds"] for r in runs["face"]), 2),
         "faces_face_only": [face_agreement(theirs, face_boxes, m) for m in (0.2, 0.5)],
         "faces_default": [face_agreement(theirs, all_boxes, m) for m in (0.2, 0.5)],
         "faces_per_frame": {
@@ -380,9 +418,25 @@ def bench_clip(name: str, path: Path, sequence: list[int], scale: float, x0: int
         "audit": {
             "framemask (person,face)": audit(out.with_suffix(".fm.mp4"), path, "person,face"),
             "framemask --targets face (faces)": audit(out.with_suffix(".fm_face.mp4"), path, "face"),
-            "deface 1.5.0 (faces)": audit(out.with_suffix(".deface.mp4"), path, "face"),
+            "deface 1.5.0 (faces)": audit(out.with_suffix(".deface.mp4"), path, "face")
+            if deface is not None
+            else {**old["audit"]["deface 1.5.0 (faces)"], "carried": True},
         },
     }
+    if runs["before"]:
+        row["runs"]["framemask (person,face) before"] = summary(runs["before"])
+        row["before_vs_transcode_wall"] = [
+            round(b["seconds"] / f["seconds"], 2) for f, b in zip(runs["ffmpeg"], runs["before"], strict=True)
+        ]
+        row["before_vs_transcode_cpu"] = [
+            round(b["cpu_seconds"] / f["cpu_seconds"], 2) for f, b in zip(runs["ffmpeg"], runs["before"], strict=True)
+        ]
+        row["before_stage_seconds"] = json.loads(runs["before"][-1]["stdout"])["timings"]
+        row["before_gt_coverage"] = (
+            gt_coverage(sequence, scale, x0, painted_doc(json.loads(out.with_suffix(".before.json").read_text()), fps))
+            if name == "tud_720p"
+            else None
+        )
     if name == "tud_720p":
         row["gt_coverage_default"] = gt_coverage(sequence, scale, x0, all_boxes)
         row["gt_coverage_face_only"] = gt_coverage(sequence, scale, x0, face_boxes)
@@ -390,43 +444,91 @@ def bench_clip(name: str, path: Path, sequence: list[int], scale: float, x0: int
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--before", metavar="REF", help="also run the default anonymize of this commit")
+    parser.add_argument("--reuse-deface", action="store_true", help="carry deface's runs from the last results")
+    args = parser.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
     ensure_deface()
+    before = before_env(args.before) if args.before else None
+    previous = json.loads((RESULTS / "anonymize.json").read_text()) if args.reuse_deface else {"clips": []}
+    old_rows = {row["clip"]: row for row in previous["clips"]}
     clips = {
         "tud_720p": make_clip("tud_720p", SHARED / "TUD-Campus.mp4", PASSES),
         "armwrestling_720p": make_clip("armwrestling_720p", SHARED / "mmaction2_demo_armwrestling.mp4", 1),
     }
     warm = WORK / "warm.mp4"
-    for cmd in (
-        framemask_cmd(SHARED / "TUD-Campus.mp4", warm, "person,face"),
-        deface_cmd(SHARED / "TUD-Campus.mp4", warm),
-    ):
-        run_measured(cmd)  # warm-up: model files and the page cache
+    run_measured(framemask_cmd(SHARED / "TUD-Campus.mp4", warm, "person,face"))  # warm-up: models, page cache
+    if before is not None:
+        run_measured(framemask_cmd(SHARED / "TUD-Campus.mp4", warm, "person,face"), env=before)
+    if not args.reuse_deface:
+        run_measured(deface_cmd(SHARED / "TUD-Campus.mp4", warm))
     load_before = os.getloadavg()
     rows = []
     for name, (path, sequence, scale, x0) in clips.items():
-        rows.append(bench_clip(name, path, sequence, scale, x0))
+        rows.append(bench_clip(name, path, sequence, scale, x0, before, old_rows.get(name)))
         print(json.dumps(rows[-1]), file=sys.stderr)
-    vfr = timestamps_kept(SHARED / "torchcodec_nasa_13013_vfr.mp4")
+    vfr = timestamps_kept(SHARED / "torchcodec_nasa_13013_vfr.mp4", previous.get("vfr_timestamps"))
     load = {"before": [round(v, 2) for v in load_before], "after": [round(v, 2) for v in os.getloadavg()]}
-    write_results("anonymize", {"clips": rows, "vfr_timestamps": vfr, "load_average": load}, markdown(rows, vfr, load))
+    data = {"clips": rows, "vfr_timestamps": vfr, "load_average": load, "before_ref": args.before}
+    write_results("anonymize", data, markdown(rows, vfr, load, args.before))
 
 
-def markdown(rows: list[dict[str, Any]], vfr: dict[str, Any], load: dict[str, Any]) -> str:
+TARGET = {"tud_720p": ("crowded street", 2.0), "armwrestling_720p": ("sparse", 1.5)}
+"""Issue 13 target 1: default anonymize vs the x264 veryfast transcode, wall time, per clip kind."""
+
+
+def _ratios(values: list[float]) -> str:
+    return f"**{statistics.median(values):.2f}x** ({', '.join(f'{v:.2f}' for v in values)})"
+
+
+def markdown(rows: list[dict[str, Any]], vfr: dict[str, Any], load: dict[str, Any], ref: str | None = None) -> str:
+    carried = any(r["runs"]["deface 1.5.0"].get("carried") for r in rows)
     lines = [
         "## Anonymisation at 720p: framemask vs deface vs a plain x264 transcode",
         "",
-        f"2 shared CPU cores, no GPU; load average {load['before'][0]} before, {load['after'][0]} after. "
-        f"Medians of {ROUNDS} runs (deface: 1 run). CPU = user+sys seconds of the process tree.",
+        f"2 shared CPU cores, no GPU; load average {load['before'][0]} before, {load['after'][0]} after (the "
+        "machine is shared with other agents: compare ratios to the transcode of the same round, not seconds). "
+        f"Medians of {ROUNDS} runs (deface: 1 run"
+        + (", carried from the previous results file, not rerun" if carried else "")
+        + "). CPU = user+sys seconds of the process tree.",
         "",
         "| clip | tool | frames/s | wall s | CPU s | peak RSS MiB |",
         "|---|---|---|---|---|---|",
     ]
     for row in rows:
         for tool, r in row["runs"].items():
+            mark = " (carried)" if r.get("carried") else ""
             lines.append(
-                f"| {row['clip']} ({row['frames']} frames) | {tool} | {r['fps_median']} | "
+                f"| {row['clip']} ({row['frames']} frames) | {tool}{mark} | {r['fps_median']} | "
                 f"{r['seconds_median']} | {r['cpu_seconds_median']} | {r['peak_rss_mib']} |"
+            )
+    if any("before_vs_transcode_wall" in row for row in rows):
+        lines += [
+            "",
+            f"### Issue 13 target 1: default anonymize (person,face) vs the transcode, before ({ref}) and after",
+            "",
+            "Wall-time ratio to the transcode run just before it in the same round: median (each round).",
+            "",
+            "| clip | target | before: wall | after: wall | before: CPU | after: CPU | stage s before -> after "
+            "(decode / detect / mask / encode) | GT >= 50% masked before / after |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for row in rows:
+            if "before_vs_transcode_wall" not in row:
+                continue
+            kind, target = TARGET.get(row["clip"], ("", float("nan")))
+            b, a = row["before_stage_seconds"], row["framemask_stage_seconds"]["default"]
+            stages = " / ".join(
+                f"{b.get(k, 0):.1f} -> {a.get(k, 0):.1f}" for k in ("decode", "detect", "mask", "encode")
+            )
+            gb, ga = row.get("before_gt_coverage"), row.get("gt_coverage_default")
+            gt = f"{gb['coverage']:.1%} / {ga['coverage']:.1%}" if gb and ga else "no GT"
+            met = "met" if statistics.median(row["default_vs_transcode_wall"]) <= target else "missed"
+            lines.append(
+                f"| {row['clip']} | {kind} <= {target}x ({met}) | {_ratios(row['before_vs_transcode_wall'])} | "
+                f"{_ratios(row['default_vs_transcode_wall'])} | {_ratios(row['before_vs_transcode_cpu'])} | "
+                f"{_ratios(row['default_vs_transcode_cpu'])} | {stages} | {gt} |"
             )
     lines += [
         "",

@@ -55,6 +55,20 @@ def test_open_input_nanodet_finds_the_boxes_of_the_square_graph(model: Path) -> 
         assert np.abs(a.confidence[matched] - b.confidence[best[matched]]).max() <= 0.05
 
 
+def test_the_open_graph_is_cached_beside_the_model_and_reused(model: Path, tmp_path: Path) -> None:
+    copy = tmp_path / NANODET_ONNX
+    copy.write_bytes(model.read_bytes())
+    rgb = cv2.resize(i420_to_rgb(frame_to_i420(_tud(20))), (1280, 720))
+    first = NanoDet(copy, 0.25, threads=1)
+    (cached,) = tmp_path.glob("nanodet-m-416.open-*.onnx")
+    stamp = cached.stat().st_mtime_ns
+    second = NanoDet(copy, 0.25, threads=1)
+    assert second.open_size and cached.stat().st_mtime_ns == stamp  # loaded, not rebuilt
+    a, b = first.detect(rgb), second.detect(rgb)
+    assert np.array_equal(a.xyxy, b.xyxy) and np.array_equal(a.confidence, b.confidence)
+    assert len(list(tmp_path.glob("nanodet-m-416.open-*.onnx"))) == 1
+
+
 BOXES = np.array(
     [
         [101.3, 40.7, 231.0, 401.2],  # a person: fractional, odd edges
