@@ -91,6 +91,11 @@ check_archive() {
   rm -rf "$tmp"
 }
 
+# one bundle build at a time per output folder (two test runs, or ./dev bundle beside scripts/image.sh)
+mkdir -p "$OUT"
+exec 9>"$OUT/.framemask-bundle.lock"
+flock 9
+
 if [ "$FORCE" = 0 ] && [ -f "$ARCHIVE" ] && [ -f "$STAGE/SHA256SUMS" ] && [ "$(cat "$STAMP" 2>/dev/null)" = "$key" ]; then
   log "up to date: $ARCHIVE (inputs $key)"
   [ "$CHECK" = 1 ] && check_archive

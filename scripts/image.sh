@@ -47,6 +47,11 @@ if [ -z "${CONTAINERS_CONF:-}" ]; then
 fi
 pm() { podman --runtime runc --cgroup-manager=cgroupfs "$@"; }
 
+# one image build at a time per checkout (the bundle folder is its build context)
+mkdir -p dist
+exec 8>dist/.framemask-image.lock
+flock 8
+
 key="$(scripts/bundle.sh --key)"
 ref="$IMAGE:$key"
 if [ "$FORCE" = 0 ] && pm image exists "$ref"; then
