@@ -79,4 +79,5 @@ log "built $ref in $((SECONDS - t0)) s"
 for old in $(pm images --format '{{.Repository}}:{{.Tag}}' --filter "reference=$IMAGE" | grep -v -e ":$key\$" -e ':latest$' || true); do
   pm rmi "$old" >/dev/null 2>&1 || true
 done
+pm image prune -f >/dev/null 2>&1 || true  # their untagged framemask layers (the apt and dependency layers stay)
 echo "$ref"
