@@ -182,7 +182,7 @@ _YUV420 = {"yuv420p": False, "yuvj420p": True}  # format -> samples already full
 
 def _plane(frame: av.VideoFrame, i: int, lut: np.ndarray | None) -> np.ndarray:
     plane = frame.planes[i]
-    rows = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, : plane.width]
+    rows = np.frombuffer(memoryview(plane), np.uint8).reshape(plane.height, plane.line_size)[:, : plane.width]
     return lut[rows] if lut is not None else np.ascontiguousarray(rows)
 
 
