@@ -55,7 +55,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, pg_url: str, rgw_server, r
         bucket_raw=f"raw-{suffix}",
         bucket_processed=f"processed-{suffix}",
         bucket_thumbnails=f"thumbs-{suffix}",
-        job_lease_seconds=3.0,
+        job_lease_seconds=6.0,  # heartbeats every 2 s: a loaded 2-core CI box misses 3 s leases
         segment_jobs=2,
         segment_seconds=0.5,
         redact_stride=2,
