@@ -9,7 +9,16 @@ from bench.common import RESULTS
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 ORDER = [
-    "media", "detectors", "tracking", "anonymize", "rerender", "service", "frames", "editor", "streams", "analysis"
+    "media",
+    "detectors",
+    "tracking",
+    "anonymize",
+    "rerender",
+    "service",
+    "frames",
+    "editor",
+    "streams",
+    "analysis",
 ]
 TITLES = {
     "media": "Media core: frame index and exact frame access (issue 2)",
@@ -27,9 +36,13 @@ TITLES = {
 
 
 def main() -> None:
-    parts = ["# Benchmarks", "",
-             "Measured by `./dev bench [NAME]` on this project's 2-core CPU machines, each against its named anchor",
-             "in the same run. Raw numbers: `bench/results/<name>.json`. The machines are shared, so expect ±15%.", ""]
+    parts = [
+        "# Benchmarks",
+        "",
+        "Measured by `./dev bench [NAME]` on this project's 2-core CPU machines, each against its named anchor",
+        "in the same run. Raw numbers: `bench/results/<name>.json`. The machines are shared, so expect ±15%.",
+        "",
+    ]
     names = ORDER + sorted(p.stem for p in RESULTS.glob("*.md") if p.stem not in ORDER)
     for name in names:
         md = RESULTS / f"{name}.md"

@@ -58,9 +58,24 @@ def frame_number(rgb: np.ndarray) -> int:
 
 def ffprobe_count(path: Path) -> tuple[int, float]:
     t0 = time.perf_counter()
-    out = subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0", "-show_entries",
-                          "stream=nb_read_frames", "-of", "default=nw=1:nk=1", str(path)],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [
+            "ffprobe",
+            "-v",
+            "error",
+            "-count_frames",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "stream=nb_read_frames",
+            "-of",
+            "default=nw=1:nk=1",
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return int(out.split()[0]), time.perf_counter() - t0
 
 
@@ -73,9 +88,18 @@ def bench_index(files: list[Path]) -> list[dict]:
             t0 = time.perf_counter()
             index = FrameIndex.build(path)
             times.append(time.perf_counter() - t0)
-        rows.append({"file": path.name, "frames": index.end_sequence, "ffprobe_frames": count,
-                     "equal": index.end_sequence == count, "index_s": min(times), "ffprobe_s": t_ffprobe,
-                     "speedup": t_ffprobe / min(times), "decoded": not index.exact_pts})
+        rows.append(
+            {
+                "file": path.name,
+                "frames": index.end_sequence,
+                "ffprobe_frames": count,
+                "equal": index.end_sequence == count,
+                "index_s": min(times),
+                "ffprobe_s": t_ffprobe,
+                "speedup": t_ffprobe / min(times),
+                "decoded": not index.exact_pts,
+            }
+        )
     return rows
 
 
@@ -106,11 +130,19 @@ def bench_random_access(path: Path, samples: int = 200) -> dict:
         wrong_cv += (not ok) or frame_number(img[..., ::-1]) != seq - 1
     cap.release()
     ms = 1000.0
-    return {"file": path.name, "frames": n, "samples": samples,
-            "framemask_p50_ms": pct(ours, 50) * ms, "framemask_p95_ms": pct(ours, 95) * ms,
-            "framemask_next_p50_ms": pct(nxt, 50) * ms, "framemask_wrong": wrong_ours,
-            "opencv_p50_ms": pct(cv_times, 50) * ms, "opencv_p95_ms": pct(cv_times, 95) * ms,
-            "opencv_wrong": wrong_cv, "opencv_wrong_rate": wrong_cv / samples}
+    return {
+        "file": path.name,
+        "frames": n,
+        "samples": samples,
+        "framemask_p50_ms": pct(ours, 50) * ms,
+        "framemask_p95_ms": pct(ours, 95) * ms,
+        "framemask_next_p50_ms": pct(nxt, 50) * ms,
+        "framemask_wrong": wrong_ours,
+        "opencv_p50_ms": pct(cv_times, 50) * ms,
+        "opencv_p95_ms": pct(cv_times, 95) * ms,
+        "opencv_wrong": wrong_cv,
+        "opencv_wrong_rate": wrong_cv / samples,
+    }
 
 
 def main() -> None:
@@ -119,19 +151,31 @@ def main() -> None:
     files = [cfr, vfr, *sorted(p for p in SHARED.glob("*") if p.suffix in (".mp4", ".mkv", ".mov", ".avi", ".webm"))]
     index_rows = bench_index(files)
     access = [bench_random_access(cfr), bench_random_access(vfr)]
-    md = ["## Frame index vs `ffprobe -count_frames`", "",
-          "| file | frames | ffprobe | equal | index ms | ffprobe ms | speed-up |", "|---|---|---|---|---|---|---|"]
+    md = [
+        "## Frame index vs `ffprobe -count_frames`",
+        "",
+        "| file | frames | ffprobe | equal | index ms | ffprobe ms | speed-up |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in index_rows:
-        md.append(f"| {r['file']}{' (decoded)' if r['decoded'] else ''} | {r['frames']} | {r['ffprobe_frames']} | "
-                  f"{'yes' if r['equal'] else '**NO**'} | {r['index_s'] * 1000:.1f} | {r['ffprobe_s'] * 1000:.1f} | "
-                  f"{r['speedup']:.1f}x |")
-    md += ["", "## Random exact-frame access, 720p H.264, 2 s GOPs, 2 B-frames (vs OpenCV seek + read)", "",
-           "| file | ours p50 / p95 ms | next frame p50 ms | ours wrong | OpenCV p50 / p95 ms | OpenCV wrong |",
-           "|---|---|---|---|---|---|"]
+        md.append(
+            f"| {r['file']}{' (decoded)' if r['decoded'] else ''} | {r['frames']} | {r['ffprobe_frames']} | "
+            f"{'yes' if r['equal'] else '**NO**'} | {r['index_s'] * 1000:.1f} | {r['ffprobe_s'] * 1000:.1f} | "
+            f"{r['speedup']:.1f}x |"
+        )
+    md += [
+        "",
+        "## Random exact-frame access, 720p H.264, 2 s GOPs, 2 B-frames (vs OpenCV seek + read)",
+        "",
+        "| file | ours p50 / p95 ms | next frame p50 ms | ours wrong | OpenCV p50 / p95 ms | OpenCV wrong |",
+        "|---|---|---|---|---|---|",
+    ]
     for a in access:
-        md.append(f"| {a['file']} | {a['framemask_p50_ms']:.1f} / {a['framemask_p95_ms']:.1f} | "
-                  f"{a['framemask_next_p50_ms']:.1f} | {a['framemask_wrong']} of {2 * a['samples']} | "
-                  f"{a['opencv_p50_ms']:.1f} / {a['opencv_p95_ms']:.1f} | {a['opencv_wrong']} of {a['samples']} |")
+        md.append(
+            f"| {a['file']} | {a['framemask_p50_ms']:.1f} / {a['framemask_p95_ms']:.1f} | "
+            f"{a['framemask_next_p50_ms']:.1f} | {a['framemask_wrong']} of {2 * a['samples']} | "
+            f"{a['opencv_p50_ms']:.1f} / {a['opencv_p95_ms']:.1f} | {a['opencv_wrong']} of {a['samples']} |"
+        )
     write_results("media", {"index": index_rows, "random_access": access}, "\n".join(md))
 
 

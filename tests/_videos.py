@@ -78,8 +78,12 @@ def make_video(path: Path, spec: VideoSpec) -> Path:
         stream.codec_context.gop_size = spec.gop
         stream.codec_context.max_b_frames = spec.bframes
         if spec.codec == "libx264":
-            stream.options = {"bf": str(spec.bframes), "preset": "ultrafast" if not spec.bframes else "veryfast",
-                              "sc_threshold": "0", **spec.options}
+            stream.options = {
+                "bf": str(spec.bframes),
+                "preset": "ultrafast" if not spec.bframes else "veryfast",
+                "sc_threshold": "0",
+                **spec.options,
+            }
         if spec.rotation:
             stream.set_display_rotation(spec.rotation)
         audio = out.add_stream("aac", rate=48000) if spec.audio else None

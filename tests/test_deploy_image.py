@@ -84,9 +84,9 @@ def image() -> str:
 
 
 @pytest.fixture(scope="module")
-def stack(image: str, postgres_server: str, redis_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
-    dict[str, str]
-]:
+def stack(
+    image: str, postgres_server: str, redis_server: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, str]]:
     """`db upgrade`, then `serve` and one `worker` from the image, sharing one data volume (local object store)."""
     data = tmp_path_factory.mktemp("image-data")
     os.chown(data, IMAGE_UID, IMAGE_UID)
@@ -108,10 +108,35 @@ def stack(image: str, postgres_server: str, redis_server: str, tmp_path_factory:
         migrate = podman("run", "--rm", *common, image, "db", "upgrade", timeout=180)
         assert "database at head" in migrate.stdout, migrate.stderr[-2000:]
         try:
-            podman("run", "-d", "--name", names["api"], *common, "-e", "FRAMEMASK_WORKERS=0",
-                   image, "serve", "--host", "127.0.0.1", "--port", str(port))
-            podman("run", "-d", "--name", names["worker"], *common, "-e", "FRAMEMASK_WORKER_NAME=image-worker",
-                   image, "-v", "worker", "--concurrency", "1")
+            podman(
+                "run",
+                "-d",
+                "--name",
+                names["api"],
+                *common,
+                "-e",
+                "FRAMEMASK_WORKERS=0",
+                image,
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            )
+            podman(
+                "run",
+                "-d",
+                "--name",
+                names["worker"],
+                *common,
+                "-e",
+                "FRAMEMASK_WORKER_NAME=image-worker",
+                image,
+                "-v",
+                "worker",
+                "--concurrency",
+                "1",
+            )
             base = f"http://127.0.0.1:{port}"
             deadline = time.monotonic() + 180
             while True:
@@ -139,7 +164,7 @@ def test_serve_and_worker_from_the_image_process_an_upload(stack: dict[str, str]
     with httpx.Client(base_url=base, timeout=60) as client:
         assert client.get("/api/videos").status_code == 401  # no token
         editor = client.get("/")
-        assert editor.status_code == 200 and "<div id=\"app\"" in editor.text  # the built editor is in the image
+        assert editor.status_code == 200 and '<div id="app"' in editor.text  # the built editor is in the image
         with PEOPLE_VIDEO.open("rb") as fh:
             resp = client.post("/api/videos", files={"file": ("people.mp4", fh, "video/mp4")}, headers=headers)
         assert resp.status_code == 201, resp.text

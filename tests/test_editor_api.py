@@ -408,13 +408,14 @@ def test_redaction_report(svc) -> None:
     assert (rule["label"], rule["start_seq"], rule["end_seq"], rule["revision"]) == ("face", "1", "71", str(r1))
     (moved,) = [r for r in rows if r["kind"] == "override"]
     assert (moved["track"], moved["start_seq"], moved["action"], moved["revision"]) == (
-        str(people[1]["id"]), "30", "moved", str(r2)
+        str(people[1]["id"]),
+        "30",
+        "moved",
+        str(r2),
     )
     assert {r["kind"] for r in rows} == {"track", "region", "muted_range", "exclude_rule", "override"}
     with client.app.state.services.db.session() as session:
-        count = session.scalar(
-            select(func.count()).where(AuditLog.video_id == vid, AuditLog.action == "video.report")
-        )
+        count = session.scalar(select(func.count()).where(AuditLog.video_id == vid, AuditLog.action == "video.report"))
     assert count == 2
 
 

@@ -74,8 +74,15 @@ def bad_inputs(tmp_path, make):
         frame.sample_rate = 48000
         out.mux(a.encode(frame))
         out.mux(a.encode(None))
-    return {"text": text, "truncated": truncated, "empty": empty, "zero": zero, "audio_only": audio_only,
-            "missing": tmp_path / "missing.mp4", "directory": tmp_path}
+    return {
+        "text": text,
+        "truncated": truncated,
+        "empty": empty,
+        "zero": zero,
+        "audio_only": audio_only,
+        "missing": tmp_path / "missing.mp4",
+        "directory": tmp_path,
+    }
 
 
 @pytest.mark.parametrize("case", ["text", "truncated", "empty", "zero", "audio_only", "missing", "directory"])

@@ -31,8 +31,22 @@ def test_shared_media_is_present():
 
 def ffprobe_pts_ms(path) -> np.ndarray:
     out = subprocess.run(
-        ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "packet=pts_time", "-of", "csv=p=0",
-         str(path)], capture_output=True, text=True, check=True).stdout.split()
+        [
+            "ffprobe",
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "packet=pts_time",
+            "-of",
+            "csv=p=0",
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     t = np.sort(np.array([float(v) for v in out if v not in ("", "N/A")]))
     return (t - t[0]) * 1000
 
@@ -63,8 +77,9 @@ def test_late_start_is_relative_to_first_frame(make):
     assert index.time_of(2) == pytest.approx(1000 / 15, abs=0.02)
 
 
-@pytest.mark.parametrize("path", [p for p in shared_media() if "vfr" in p.name or p.suffix == ".webm"],
-                         ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path", [p for p in shared_media() if "vfr" in p.name or p.suffix == ".webm"], ids=lambda p: p.name
+)
 def test_round_trip_on_real_vfr(path):
     index = FrameIndex.build(path)
     for seq in range(1, index.end_sequence + 1):

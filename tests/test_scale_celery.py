@@ -143,4 +143,3 @@ def test_a_worker_killed_mid_segment_costs_one_retry_and_the_video_completes_onc
     assert _objects(settings, created["id"]) == _expected(settings, created["id"])
     body = client.get(f"/api/jobs/{created['job_id']}", headers=auth(ADMIN)).json()
     assert [s["attempts"] for s in body["segments"]] == [c.attempts for c in children]
-

@@ -38,8 +38,11 @@ def main(argv: list[str]) -> int:
     step("anonymize", ["anonymize", str(video), "-o", str(processed), "--boxes", str(boxes)])
     step("leak audit", ["audit", str(processed), "--original", str(video)])
     step("events", ["events", str(processed), "--boxes", str(boxes), "--keyframes", str(out / "keyframes")])
-    print(f"\nDone. Processed video: {processed}\nBoxes (seed format): {boxes}\n"
-          f"Serve it with the editor and API: .venv/bin/framemask serve  (see README)", file=sys.stderr)
+    print(
+        f"\nDone. Processed video: {processed}\nBoxes (seed format): {boxes}\n"
+        f"Serve it with the editor and API: .venv/bin/framemask serve  (see README)",
+        file=sys.stderr,
+    )
     return 0
 
 

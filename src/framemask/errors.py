@@ -1,13 +1,13 @@
 """The one error tree of framemask.
 
-    FramemaskError
-    ├── InputError            bad input a user can fix (the CLI exits 2, the API answers 4xx)
-    │   ├── NotAVideoError    not a decodable video: non-video, truncated, zero frames, absurd size
-    │   ├── FrameRangeError   a seq or time outside the video
-    │   └── NotFoundError     a missing file, unknown id or object key
-    ├── ModelError            a detection model is missing or broken (run setup)
-    └── StorageError          object storage or database failure
-        └── DiskFullError     no space left on the server's disk (503 with Retry-After; jobs wait)
+FramemaskError
+├── InputError            bad input a user can fix (the CLI exits 2, the API answers 4xx)
+│   ├── NotAVideoError    not a decodable video: non-video, truncated, zero frames, absurd size
+│   ├── FrameRangeError   a seq or time outside the video
+│   └── NotFoundError     a missing file, unknown id or object key
+├── ModelError            a detection model is missing or broken (run setup)
+└── StorageError          object storage or database failure
+    └── DiskFullError     no space left on the server's disk (503 with Retry-After; jobs wait)
 """
 
 

@@ -52,6 +52,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
     height, width = rgb.shape[:2]
     dets = Detections.merge(d.detect(rgb) for d in detectors).clip(width, height)
     scores = {name: [round(float(c), 3) for c in dets.with_label(name).confidence] for name in LABELS}
-    print(json.dumps({"seq": seq, "width": width, "height": height, **dets.to_seed(width, height),
-                      "confidence": scores}))
+    print(
+        json.dumps({"seq": seq, "width": width, "height": height, **dets.to_seed(width, height), "confidence": scores})
+    )
     return 0

@@ -106,9 +106,13 @@ def cmd_record(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     from framemask.streams.compare import compare
 
-    print(json.dumps(compare(
-        args.original, args.recorded, args.ms, args.output, offset_ms=args.offset_ms, settings=get_settings()
-    )))
+    print(
+        json.dumps(
+            compare(
+                args.original, args.recorded, args.ms, args.output, offset_ms=args.offset_ms, settings=get_settings()
+            )
+        )
+    )
     return 0
 
 

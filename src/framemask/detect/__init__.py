@@ -1,9 +1,9 @@
 """Detection: models (RetinaFace faces, NanoDet persons), the `Detections` type, tracking.
 
-    from framemask.detect import load_detectors, Tracker, interpolate
-    detectors = load_detectors(("person", "face"))
-    dets = Detections.merge(d.detect(rgb) for d in detectors)
-    tracked = tracker.update(dets)
+from framemask.detect import load_detectors, Tracker, interpolate
+detectors = load_detectors(("person", "face"))
+dets = Detections.merge(d.detect(rgb) for d in detectors)
+tracked = tracker.update(dets)
 """
 
 from framemask.detect.base import Detector

@@ -15,8 +15,9 @@ ANALYSIS_WIDTH = 256
 """Frames are scaled to this width before comparison: cuts survive, decoding cost does not grow with size."""
 
 
-def scene_starts(path: str | os.PathLike[str], index: FrameIndex, threshold: float = 27.0,
-                 min_scene_frames: int = 15) -> list[int]:
+def scene_starts(
+    path: str | os.PathLike[str], index: FrameIndex, threshold: float = 27.0, min_scene_frames: int = 15
+) -> list[int]:
     """First seq of every scene (always starting with 1)."""
     detector = ContentDetector(threshold=threshold, min_scene_len=min_scene_frames)
     rate = Fraction(index.fps).limit_denominator(1001) if index.fps > 0 else Fraction(25)

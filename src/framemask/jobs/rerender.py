@@ -82,8 +82,10 @@ def rerender_task(run: TaskRun) -> Finalize | None:
     processed = str(video.processed_key)  # checked above: a video without a master returned early
     base_key = str(video.final_key) if before else processed  # a last render implies a final
     base = local_copy(services.store, settings.bucket_processed, base_key, cache / Path(base_key).name)
-    master = base if not before else local_copy(
-        services.store, settings.bucket_processed, processed, cache / Path(processed).name
+    master = (
+        base
+        if not before
+        else local_copy(services.store, settings.bucket_processed, processed, cache / Path(processed).name)
     )
     index = revisions.video_index(services, video=video)
     corrections = Corrections.model_validate(target.edits if target else {})
@@ -121,8 +123,13 @@ def rerender_task(run: TaskRun) -> Finalize | None:
         "copied_gops": result.copied_gops,
         "audio": result.audio,
         "muted_ranges": [
-            {"start_seq": m.start_seq, "end_seq": m.end_seq, "mode": m.mode, "start_ms": round(a, 3),
-             "end_ms": round(b, 3)}
+            {
+                "start_seq": m.start_seq,
+                "end_seq": m.end_seq,
+                "mode": m.mode,
+                "start_ms": round(a, 3),
+                "end_ms": round(b, 3),
+            }
             for m, (a, b, _mode) in zip(corrections.muted_ranges, muted, strict=True)
         ],
         "final_sha256": digest,

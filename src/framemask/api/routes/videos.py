@@ -205,9 +205,7 @@ def update_review(
 ) -> VideoPublic:
     """Set the review state (`in_review`, `changes_requested`, `approved`; editors and admins). Audited
     (`video.review`, with the previous state)."""
-    row = videos.set_review(
-        services, video_id=video.id, state=body.review_state, by=user, client=client_of(request)
-    )
+    row = videos.set_review(services, video_id=video.id, state=body.review_state, by=user, client=client_of(request))
     return _public(services, row)
 
 
