@@ -52,8 +52,15 @@ def main() -> None:
         for name, det in (("nanodet-m-416", person), ("nanodet-m-416 tiles=2", tiled), ("retinaface-mnet025", face)):
             ms = [timed(lambda d=det, s=s: d.detect(frame_cache[s])) for s in SIZES]
             found = [len(det.detect(frame_cache[s])) for s in SIZES]
-            rows.append({"detector": name, "threads": threads, "ms": ms, "boxes": found,
-                         "anchor_ms": ANCHOR_MS[name] if threads == 2 else None})
+            rows.append(
+                {
+                    "detector": name,
+                    "threads": threads,
+                    "ms": ms,
+                    "boxes": found,
+                    "anchor_ms": ANCHOR_MS[name] if threads == 2 else None,
+                }
+            )
     dets = Detections.merge(d.detect(frame_cache[SIZES[1]]) for d in (person, face))
     tracker = Tracker(fps=30)
     track_ms = timed(lambda: tracker.update(dets))
@@ -68,11 +75,16 @@ def main() -> None:
     ]
     for r in rows:
         anchor = " / ".join(f"{v:g}" for v in r["anchor_ms"]) if r["anchor_ms"] else "-"
-        lines.append(f"| {r['detector']} | {r['threads']} | {r['ms'][0]:.1f} | {r['ms'][1]:.1f} | "
-                     f"{r['boxes'][0]} / {r['boxes'][1]} | {anchor} |")
+        lines.append(
+            f"| {r['detector']} | {r['threads']} | {r['ms'][0]:.1f} | {r['ms'][1]:.1f} | "
+            f"{r['boxes'][0]} / {r['boxes'][1]} | {anchor} |"
+        )
     lines += ["", f"Tracker update with {len(dets)} boxes: {track_ms:.2f} ms."]
-    write_results("detectors", {"sizes": SIZES, "rows": rows, "tracker_ms": track_ms, "prepare_cached_ms": prepare_ms},
-                  "\n".join(lines))
+    write_results(
+        "detectors",
+        {"sizes": SIZES, "rows": rows, "tracker_ms": track_ms, "prepare_cached_ms": prepare_ms},
+        "\n".join(lines),
+    )
 
 
 frame_cache = {s: frame(s) for s in SIZES}

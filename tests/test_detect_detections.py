@@ -48,7 +48,11 @@ def test_validation_messages(kwargs, message) -> None:
 def test_dtypes_empty_and_labels() -> None:
     d = make([[0, 0, 10, 10]], ids=[7])
     assert (d.xyxy.dtype, d.confidence.dtype, d.class_id.dtype, d.tracker_id.dtype) == (
-        np.float32, np.float32, np.int32, np.int64)
+        np.float32,
+        np.float32,
+        np.int32,
+        np.int64,
+    )
     empty = Detections.empty()
     assert len(empty) == 0 and empty.xyxy.shape == (0, 4) and empty.tracker_id is None
     assert Detections.empty(tracked=True).tracker_id.shape == (0,)

@@ -245,11 +245,20 @@ def _tiny_tfjs(rng: np.random.Generator) -> tuple[dict, bytes, dict[str, np.ndar
         "axis": np.array(3, np.int32),
     }
     float_names = {"filter", "bias"}
-    manifest = [{"paths": ["x.bin"], "weights": [
-        {"name": k, "shape": list(v.shape), "dtype": "float32" if k in float_names else "int32",
-         **({"quantization": {"dtype": "float16", "original_dtype": "float32"}} if k in float_names else {})}
-        for k, v in w.items()
-    ]}]
+    manifest = [
+        {
+            "paths": ["x.bin"],
+            "weights": [
+                {
+                    "name": k,
+                    "shape": list(v.shape),
+                    "dtype": "float32" if k in float_names else "int32",
+                    **({"quantization": {"dtype": "float16", "original_dtype": "float32"}} if k in float_names else {}),
+                }
+                for k, v in w.items()
+            ],
+        }
+    ]
     data = b"".join(v.astype(np.float16 if k in float_names else np.int32).tobytes() for k, v in w.items())
     strides = {"list": {"i": ["1", "1", "1", "1"]}}
     nodes = [
@@ -297,6 +306,16 @@ def test_converter_names_unsupported_ops_and_bad_weights() -> None:
 
 
 def test_decode_weights_uint8_affine_quantization() -> None:
-    manifest = [{"weights": [{"name": "q", "shape": [3], "dtype": "float32",
-                              "quantization": {"dtype": "uint8", "scale": 0.5, "min": -1.0}}]}]
+    manifest = [
+        {
+            "weights": [
+                {
+                    "name": "q",
+                    "shape": [3],
+                    "dtype": "float32",
+                    "quantization": {"dtype": "uint8", "scale": 0.5, "min": -1.0},
+                }
+            ]
+        }
+    ]
     assert decode_weights(manifest, bytes([0, 2, 5]))["q"].tolist() == [-1.0, 0.0, 1.5]

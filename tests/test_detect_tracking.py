@@ -54,6 +54,7 @@ def test_ids_stay_stable_on_real_tud_frames(tud_detections: list[Detections]) ->
             shifts += [_shift(a[i], b[i]) for i in a.keys() & b.keys()]
         assert len(shifts) > 120, label  # enough matched pairs to judge (measured: 138 faces, more people)
         assert np.percentile(shifts, 90) < 0.6, label
+
     # the walkers around frame 10 keep their ids until frame 20 (a single missed frame is no new id)
     def around(i: int) -> set[int]:
         return set().union(*(_by_id(o.with_label("person")).keys() for o in outputs[i - 1 : i + 2]))

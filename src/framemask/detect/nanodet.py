@@ -52,7 +52,8 @@ def _softmax_expectation(reg: np.ndarray) -> np.ndarray:
     logits = reg.reshape(-1, 4, BINS)
     prob = np.exp(logits - logits.max(-1, keepdims=True))
     prob /= prob.sum(-1, keepdims=True)
-    return prob @ np.arange(BINS, dtype=np.float32)
+    expected: np.ndarray = prob @ np.arange(BINS, dtype=np.float32)
+    return expected
 
 
 def decode_level(
@@ -177,7 +178,7 @@ def _with_outputs(model: Path | bytes, names: Sequence[tuple[str, int, int]]) ->
             proto.graph.output.append(
                 onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, [1, channels, side, side])
             )
-    return proto.SerializeToString()
+    return bytes(proto.SerializeToString())
 
 
 def open_input_size(model: Path | bytes) -> bytes:
@@ -217,7 +218,7 @@ def open_input_size(model: Path | bytes) -> bytes:
     dims[2].dim_param, dims[3].dim_param = "height", "width"
     for out in proto.graph.output:
         out.type.tensor_type.shape.dim[1].dim_param = "cells"
-    return proto.SerializeToString()
+    return bytes(proto.SerializeToString())
 
 
 def _open_model(model: Path | bytes) -> Path | bytes:

@@ -24,7 +24,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import av
 import cv2
@@ -115,7 +115,8 @@ def rgb_to_frame(rgb: np.ndarray, pix_fmt: str) -> av.VideoFrame:
     """An encoder frame from RGB. 4:2:0 goes through OpenCV (SIMD, about 4x faster than swscale here, and
     the exact inverse of `frame_to_rgb`), anything else through swscale."""
     if pix_fmt == "yuv420p" and rgb.shape[0] % 2 == 0 and rgb.shape[1] % 2 == 0:
-        return av.VideoFrame.from_ndarray(cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420), format="yuv420p")
+        i420 = np.asarray(cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420), np.uint8)
+        return av.VideoFrame.from_ndarray(i420, format="yuv420p")
     return av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format=pix_fmt)
 
 
@@ -135,7 +136,7 @@ def frame_to_i420(frame: av.VideoFrame) -> np.ndarray:
         raise ValueError(f"I420 needs an even frame size, got {frame.width}x{frame.height}")
     if frame.format.name != "yuv420p":
         frame = frame.reformat(format="yuv420p")
-    planes = [np.frombuffer(p, np.uint8).reshape(p.height, p.line_size)[:, : p.width] for p in frame.planes]
+    planes = [np.frombuffer(memoryview(p), np.uint8).reshape(p.height, p.line_size)[:, : p.width] for p in frame.planes]
     return np.concatenate([plane.reshape(-1) for plane in planes]).reshape(-1, frame.width)
 
 
@@ -190,7 +191,7 @@ class VideoWriter:
 
     def write(self, rgb: np.ndarray, pts: int) -> None:
         """Encode one displayed-orientation RGB frame with timestamp `pts` (in `time_base`)."""
-        frame = rgb_to_frame(rgb, self._video.pix_fmt)
+        frame = rgb_to_frame(rgb, self.pix_fmt)
         frame.pts = int(pts)
         frame.time_base = self.time_base
         self.frames += 1
@@ -208,7 +209,7 @@ class VideoWriter:
         self._seq_of_pts[int(pts)] = self.frames
         self._mux(self._video.encode(frame))
 
-    def _mux(self, packets: list[av.Packet]) -> None:
+    def _mux(self, packets: list[av.Packet[Any]]) -> None:
         for packet in packets:
             if packet.is_keyframe and packet.pts is not None:
                 self.gop_starts.append(self._seq_of_pts.get(int(packet.pts), -1))
@@ -267,8 +268,11 @@ def redact_audio_frame(frame: av.AudioFrame, spans: Sequence[MutedSpan]) -> av.A
     hits = [s for s in spans if s.start < t1 and s.end > t0]
     if not hits:
         return frame
-    src = frame if frame.format.name == "fltp" else frame.reformat(format="fltp")
-    data = np.array(src.to_ndarray(), dtype=np.float32, copy=True).reshape(-1, n)
+    if frame.format.name == "fltp":
+        data = np.array(frame.to_ndarray(), dtype=np.float32, copy=True).reshape(-1, n)
+    else:  # PCM and other sample formats: planar float first (same rate and layout, so the same samples)
+        resampler = av.AudioResampler(format="fltp", layout=frame.layout, rate=rate)
+        data = np.concatenate([f.to_ndarray() for f in resampler.resample(frame)], axis=1).astype(np.float32)
     for span in hits:
         a = min(max(int(np.ceil((span.start - t0) * rate - 1e-6)), 0), n)
         b = min(max(int(np.ceil((span.end - t0) * rate - 1e-6)), 0), n)
@@ -296,9 +300,9 @@ class AudioCopier:
     ) -> None:
         self._in = av.open(str(src), mode="r")
         self._src = self._in.streams.audio[0] if self._in.streams.audio else None
-        self._pending: av.Packet | None = None
+        self._pending: av.Packet[av.AudioStream] | None = None
         self._last_dts: int | None = None
-        self._packets: Iterator[av.Packet] = iter(())
+        self._packets: Iterator[av.Packet[av.AudioStream]] = iter(())
         self._muted = tuple(muted)
         if self._src is None:
             return
@@ -326,12 +330,12 @@ class AudioCopier:
     def present(self) -> bool:
         return self._src is not None
 
-    def _demux(self) -> Iterator[av.Packet]:
+    def _demux(self) -> Iterator[av.Packet[av.AudioStream]]:
         try:
             for packet in self._in.demux(self._src):
                 if packet.dts is None and packet.pts is None:
                     continue
-                yield packet
+                yield cast("av.Packet[av.AudioStream]", packet)  # demuxing the audio stream alone
         except av.error.FFmpegError as exc:  # a damaged audio tail must not lose the video
             log.warning("audio copy stopped early: %s", exc)
 
@@ -343,12 +347,12 @@ class AudioCopier:
             if packet is None:
                 return
             t = packet.dts if packet.dts is not None else packet.pts
-            if float(t * packet.time_base) > seconds + 0.5:
+            if t is not None and packet.time_base is not None and float(t * packet.time_base) > seconds + 0.5:
                 self._pending = packet
                 return
             self._write(packet)
 
-    def _write(self, packet: av.Packet) -> None:
+    def _write(self, packet: av.Packet[av.AudioStream]) -> None:
         if self._copy:
             self._fix_dts(packet)
             packet.stream = self._dst
@@ -364,11 +368,11 @@ class AudioCopier:
         except av.error.FFmpegError as exc:
             log.warning("skipping undecodable audio packet: %s", exc)
 
-    def _fix_dts(self, packet: av.Packet) -> None:
+    def _fix_dts(self, packet: av.Packet[av.AudioStream]) -> None:
         """Repeated audio dts (webcam recordings have them) move up one tick, as the ffmpeg CLI does."""
         if packet.dts is None:
             packet.dts = packet.pts
-        if self._last_dts is not None and packet.dts <= self._last_dts:
+        if self._last_dts is not None and packet.dts is not None and packet.dts <= self._last_dts:
             packet.dts = self._last_dts + 1
             if packet.pts is not None and packet.pts < packet.dts:
                 packet.pts = packet.dts

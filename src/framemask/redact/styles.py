@@ -115,10 +115,10 @@ class _RegionMasker:
         for rows, cols in self._regions(boxes, width, height):
             size = (rows.stop - rows.start, cols.stop - cols.start)
             half = slice(rows.start // 2, -(-rows.stop // 2)), slice(cols.start // 2, -(-cols.stop // 2))
-            where = self._where(size)
+            where: np.ndarray | None = self._where(size)
             if where is not None:  # chroma samples any of whose 2x2 pixels is inside
                 padded = np.pad(where, ((rows.start % 2, rows.stop % 2), (cols.start % 2, cols.stop % 2)))
-                chroma = padded.reshape(padded.shape[0] // 2, 2, padded.shape[1] // 2, 2).any(axis=(1, 3))
+                chroma = np.asarray(padded.reshape(padded.shape[0] // 2, 2, padded.shape[1] // 2, 2).any(axis=(1, 3)))
             for plane, array in enumerate(planes):
                 roi = array[(rows, cols) if plane == 0 else half]
                 inside = where if where is None or plane == 0 else chroma
