@@ -8,8 +8,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from _servers import postgres_db, postgres_server, redis_server, rgw_server  # noqa: F401  (fixtures)
-from _videos import VideoSpec, make_video, vfr_times
+from support.servers import postgres_db, postgres_server, redis_server, rgw_server  # noqa: F401  (fixtures)
+from support.videos import VideoSpec, make_video, vfr_times
 
 
 def find_shared_media() -> Path:

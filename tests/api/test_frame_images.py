@@ -1,0 +1,88 @@
+"""The /frame fast path and the range response: a JPEG encoded straight from the decoder's YUV planes shows
+the same exact frame as the RGB path, at full size and scaled; other formats, rotated and non-4:2:0 videos
+keep the RGB path; a range is read with `pread` and answers exactly the bytes asked for."""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.routing import Route
+from starlette.testclient import TestClient
+from support.videos import frame_number
+
+from framemask.api.frames import encode_pixels, frame_pixels, jpeg_planes
+from framemask.api.ranges import RangeFileResponse
+from framemask.media import FrameReader
+
+
+def _decode(body: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(body)).convert("RGB"))
+
+
+def _mad(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.abs(a.astype(np.int16) - b.astype(np.int16)).mean())
+
+
+@pytest.mark.parametrize("seq", [1, 17, 45, 90])
+def test_yuv_jpeg_is_the_exact_frame(make, seq: int) -> None:
+    with FrameReader(make("bframes")) as reader:
+        pixels = frame_pixels(reader, seq, None, "jpeg")
+        assert isinstance(pixels, tuple)  # the YUV path
+        body, media_type = encode_pixels(pixels, "jpeg", 90)
+        rgb = reader.frame(seq)
+    shown = _decode(body)
+    assert media_type == "image/jpeg" and shown.shape == rgb.shape
+    assert frame_number(shown) == seq - 1 == frame_number(rgb)  # the pattern counts from 0
+    assert _mad(shown, rgb) < 3  # range converted: no washed-out (limited-range) image
+
+
+def test_yuv_jpeg_scaled_to_a_width(make) -> None:
+    with FrameReader(make("bframes")) as reader:
+        body, _ = encode_pixels(frame_pixels(reader, 30, 160, "jpeg"), "jpeg", 90)
+        rgb = reader.frame(30, 160)
+    shown = _decode(body)
+    assert shown.shape == rgb.shape == (120, 160, 3)
+    assert frame_number(shown) == 29 and _mad(shown, rgb) < 4
+
+
+@pytest.mark.parametrize(
+    ("name", "fmt"), [("rotated", "jpeg"), ("odd", "jpeg"), ("bframes", "png"), ("bframes", "webp")]
+)
+def test_other_cases_keep_the_rgb_path(make, name: str, fmt: str) -> None:
+    with FrameReader(make(name)) as reader:
+        pixels = frame_pixels(reader, 5, None, fmt)
+        assert isinstance(pixels, np.ndarray)
+        assert np.array_equal(pixels, reader.frame(5))
+        body, _ = encode_pixels(pixels, fmt, 90)
+    assert _mad(_decode(body), pixels) < 3
+
+
+def test_only_420_formats_have_planes(make) -> None:
+    with FrameReader(make("odd")) as reader:
+        assert jpeg_planes(reader.av_frame(3), None) is None  # yuv444p
+
+
+def test_range_response_sends_exactly_the_range(tmp_path: Path) -> None:
+    data = os.urandom(3 * 1024 * 1024 + 123)
+    path = tmp_path / "blob.bin"
+    path.write_bytes(data)
+
+    def endpoint(_request: Request) -> RangeFileResponse:
+        return RangeFileResponse(path, media_type="application/octet-stream", stat_result=os.stat(path))
+
+    client = TestClient(Starlette(routes=[Route("/f", endpoint)]))
+    for start, end in ((0, 0), (5, 1024 * 1024 + 7), (len(data) - 10, len(data) - 1), (1000, 2 * 1024 * 1024)):
+        resp = client.get("/f", headers={"Range": f"bytes={start}-{end}"})
+        assert resp.status_code == 206 and resp.content == data[start : end + 1]
+        assert resp.headers["content-range"] == f"bytes {start}-{end}/{len(data)}"
+    whole = client.get("/f")
+    assert whole.status_code == 200 and whole.content == data
+    assert client.get("/f", headers={"Range": "bytes=9999999-"}).status_code == 416
+    assert client.get("/f", headers={"Range": "bytes=oops"}).status_code == 416

@@ -1,0 +1,79 @@
+"""Pipeline mechanics with a detector that reads the frame number from the decoded pixels.
+
+The generated test videos show each frame's number as 8 binary blocks, so this detector knows which frame
+it was given without any side channel, and places one person box at a position that depends on it. That
+makes stride, interpolation by time, bounded queues and failure handling checkable to the pixel.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from support.videos import VideoSpec, frame_number, make_video
+
+from framemask.detect import Detections
+from framemask.redact import anonymize_file
+from framemask.redact.pipeline import QUEUE_FRAMES
+
+
+class FrameReadingDetector:
+    """A person box at x = 40 + 2 * (frame index); raises on `fail_at` if set."""
+
+    name, label = "frame-reader", "person"
+
+    def __init__(self, fail_at: int | None = None) -> None:
+        self.seen: list[int] = []
+        self.fail_at = fail_at
+        self.progress: list[int] = [0]
+        self.in_flight: list[int] = []
+
+    def detect(self, rgb: np.ndarray) -> Detections:
+        i = frame_number(rgb)
+        self.seen.append(i)
+        self.in_flight.append(i + 1 - self.progress[-1])
+        if self.fail_at is not None and i == self.fail_at:
+            raise RuntimeError(f"detector failed on frame {i}")
+        x = 40 + 2 * i
+        return Detections.from_boxes([[x, 100, x + 40, 200]], [0.9], "person")
+
+
+def test_stride_detects_every_kth_frame_and_interpolates_by_time(tmp_path: Path) -> None:
+    times = [i / 30 for i in range(20)] + [19 / 30 + i / 10 for i in range(1, 22)]  # 30 fps, then 10 fps
+    src = make_video(tmp_path / "vfr.mp4", VideoSpec(times=tuple(times), gop=10))
+    detector = FrameReadingDetector()
+    result = anonymize_file(src, tmp_path / "out.mp4", detectors=[detector], stride=3)
+    detected = [*range(0, 41, 3), 40]  # every 3rd frame and the last one
+    assert detector.seen == detected
+    for entry in result.boxes["sequence"]:
+        i = entry["seq"] - 1
+        a = max(d for d in detected if d <= i)
+        b = min(d for d in detected if d >= i)
+        t = 0.0 if a == b else (times[i] - times[a]) / (times[b] - times[a])
+        x = 40 + 2 * (a + t * (b - a))  # interpolated by presentation time, not by frame index
+        (box,) = entry["person"]  # detected: tight, one track from the first frame to the last
+        assert abs(box["x1"] - x) <= 0.5 and box["x2"] - box["x1"] == 40 and box["track"] == 1, (entry, x)
+        (painted,) = result.painted.boxes(entry["seq"]).tolist()  # painted: padded by 10% a side
+        assert painted == [box["x1"] - 4, 90, box["x2"] + 4, 210]
+
+
+def test_queues_bound_the_frames_in_flight(tmp_path: Path) -> None:
+    src = make_video(tmp_path / "long.mp4", VideoSpec(n=400, fps=50, size=(96, 64), gop=50))
+    detector = FrameReadingDetector()
+    anonymize_file(
+        src, tmp_path / "out.mp4", detectors=[detector], stride=4, progress=lambda d, t: detector.progress.append(d)
+    )
+    assert len(detector.seen) == 101
+    # both queues, two strides (a detected frame waits for the next one to be tracked), a frame per stage
+    assert max(detector.in_flight) <= 2 * QUEUE_FRAMES + 2 * 4 + 4
+
+
+def test_a_failing_stage_stops_everything_and_leaves_no_file(tmp_path: Path) -> None:
+    src = make_video(tmp_path / "in.mp4", VideoSpec(n=120, fps=30))
+    threads_before = threading.active_count()
+    with pytest.raises(RuntimeError, match="frame 60"):
+        anonymize_file(src, tmp_path / "out.mp4", detectors=[FrameReadingDetector(fail_at=60)], stride=1)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
+    assert threading.active_count() == threads_before

@@ -1,0 +1,1 @@
+"""Test helpers shared by the suite: the API client, real servers, generated videos, shared media."""
