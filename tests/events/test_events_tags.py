@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from conftest import SHARED_MEDIA
 
+from framemask.detect._runtime import make_session
 from framemask.detect.models import NANODET_ONNX, default_model_dir, readiness
 from framemask.detect.nanodet import COCO_CLASSES, EMBEDDING_DIM, NanoDet
 from framemask.events import Event, Tag, TagDescriber, extract_events
@@ -45,7 +46,10 @@ def _frame(path: Path, seq: int) -> np.ndarray:
 
 def test_detect_is_unchanged_and_objects_come_from_the_same_pass(model: Path, analyzer: NanoDet) -> None:
     rgb = _frame(MOT, 1)
-    plain = NanoDet(model, threads=1).detect(rgb)
+    # the analyzer keeps the square 416x416 input (the anonymizer's NanoDet feeds the frame's aspect ratio,
+    # tests/redact/test_perf_paths.py): the extra feature outputs must not change its persons
+    square = make_session(model, 1, NanoDet.name)
+    plain = NanoDet(model, threads=1, session=square).detect(rgb)
     with_features = analyzer.detect(rgb)
     assert set(plain.class_id.tolist()) == {0} and len(plain.xyxy) >= 10  # persons only, as the anonymizer wants
     np.testing.assert_array_equal(plain.xyxy, with_features.xyxy)
