@@ -117,18 +117,19 @@ def run_clip(name: str, src: Path, gt_path: Path, ignore_path: Path | None, scra
 
 def table(rows: list[dict[str, Any]]) -> str:
     head = (
-        "| clip | boxes | MOTA | IDF1 | precision | recall | ID sw. | boxes/GT person | GT >= 50% masked "
-        "| trackcheck MOTA / IDF1 | tracks | leaks | fps |"
+        "| clip | boxes | MOTA | IDF1 | HOTA (DetA / AssA) | precision | recall | ID sw. | boxes/GT person "
+        "| GT >= 50% masked | trackcheck MOTA / IDF1 | tracks | leaks | fps |"
     )
-    lines = [head, "|" + "---|" * 13]
+    lines = [head, "|" + "---|" * 14]
     for row in rows:
         for who in ("framemask", "anchor"):
             s = row[who]
             tc = s.get("trackcheck")
             tcs = f"{tc['mota']:.3f} / {tc['idf1']:.3f}" if tc else "n/a"
             label = "framemask (tracks)" if who == "framemask" else f"anchor: per-frame detections >= {ANCHOR_SCORE}"
+            hota = f"{s['hota']:.3f} ({s['deta']:.3f} / {s['assa']:.3f})" if "hota" in s else "n/a"
             lines.append(
-                f"| {row['clip']} | {label} | {s['mota']:.3f} | {s['idf1']:.3f} | {s['precision']:.3f} "
+                f"| {row['clip']} | {label} | {s['mota']:.3f} | {s['idf1']:.3f} | {hota} | {s['precision']:.3f} "
                 f"| {s['recall']:.3f} | {s['id_switches']} | {s['boxes_per_gt']:.2f} | {s['gt_masked']:.3f} | {tcs} "
                 f"| {s.get('tracks', '-')} | {s.get('leaks', '-')} | {s.get('fps', '-')} |"
             )
