@@ -95,8 +95,8 @@ def _jobs2(src: Path, out: Path, seconds: float) -> dict[str, Any]:
 
 def _celery2(src: Path, root: Path, seconds: float) -> dict[str, Any]:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-    from _api import make_settings, service, settings_env, spawn_worker, stop_process, upload, wait_for
-    from _servers import free_port
+    from support.api import make_settings, service, settings_env, spawn_worker, stop_process, upload, wait_for
+    from support.servers import free_port
 
     from framemask.store.models import Job
 
