@@ -10,7 +10,6 @@ import signal
 import time
 import urllib.error
 import urllib.request
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -20,13 +19,9 @@ from support.api import (
     ADMIN,
     PEOPLE_VIDEO,
     auth,
+    celery_cluster,
     decode_image,
-    make_settings,
     new_token,
-    service,
-    settings_env,
-    spawn_worker,
-    stop_process,
     upload,
     wait_for,
     wait_running,
@@ -49,38 +44,15 @@ def pg_url(postgres_server: str):
 @pytest.fixture(scope="module")
 def scaled(tmp_path_factory: pytest.TempPathFactory, pg_url: str, rgw_server, redis_server: str):
     """API in-process (enqueue only) + two Celery worker processes on other data dirs."""
-    root = tmp_path_factory.mktemp("scaled")
-    suffix = uuid.uuid4().hex[:6]
-    settings = make_settings(
-        root / "api",
-        workers=0,
-        queue="celery",
-        broker_url=redis_server,
+    with celery_cluster(
+        tmp_path_factory.mktemp("scaled"),
         database_url=pg_url,
-        s3_endpoint=rgw_server.endpoint,
-        s3_access_key=rgw_server.access_key,
-        s3_secret_key=rgw_server.secret_key,
-        bucket_raw=f"raw-{suffix}",
-        bucket_processed=f"processed-{suffix}",
-        bucket_thumbnails=f"thumbs-{suffix}",
+        s3=rgw_server,
+        broker_url=redis_server,
         job_lease_seconds=6.0,  # heartbeats every 2 s: a loaded 2-core CI box misses 3 s leases
         signed_url_seconds=3,
-    )
-    workers: dict[str, object] = {}
-
-    def start(name: str):
-        env = {**settings_env(settings), "FRAMEMASK_DATA_DIR": str(root / name)}
-        workers[name] = spawn_worker(env, root / f"{name}.log")
-        return workers[name]
-
-    with service(settings) as client:
-        start("worker-1")
-        start("worker-2")
-        try:
-            yield client, settings, start, root
-        finally:
-            for proc in workers.values():
-                stop_process(proc)  # type: ignore[arg-type]
+    ) as cluster:
+        yield cluster
 
 
 def _s3(settings) -> S3Store:

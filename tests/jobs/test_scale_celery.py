@@ -9,18 +9,13 @@ from __future__ import annotations
 import os
 import signal
 import time
-import uuid
 
 import pytest
 from support.api import (
     ADMIN,
     PEOPLE_VIDEO,
     auth,
-    make_settings,
-    service,
-    settings_env,
-    spawn_worker,
-    stop_process,
+    celery_cluster,
     upload,
     wait_for,
 )
@@ -41,40 +36,17 @@ def pg_url(postgres_server: str):
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory, pg_url: str, rgw_server, redis_server: str):
     """API in-process (enqueue only) + two Celery workers; long videos fan out in segments of 0.5 s."""
-    root = tmp_path_factory.mktemp("scale")
-    suffix = uuid.uuid4().hex[:6]
-    settings = make_settings(
-        root / "api",
-        workers=0,
-        queue="celery",
-        broker_url=redis_server,
+    with celery_cluster(
+        tmp_path_factory.mktemp("scale"),
         database_url=pg_url,
-        s3_endpoint=rgw_server.endpoint,
-        s3_access_key=rgw_server.access_key,
-        s3_secret_key=rgw_server.secret_key,
-        bucket_raw=f"raw-{suffix}",
-        bucket_processed=f"processed-{suffix}",
-        bucket_thumbnails=f"thumbs-{suffix}",
+        s3=rgw_server,
+        broker_url=redis_server,
         job_lease_seconds=6.0,  # heartbeats every 2 s: a loaded 2-core CI box misses 3 s leases
         segment_jobs=2,
         segment_seconds=0.5,
         redact_stride=2,
-    )
-    workers: dict[str, object] = {}
-
-    def start(name: str):
-        env = {**settings_env(settings), "FRAMEMASK_DATA_DIR": str(root / name)}
-        workers[name] = spawn_worker(env, root / f"{name}.log")
-        return workers[name]
-
-    with service(settings) as client:
-        start("worker-1")
-        start("worker-2")
-        try:
-            yield client, settings, start, root
-        finally:
-            for proc in workers.values():
-                stop_process(proc)  # type: ignore[arg-type]
+    ) as cluster:
+        yield cluster
 
 
 def _s3(settings) -> S3Store:

@@ -143,3 +143,42 @@ def wait_running(services, job_id: str, timeout: float = 120.0, min_progress: fl
         assert job.status in ("queued", "running"), (job.status, job.error)
         time.sleep(0.02)
     pytest.fail(f"job {job_id} never got going")
+
+
+@contextmanager
+def celery_cluster(root: Path, *, database_url: str, s3: Any, broker_url: str, **overrides: Any) -> Iterator[Any]:
+    """The API in-process (enqueue only) and two Celery worker processes on their own data dirs, sharing
+    PostgreSQL, the S3 server `s3` (fresh buckets) and the broker. Yields (client, settings, start, root);
+    `start(name)` adds a worker."""
+    import uuid
+
+    suffix = uuid.uuid4().hex[:6]
+    settings = make_settings(
+        root / "api",
+        workers=0,
+        queue="celery",
+        broker_url=broker_url,
+        database_url=database_url,
+        s3_endpoint=s3.endpoint,
+        s3_access_key=s3.access_key,
+        s3_secret_key=s3.secret_key,
+        bucket_raw=f"raw-{suffix}",
+        bucket_processed=f"processed-{suffix}",
+        bucket_thumbnails=f"thumbs-{suffix}",
+        **overrides,
+    )
+    workers: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(name: str) -> subprocess.Popen[bytes]:
+        env = {**settings_env(settings), "FRAMEMASK_DATA_DIR": str(root / name)}
+        workers[name] = spawn_worker(env, root / f"{name}.log")
+        return workers[name]
+
+    with service(settings) as client:
+        start("worker-1")
+        start("worker-2")
+        try:
+            yield client, settings, start, root
+        finally:
+            for proc in workers.values():
+                stop_process(proc)
