@@ -7,6 +7,12 @@ Each module in `COMMAND_MODULES` exposes `register(subparsers)`, adding its sub-
 
 from __future__ import annotations
 
+import os
+
+# Before numpy/scipy load OpenBLAS: its pools of spinning threads (two copies: numpy's and scipy's) only
+# ever get the tracker's tiny matrices, and took ~1% of an anonymize run's CPU from x264 and the detectors.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 import argparse
 import importlib
 import logging

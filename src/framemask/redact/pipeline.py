@@ -14,6 +14,7 @@ Every frame keeps its input timestamp (see `encode`).
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures
 import contextlib
 import functools
@@ -84,6 +85,8 @@ DETECTOR_THREADS = 1
 """One inference thread: the stages already run in parallel, and onnxruntime's pool threads spin while
 idle, taking the cores x264 needs (measured on 2 cores: 13.4 s with 2 threads vs 10.5 s with 1)."""
 QUEUE_FRAMES = 6
+LOOKAHEAD = 1
+"""Detected frames whose detection runs while the tracker waits for an earlier one (see `_detections`)."""
 
 
 class Picture:
@@ -312,7 +315,8 @@ def detect_frame(rgb: np.ndarray, detectors: Sequence[Detector]) -> Detections:
 @functools.cache
 def _detector_pool() -> concurrent.futures.ThreadPoolExecutor:
     """Threads for detectors side by side, started on first use (not at import)."""
-    return concurrent.futures.ThreadPoolExecutor(max_workers=len(LABELS), thread_name_prefix="framemask-detector")
+    workers = len(LABELS) * (LOOKAHEAD + 1)  # every detector of every frame in flight
+    return concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="framemask-detector")
 
 
 # --- the shared render loop ---------------------------------------------------------------------------------
@@ -433,28 +437,61 @@ def _detections(
 ) -> Iterator[tuple[int, Picture, Detections]]:
     """Detect + track on every `stride`-th frame of the span (and its last); interpolate in between.
 
-    The tracker names a new track one update after the detection that started it, so the frames up to a
-    detected frame are only interpolated once the next one is tracked: about two strides are held."""
+    Detection runs `LOOKAHEAD` detected frames ahead of the tracker (in `_lookahead_pool`), so the next
+    frame's detectors start while this one's finish and both cores stay busy; the tracker still takes the
+    detections one by one in order. The tracker names a new track one update after the detection that
+    started it, so the frames up to a detected frame are only interpolated once the next one is tracked:
+    about two strides are held (plus the look-ahead)."""
     assert info.index is not None
     time_ms = info.index.time_ms
     pending: list[tuple[int, Picture]] = []
+    ahead: collections.deque[_Ahead] = collections.deque()
     detected: list[tuple[int, Picture, Detections]] = []  # the last two detected frames
     between: list[tuple[int, Picture]] = []  # frames between those two
-    for seq, picture in frames:
-        if (seq - span.first) % stride and seq != span.last:
-            pending.append((seq, picture))
-            continue
+
+    def track(item: _Ahead) -> Iterator[tuple[int, Picture, Detections]]:
+        nonlocal between
+        seq, picture, before, future = item
         seconds = float(time_ms[seq - 1]) / 1000.0
-        tracked = timer.timed("detect", lambda p=picture, s=seconds: tracker.update(detect_frame(p.rgb, detectors), s))
+        tracked = tracker.update(future.result(), seconds)
         if len(detected) == 2:  # the older two are final now: emit the first and what follows it
             yield from _segment(detected[0], detected[1], between, time_ms)
             detected.pop(0)
         detected.append((seq, picture, tracked))
-        between, pending = pending, []
+        between = before
+
+    try:
+        for seq, picture in frames:
+            if (seq - span.first) % stride and seq != span.last:
+                pending.append((seq, picture))
+                continue
+            future = _lookahead_pool().submit(timer.timed, "detect", _detect_picture, picture, detectors)
+            ahead.append((seq, picture, pending, future))
+            pending = []
+            while len(ahead) > LOOKAHEAD:
+                yield from track(ahead.popleft())
+        while ahead:
+            yield from track(ahead.popleft())
+    finally:
+        for item in ahead:  # stopped early (an error downstream): let in-flight detections end
+            item[3].cancel()
     if len(detected) == 2:
         yield from _segment(detected[0], detected[1], between, time_ms)
     if detected:
         yield detected[-1]
+
+
+_Ahead = tuple[int, Picture, list[tuple[int, Picture]], "concurrent.futures.Future[Detections]"]
+
+
+def _detect_picture(picture: Picture, detectors: Sequence[Detector]) -> Detections:
+    return detect_frame(picture.rgb, detectors)
+
+
+@functools.cache
+def _lookahead_pool() -> concurrent.futures.ThreadPoolExecutor:
+    """Threads running `detect_frame` for the detected frames in flight (each fans out to `_detector_pool`)."""
+    return concurrent.futures.ThreadPoolExecutor(max_workers=LOOKAHEAD + 1, thread_name_prefix="framemask-lookahead")
 
 
 def _segment(

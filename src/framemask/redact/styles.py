@@ -183,16 +183,32 @@ class Mosaic(_RegionMasker):
         on a person-sized box when the ratio is not an integer.)"""
         (h, w), (bh, bw) = roi.shape[:2], size
         cell = self.cell(bh, bw)
-        ny, nx = min(h, max(1, -(-bh // cell))), min(w, max(1, -(-bw // cell)))
-        ys, xs = _cells(ny, h), _cells(nx, w)
+        grid = _grid(min(h, max(1, -(-bh // cell))), h, min(w, max(1, -(-bw // cell))), w, roi.ndim == 3)
         sums = cv2.integral(roi, sdepth=cv2.CV_32S)  # (h+1) x (w+1) [x channels]
-        corners = sums[np.ix_(ys, xs)]
+        corners = sums[grid.rows, grid.cols]
         total = corners[1:, 1:] - corners[:-1, 1:] - corners[1:, :-1] + corners[:-1, :-1]
-        count = np.diff(ys)[:, None] * np.diff(xs)[None, :]
-        if total.ndim == 3:
-            count = count[..., None]
-        small = ((2 * total + count) // (2 * count)).astype(np.uint8)  # round half up
+        small = ((2 * total + grid.count) // grid.twice).astype(np.uint8)  # round half up
         return cv2.resize(small, (w, h), dst=out, interpolation=cv2.INTER_NEAREST)
+
+
+@dataclass(frozen=True)
+class _Grid:
+    """Where a mosaic of `ny` x `nx` cells over an h x w region reads its integral image, and each cell's
+    pixel count (once and twice, for the rounded mean): the same for every box of one size, so cached."""
+
+    rows: np.ndarray
+    cols: np.ndarray
+    count: np.ndarray
+    twice: np.ndarray
+
+
+@functools.lru_cache(maxsize=4096)
+def _grid(ny: int, h: int, nx: int, w: int, channels: bool) -> _Grid:
+    ys, xs = _cells(ny, h), _cells(nx, w)
+    count = np.diff(ys)[:, None] * np.diff(xs)[None, :]
+    if channels:
+        count = count[..., None]
+    return _Grid(ys[:, None], xs[None, :], count, 2 * count)
 
 
 @functools.lru_cache(maxsize=1024)
