@@ -14,8 +14,9 @@ from framemask.api.hardening import MAX_DB_INT
 from framemask.api.signing import verify_stream
 from framemask.errors import FrameRangeError
 from framemask.service import videos
-from framemask.service.auth import Principal, authenticate, token_by_id
+from framemask.service.auth import Principal, authenticate, hash_token, token_by_id
 from framemask.service.context import Services
+from framemask.service.streaming import StreamToken, StreamVideo
 from framemask.store.models import Video
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "ServicesDep",
     "SignedRequest",
     "SignedRequestDep",
+    "TokenProof",
     "VideoDep",
     "VideoId",
     "client_of",
@@ -40,6 +42,7 @@ __all__ = [
     "require_ready",
     "signed_or_bearer_principal",
     "signing_key",
+    "token_proof",
 ]
 
 bearer_scheme = HTTPBearer(auto_error=False, description="API token: `Authorization: Bearer <token>`")
@@ -56,12 +59,20 @@ BearerCredentials = Annotated[HTTPAuthorizationCredentials | None, Depends(beare
 Credentials = BearerCredentials
 
 
-def current_principal(services: ServicesDep, credentials: Credentials) -> Principal:
+def _bearer_error(detail: str) -> HTTPException:
+    return HTTPException(status.HTTP_401_UNAUTHORIZED, detail, {"WWW-Authenticate": "Bearer"})
+
+
+def _bearer(credentials: HTTPAuthorizationCredentials | None) -> str:
     if credentials is None or credentials.scheme.lower() != "bearer":
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing bearer token", {"WWW-Authenticate": "Bearer"})
-    principal = authenticate(services.db, credentials.credentials)
+        raise _bearer_error("missing bearer token")
+    return credentials.credentials
+
+
+def current_principal(services: ServicesDep, credentials: Credentials) -> Principal:
+    principal = authenticate(services.db, _bearer(credentials))
     if principal is None:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "invalid or revoked token", {"WWW-Authenticate": "Bearer"})
+        raise _bearer_error("invalid or revoked token")
     return principal
 
 
@@ -103,7 +114,7 @@ def get_video(video_id: VideoId, services: ServicesDep, _user: CurrentUser) -> V
 VideoDep = Annotated[Video, Depends(get_video)]
 
 
-def not_processed(video: Video) -> HTTPException:
+def not_processed(video: Video | StreamVideo) -> HTTPException:
     """The 409 of asking for processed material before it exists."""
     return HTTPException(status.HTTP_409_CONFLICT, f"video {video.id} is not processed yet (status {video.status})")
 
@@ -170,5 +181,42 @@ def signed_or_bearer_principal(signed: SignedRequest, video_id: str, resource: s
         return Principal(None, "signed-url", "viewer")
     token = token_by_id(signed.services.db, signed.tid)
     if token is None or token.revoked:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "the token that signed this URL is revoked")
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, _SIGNER_REVOKED)
     return Principal(token.id, token.name, token.role)
+
+
+_SIGNER_REVOKED = "the token that signed this URL is revoked"
+
+
+@dataclass(frozen=True, slots=True)
+class TokenProof:
+    """The token row a signed-or-bearer request must be checked against, found before any database read:
+    by hash (a bearer token), by id (a URL signed by a token), or none (a URL signed without one)."""
+
+    token_hash: str | None
+    token_id: int | None
+
+    def principal(self, token: StreamToken | None) -> Principal:
+        """The caller, given the looked-up row (401 if it is unknown or revoked)."""
+        if self.token_hash is None and self.token_id is None:
+            return Principal(None, "signed-url", "viewer")
+        if token is None or token.revoked:
+            raise _bearer_error("invalid or revoked token") if self.token_hash else _signer_revoked()
+        return Principal(token.id, token.name, token.role)
+
+
+def _signer_revoked() -> HTTPException:
+    return HTTPException(status.HTTP_401_UNAUTHORIZED, _SIGNER_REVOKED)
+
+
+def token_proof(signed: SignedRequest, video_id: str, resource: str, what: str) -> TokenProof:
+    """`signed_or_bearer_principal` split at its database read (same checks, same answers): the bearer
+    token's hash, or the verified signature's token id; 401 for a missing token or a bad signature."""
+    if signed.signature is None or signed.expires is None:
+        raw = _bearer(signed.credentials)
+        if not raw or len(raw) > 256:  # what `authenticate` refuses unseen
+            raise _bearer_error("invalid or revoked token")
+        return TokenProof(hash_token(raw), None)
+    if not verify_stream(signed.key, video_id, resource, signed.expires, signed.tid, signed.signature):
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, f"invalid or expired {what} signature")
+    return TokenProof(None, signed.tid)

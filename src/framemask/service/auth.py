@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, TypedDict, Unpack
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, insert, select, update
 
 from framemask.errors import InputError
 from framemask.store.db import Database
@@ -32,9 +32,12 @@ __all__ = [
     "create_token",
     "hash_token",
     "list_tokens",
+    "principal_of",
+    "record_use",
     "revoke_token",
     "seed_admin_token",
     "token_by_id",
+    "use_due",
 ]
 
 ROLE_RANK = {role: rank for rank, role in enumerate(ROLES)}
@@ -84,27 +87,51 @@ def seed_admin_token(db: Database, raw: str) -> None:
             session.add(ApiToken(name="admin (FRAMEMASK_ADMIN_TOKEN)", role="admin", token_hash=digest))
 
 
+_TOKEN_BY_HASH = select(ApiToken.id, ApiToken.name, ApiToken.role, ApiToken.revoked).where(
+    ApiToken.token_hash == bindparam("digest")
+)
+
+
 def authenticate(db: Database, raw: str) -> Principal | None:
-    """The principal for a raw bearer token, or None if unknown or revoked."""
+    """The principal for a raw bearer token, or None if unknown or revoked (one Core select: every request
+    runs it, and the ORM's session and object would cost several times the query)."""
     if not raw or len(raw) > 256:
         return None
-    with db.session() as session:
-        row = session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(raw)))
-    if row is None or row.revoked:
+    with db.engine.connect() as conn:
+        row = conn.execute(_TOKEN_BY_HASH, {"digest": hash_token(raw)}).first()
+    principal = principal_of(row)
+    if principal is not None and principal.token_id is not None:
+        _touch(db, principal.token_id)
+    return principal
+
+
+def principal_of(row: Any) -> Principal | None:
+    """The principal of a token's (id, name, role, revoked) columns; None if there is no row or it is revoked."""
+    if row is None or row[3]:
         return None
-    _touch(db, row.id)
-    return Principal(row.id, row.name, row.role)
+    return Principal(row[0], row[1], row[2])
 
 
-def _touch(db: Database, token_id: int) -> None:
-    """Record last use at most once a minute per token (no write per request)."""
+def use_due(token_id: int) -> bool:
+    """Whether `record_use` should write now: last use is recorded at most once a minute per token (no
+    write per request). True claims the slot, so concurrent requests write once."""
     now = time.monotonic()
     with _last_used_lock:
         if now - _last_used.get(token_id, -_LAST_USED_EVERY) < _LAST_USED_EVERY:
-            return
+            return False
         _last_used[token_id] = now
-    with db.begin() as session:
-        session.execute(update(ApiToken).where(ApiToken.id == token_id).values(last_used_at=utcnow()))
+    return True
+
+
+def record_use(db: Database, token_id: int) -> None:
+    """Set the token's `last_used_at` (after `use_due` said so)."""
+    with db.engine.begin() as conn:
+        conn.execute(update(ApiToken).where(ApiToken.id == token_id).values(last_used_at=utcnow()))
+
+
+def _touch(db: Database, token_id: int) -> None:
+    if use_due(token_id):
+        record_use(db, token_id)
 
 
 class AuditWhere(TypedDict, total=False):
@@ -115,25 +142,28 @@ class AuditWhere(TypedDict, total=False):
     client: str | None
 
 
+def _audit_values(principal: Principal | None, action: str, where: AuditWhere) -> dict[str, Any]:
+    return {
+        "token_id": principal.token_id if principal else None,
+        "actor": principal.name if principal else "system",
+        "role": principal.role if principal else None,
+        "action": action,
+        "video_id": where.get("video_id"),
+        "client": where.get("client"),
+        "detail": where.get("detail"),
+    }
+
+
 def audit_row(session: Any, principal: Principal | None, action: str, **where: Unpack[AuditWhere]) -> None:
     """Add one audit entry to `session` (committed with the change it records)."""
-    session.add(
-        AuditLog(
-            token_id=principal.token_id if principal else None,
-            actor=principal.name if principal else "system",
-            role=principal.role if principal else None,
-            action=action,
-            video_id=where.get("video_id"),
-            client=where.get("client"),
-            detail=where.get("detail"),
-        )
-    )
+    session.add(AuditLog(**_audit_values(principal, action, where)))
 
 
 def audit(db: Database, principal: Principal | None, action: str, **where: Unpack[AuditWhere]) -> None:
-    """Append one audit entry in its own transaction (before the protected bytes are sent)."""
-    with db.begin() as session:
-        audit_row(session, principal, action, **where)
+    """Append one audit entry in its own transaction (before the protected bytes are sent): one Core insert,
+    since every range request of an original writes one."""
+    with db.engine.begin() as conn:
+        conn.execute(insert(AuditLog).values(**_audit_values(principal, action, where)))
 
 
 def token_by_id(db: Database, token_id: int) -> ApiToken | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import mimetypes
 import os
+from functools import partial
 from pathlib import Path
 from stat import S_ISREG
 from typing import Annotated, Any, Literal
@@ -27,15 +28,15 @@ from framemask.api.deps import (
     LastSeq,
     ServicesDep,
     SignedRequest,
+    TokenProof,
     VideoDep,
     VideoId,
     client_of,
     frame_range,
-    load_video,
     not_processed,
     require_ready,
-    signed_or_bearer_principal,
     signing_key,
+    token_proof,
 )
 from framemask.api.frames import (
     ReaderPool,
@@ -55,9 +56,10 @@ from framemask.api.sprites import MAX_SPRITE_PIXELS, SpriteCache, sprite_key
 from framemask.errors import FrameRangeError, NotFoundError
 from framemask.media import FrameIndex
 from framemask.service import revisions
-from framemask.service.auth import Principal, audit
+from framemask.service.auth import Principal, audit, record_use, use_due
 from framemask.service.context import Services
 from framemask.service.renders import final_revision
+from framemask.service.streaming import StreamReads, StreamRows, StreamVideo, WouldBlock
 from framemask.store.models import Video
 
 __all__ = ["router"]
@@ -96,10 +98,16 @@ def _guard_variant(
 ) -> None:
     """403 for viewers asking for originals, 409 if the processed (or final) file is not there yet; audit
     originals."""
+    _check_variant(video, variant, user)
+    if variant == "original":
+        audit(services.db, user, f"original.{action}", video_id=video.id, detail=detail, client=client_of(request))
+
+
+def _check_variant(video: Video | StreamVideo, variant: str, user: Principal) -> None:
+    """`_guard_variant` without the audit row (the stream writes it in its own thread hop)."""
     if variant == "original":
         if not user.allows("editor"):
             raise HTTPException(status.HTTP_403_FORBIDDEN, "originals are for editors and admins only")
-        audit(services.db, user, f"original.{action}", video_id=video.id, detail=detail, client=client_of(request))
     elif video.processed_key is None:
         raise not_processed(video)
     elif variant == "final" and video.final_key is None:
@@ -259,7 +267,7 @@ def _tile_height(jpeg: bytes, count: int) -> int:
 
 
 _STREAM_CHECKS = 4
-"""Stream checks (token, video row, audit) running at once: within the database pool, so no connection churn."""
+"""Stream look-ups and audit writes in worker threads at once: within the database pool, so no connection churn."""
 
 
 def _local_path(request: Request, services: Services, bucket: str, key: str) -> Path | None:
@@ -288,26 +296,74 @@ async def stream_proof(
     return SignedRequest(request.app.state.services, signing_key(request), credentials, expires, signature, tid)
 
 
-def _authorize_stream(
+def _stream_reads(request: Request, services: Services) -> StreamReads:
+    reads: StreamReads | None = getattr(request.app.state, "stream_reads", None)
+    if reads is None or reads.db is not services.db:
+        reads = request.app.state.stream_reads = StreamReads(services.db)
+    return reads
+
+
+async def _stream_rows(request: Request, reads: StreamReads, proof: TokenProof, video_id: str) -> StreamRows:
+    """Token and video rows: on the event loop when the database allows it without waiting (embedded
+    SQLite), else in one worker-thread hop."""
+    if reads.on_loop:
+        try:
+            return reads.rows_nowait(token_hash=proof.token_hash, token_id=proof.token_id, video_id=video_id)
+        except WouldBlock:
+            pass
+    rows = partial(reads.rows, token_hash=proof.token_hash, token_id=proof.token_id, video_id=video_id)
+    return await anyio.to_thread.run_sync(rows, limiter=_stream_limiter(request))
+
+
+def _record_stream(
+    request: Request, services: Services, user: Principal, video_id: str, variant: str, touch: bool
+) -> None:
+    """The writes a stream request may owe, in one worker-thread hop: the audit row of an original (before
+    any byte is sent) and, when `use_due` said so, the bearer token's last use."""
+    if variant == "original":
+        detail = {"range": request.headers.get("range")}
+        audit(services.db, user, "original.stream", video_id=video_id, detail=detail, client=client_of(request))
+    if touch and user.token_id is not None:
+        record_use(services.db, user.token_id)
+
+
+async def _authorize_stream(
     request: Request, signed: SignedRequest, video_id: str, variant: str
 ) -> tuple[str, str, Path | None, os.stat_result | None]:
-    """Every check of a stream request in one worker-thread hop: who (token or signature, revocation), the
-    video row, the variant guard and the audit row of an original, then where the bytes are."""
+    """Every check of a stream request, with no ORM object and, on embedded SQLite, no worker-thread hop
+    unless something must be written: who (token or signature, revocation), the video row, the variant
+    guard and the audit row of an original, then where the bytes are."""
     services = signed.services
-    user = signed_or_bearer_principal(signed, video_id, variant, "stream")
-    video = load_video(services, video_id)
-    _guard_variant(services, video, variant, user, request, "stream", {"range": request.headers.get("range")})
+    proof = token_proof(signed, video_id, variant, "stream")
+    rows = await _stream_rows(request, _stream_reads(request, services), proof, video_id)
+    user = proof.principal(rows.token)
+    video = rows.video
+    if video is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no video {video_id}")
+    _check_variant(video, variant, user)
+    touch = proof.token_hash is not None and user.token_id is not None and use_due(user.token_id)
+    if variant == "original" or touch:
+        record = partial(_record_stream, request, services, user, video_id, variant, touch)
+        await anyio.to_thread.run_sync(record, limiter=_stream_limiter(request))
     bucket, key = _object_of(services, video, variant)
+    return bucket, key, *_stat_local(request, services, bucket, key, f"{video.id} ({variant})")
+
+
+def _stat_local(
+    request: Request, services: Services, bucket: str, key: str, what: str
+) -> tuple[Path | None, os.stat_result | None]:
+    """The object's local path and `os.stat` (None, None in S3); 404 if the file is gone. On the loop: a stat
+    of a cached path is one syscall, far cheaper than the thread hop it would take."""
     path = _local_path(request, services, bucket, key)
     if path is None:
-        return bucket, key, None, None
+        return None, None
     try:
         stat_result = os.stat(path)
     except FileNotFoundError:
-        raise NotFoundError(f"stored file of video {video.id} ({variant}) is missing") from None
+        raise NotFoundError(f"stored file of video {what} is missing") from None
     if not S_ISREG(stat_result.st_mode):
-        raise NotFoundError(f"stored file of video {video.id} ({variant}) is missing")
-    return bucket, key, path, stat_result
+        raise NotFoundError(f"stored file of video {what} is missing")
+    return path, stat_result
 
 
 def _stream_limiter(request: Request) -> anyio.CapacityLimiter:
@@ -334,9 +390,7 @@ async def stream(
     variant: Variant = "processed",
 ) -> Response:
     """The video bytes with HTTP Range support (seekable in `<video>`); from S3 a 307 to a presigned URL."""
-    bucket, key, path, stat_result = await anyio.to_thread.run_sync(
-        _authorize_stream, request, signed, video_id, variant, limiter=_stream_limiter(request)
-    )
+    bucket, key, path, stat_result = await _authorize_stream(request, signed, video_id, variant)
     services = signed.services
     headers = {"Cache-Control": cache_control(variant)}
     if path is None:
@@ -350,7 +404,7 @@ async def stream(
     return RangeFileResponse(path, media_type=media_type, headers=headers, stat_result=stat_result)
 
 
-def _object_of(services: Services, video: Video, variant: str) -> tuple[str, str]:
+def _object_of(services: Services, video: Video | StreamVideo, variant: str) -> tuple[str, str]:
     if variant == "original":
         return video.raw_bucket, video.raw_key
     key = video.final_key if variant == "final" else video.processed_key
