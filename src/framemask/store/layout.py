@@ -44,25 +44,30 @@ def video_prefix(video_id: str) -> str:
     return f"videos/{video_id}/"
 
 
-def raw_key(video_id: str, filename: str) -> str:
-    """The original's key; keeps a sane extension (demuxers like it) and nothing else of the name."""
+def raw_key(video_id: str, filename: str, attempt: str = "") -> str:
+    """The original's key; keeps a sane extension (demuxers like it) and nothing else of the name.
+
+    `attempt` (an idempotent upload's own nonce) makes the key unique to one upload attempt: two concurrent
+    tries of one `Idempotency-Key` share the video id, and the loser must not overwrite the winner's object."""
     suffix = PurePosixPath(filename.replace("\\", "/")).suffix.lower()
-    return f"{video_prefix(video_id)}original{suffix if _SUFFIX_RE.match(suffix) else ''}"
+    tag = f"-{attempt}" if attempt else ""
+    return f"{video_prefix(video_id)}original{tag}{suffix if _SUFFIX_RE.match(suffix) else ''}"
 
 
 def processed_key(video_id: str) -> str:
     return f"{video_prefix(video_id)}processed.mp4"
 
 
-def index_key(video_id: str, variant: Variant = "original") -> str:
+def index_key(video_id: str, variant: Variant = "original", attempt: str = "") -> str:
     """The frame index blob of a video's original or processed master (in the processed bucket).
 
     Built once per file: the original's at upload (or by the first processing when it arrived by an S3
-    hook), the processed master's right after rendering it. Readers load it with `load_index`.
+    hook), the processed master's right after rendering it. Readers load it with `load_index`. `attempt`:
+    as for `raw_key` (the video row records which key its index has).
     """
     if variant not in ("original", "processed"):
         raise ValueError(f"unknown variant {variant!r}")
-    return f"{video_prefix(video_id)}{variant}{INDEX_SUFFIX}"
+    return f"{video_prefix(video_id)}{variant}{f'-{attempt}' if attempt else ''}{INDEX_SUFFIX}"
 
 
 def segments_prefix(video_id: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import secrets
 from typing import Annotated
 
 import anyio
@@ -81,12 +82,19 @@ def _validated(upload: Upload) -> VideoInfo:
     return info
 
 
-def _store_upload(services: Services, video: Video, upload: Upload, info: VideoInfo) -> None:
+def _store_upload(services: Services, video: Video, upload: Upload, info: VideoInfo, attempt: str) -> None:
     """The original into the raw bucket (moved, for a local store) and its frame index blob."""
     store_file(services.store, video.raw_bucket, video.raw_key, upload.path)
     if info.index is not None:
         bucket = services.settings.bucket_processed
-        video.index_key = save_index(services.store, bucket, index_key(video.id), info.index)
+        video.index_key = save_index(services.store, bucket, index_key(video.id, attempt=attempt), info.index)
+
+
+def _forget_attempt(services: Services, video: Video) -> None:
+    """Delete what one idempotent upload attempt stored (its own keys), never its twin's objects."""
+    services.store.delete(video.raw_bucket, video.raw_key)
+    if video.index_key:
+        services.store.delete(services.settings.bucket_processed, video.index_key)
 
 
 def _replay(services: Services, response: Response, video_id: str) -> VideoCreated | None:
@@ -100,32 +108,36 @@ def _replay(services: Services, response: Response, video_id: str) -> VideoCreat
     return VideoCreated(id=video_id, status=video.status, job_id=job.id)
 
 
-def _create(services: Services, video: Video, upload: Upload, info: VideoInfo, replayable: bool) -> str | None:
-    """Store the original and insert the rows; None when an idempotent twin won the race (its objects stay)."""
-    _store_upload(services, video, upload, info)
+def _create(services: Services, video: Video, upload: Upload, info: VideoInfo, attempt: str) -> str | None:
+    """Store the original and insert the rows; None when an idempotent twin won the race.
+
+    An idempotent upload (`attempt` set) stores under keys of its own, so whichever twin commits first keeps
+    its objects untouched and the loser deletes only its own."""
+    _store_upload(services, video, upload, info, attempt)
     try:
         return videos.create_video(services, video=video, info=info)
     except videos.DuplicateVideoError:
-        if not replayable:
+        if not attempt:
             videos.forget_objects(services, video=video)
             raise
-        twin = videos.get_video(services, video_id=video.id)
-        if twin is not None and twin.raw_key != video.raw_key:  # same key, other file name: drop ours only
-            services.store.delete(video.raw_bucket, video.raw_key)
+        _forget_attempt(services, video)
         return None
     except BaseException:
-        videos.forget_objects(services, video=video)
+        if attempt:
+            _forget_attempt(services, video)
+        else:
+            videos.forget_objects(services, video=video)
         raise
 
 
-def _new_video(video_id: str, upload: Upload, bucket: str, user: Principal) -> Video:
+def _new_video(video_id: str, upload: Upload, bucket: str, user: Principal, attempt: str) -> Video:
     return Video(
         id=video_id,
         filename=upload.filename,
         status="queued",
         size_bytes=upload.size,
         raw_bucket=bucket,
-        raw_key=raw_key(video_id, upload.filename),
+        raw_key=raw_key(video_id, upload.filename, attempt),
         created_by=user.name,
     )
 
@@ -164,8 +176,9 @@ async def upload_video(
         except InputError as exc:
             reason = str(exc).replace(str(upload.path), upload.filename)
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"not a playable video: {reason}") from None
-        video = _new_video(video_id, upload, settings.bucket_raw, user)
-        job_id = await anyio.to_thread.run_sync(_create, services, video, upload, info, idempotency_key is not None)
+        attempt = secrets.token_hex(4) if idempotency_key else ""
+        video = _new_video(video_id, upload, settings.bucket_raw, user, attempt)
+        job_id = await anyio.to_thread.run_sync(_create, services, video, upload, info, attempt)
     finally:
         upload.path.unlink(missing_ok=True)
     if job_id is None:  # a concurrent retry of the same idempotent upload created it
