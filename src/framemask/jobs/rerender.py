@@ -13,24 +13,36 @@ Audio: the final's audio always comes from the processed master (no earlier corr
 the revision has `mutedRanges` it is silenced (or replaced by a 1 kHz tone) over exactly those frames'
 time span and re-encoded to AAC; otherwise it is a byte copy. A render therefore always writes a new final,
 also when only muted ranges changed and no GOP is re-encoded.
+
+Scale: the GOPs to re-encode are cut into chunks of about `FRAMEMASK_SEGMENT_SECONDS` of video
+(`redact.patch.plan_patch`). With segments on the queue (`Settings.segments_on_queue`) and more than one chunk,
+the job fans out one `segment` job per chunk (payload `task: gops`, like the processing job's segments:
+`jobs.segments`), waits, and when claimed again splices their parts into the final and deletes them after
+its commit; with `FRAMEMASK_SEGMENT_JOBS` > 1 locally the chunks run in a process pool; otherwise serially.
+Every path cuts the same chunks, so they paint and splice the same frames.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from pathlib import Path
+from typing import Any
 
+from framemask.errors import FramemaskError
 from framemask.jobs.events_step import events_after_render
-from framemask.jobs.run import Finalize, TaskRun
+from framemask.jobs.pipeline import Report
+from framemask.jobs.run import AfterCommit, Finalize, TaskRun
+from framemask.jobs.segments import FanOut, delete_keys, fetch_parts, gop_specs, succeeded_children
 from framemask.media import FrameIndex
 from framemask.redact.corrections import Corrections
 from framemask.redact.encode import EncodeSettings
-from framemask.redact.patch import changed_seqs, patch_render
+from framemask.redact.patch import PatchPlan, PatchResult, changed_seqs, patch_render, plan_patch, read_parts, splice
 from framemask.service import renders, revisions
 from framemask.service.context import Services
 from framemask.store.layout import local_copy, store_file, video_prefix
-from framemask.store.models import Video
+from framemask.store.models import Job, Video
 
 __all__ = ["RENDER_KIND", "muted_spans", "rerender_task"]
 
@@ -68,15 +80,17 @@ def rerender_task(run: TaskRun) -> Finalize | None:
         target = revisions.revision(session, video_id=video.id, number=number)
         before = renders.last_render(session, video=video)
         base_revision = revisions.revision(session, video_id=video.id, number=before["revision"]) if before else None
+    children = services.queue.children(run.job_id) if settings.segments_on_queue else []
+    report = _pass_progress(run, bool(children))
     _drop_stale_finals(services, video)
-    run.report(1.0, "compare")
+    report(1.0, "compare")
     new = revisions.effective_boxes(services, video=video, revision=target)
     old = revisions.effective_boxes(services, video=video, revision=base_revision)
     params = video.render_params or {}
     policy = revisions.render_policy(video)
     painted = new.painted(policy)  # painted once: to find the changed frames, then to re-encode their GOPs
     changed = changed_seqs(old.painted(policy), painted)
-    run.report(5.0, "fetch")
+    report(5.0, "fetch")
     cache = settings.cache_dir / "videos" / video.id
     src = local_copy(services.store, video.raw_bucket, video.raw_key, cache / Path(video.raw_key).name)
     processed = str(video.processed_key)  # checked above: a video without a master returned early
@@ -90,27 +104,55 @@ def rerender_task(run: TaskRun) -> Finalize | None:
     index = revisions.video_index(services, video=video)
     corrections = Corrections.model_validate(target.edits if target else {})
     muted = muted_spans(corrections, index, video.duration_ms)
-    run.report(10.0, "rerender")
-    result = patch_render(
-        src,
-        base,
-        run.work_dir / "final.mp4",
-        None,  # the painting below is what it paints
-        changed,
-        gop_starts=None if before else video.gop_starts,
-        style=params.get("style", settings.redact_style),
-        shape=params.get("shape", "rect"),
-        strength=params.get("strength", 1.0),
-        settings=EncodeSettings(**params["encoder"]) if "encoder" in params else None,
-        policy=policy,
-        painted=painted,
-        index=index,
-        progress=lambda done, total: run.report(10.0 + 85.0 * done / max(total, 1), "rerender"),
-        audio_from=master,
-        muted=muted,
-    )
+    report(10.0, "rerender")
+    encoder = EncodeSettings(**params["encoder"]) if "encoder" in params else None
+    style, shape = params.get("style", settings.redact_style), params.get("shape", "rect")
+    strength = params.get("strength", 1.0)
+    gop_starts = None if before else video.gop_starts
+    output = run.work_dir / "final.mp4"
+    result: PatchResult | None = None
+    part_keys: list[str] = []
+    if settings.segments_on_queue:  # chunks as `segment` jobs when there is more than one
+        plan = plan_patch(
+            base,
+            changed,
+            gop_starts=gop_starts,
+            keyint=encoder.keyint if encoder else None,
+            chunk_seconds=settings.segment_seconds,
+        )
+        if len(plan.chunks) > 1:
+            render = {
+                "style": style,
+                "shape": shape,
+                "strength": strength,
+                "encoder": (encoder or EncodeSettings(keyint=plan.keyint)).to_dict(),
+                "policy": policy.to_dict(),
+                "base_key": base_key,
+            }
+            result, part_keys = _on_queue(run, children, plan, number, render, base, output, master, muted)
+    if result is None:
+        result = patch_render(
+            src,
+            base,
+            output,
+            None,  # the painting below is what it paints
+            changed,
+            gop_starts=gop_starts,
+            style=style,
+            shape=shape,
+            strength=strength,
+            settings=encoder,
+            policy=policy,
+            painted=painted,
+            index=index,
+            progress=lambda done, total: report(10.0 + 85.0 * done / max(total, 1), "rerender"),
+            audio_from=master,
+            muted=muted,
+            jobs=settings.segment_jobs if not settings.segments_on_queue else 1,
+            chunk_seconds=settings.segment_seconds,
+        )
     key = renders.final_key(video.id, number)
-    run.report(96.0, "store")
+    report(96.0, "store")
     digest = _file_sha256(result.output)
     store_file(services.store, settings.bucket_processed, key, result.output)
     summary = {
@@ -121,6 +163,7 @@ def rerender_task(run: TaskRun) -> Finalize | None:
         "reencoded": [list(r) for r in result.reencoded],
         "reencoded_frames": result.reencoded_frames,
         "copied_gops": result.copied_gops,
+        "segments": len(children),
         "audio": result.audio,
         "muted_ranges": [
             {
@@ -137,7 +180,45 @@ def rerender_task(run: TaskRun) -> Finalize | None:
     }
     log.info("video %s: revision %s rendered, %d frames re-encoded", video.id, number, result.reencoded_frames)
     finalize = renders.record_render(job_id=run.job_id, video_id=video.id, key=key, summary=summary)
-    return events_after_render(run, video, result.output, key, new, changed, finalize)  # events of the changed spans
+    finalize = events_after_render(
+        run, video, result.output, key, new, changed, finalize
+    )  # events of the changed spans
+    return AfterCommit(finalize, delete_keys(services, part_keys)) if part_keys else finalize
+
+
+def _pass_progress(run: TaskRun, joining: bool) -> Report:
+    """Progress of this pass: the join after the segments (which took the parent to 85 %) maps its steps
+    into 85-100 %, so the bar never runs backwards."""
+    if not joining:
+        return run.report
+    return lambda percent, stage: run.report(85.0 + 0.15 * percent, stage)
+
+
+def _on_queue(
+    run: TaskRun,
+    children: list[Job],
+    plan: PatchPlan,
+    number: int | None,
+    render: dict[str, Any],
+    base: Path,
+    output: Path,
+    audio_from: Path,
+    muted: list[tuple[float, float, str]],
+) -> tuple[PatchResult, list[str]]:
+    """The chunks of `plan` as `segment` jobs: fan out (raises `FanOut`) or, claimed again once they all
+    succeeded, splice their parts into `output`: (result, the part keys to delete after the commit)."""
+    if not children:
+        raise FanOut(gop_specs(plan, number, render))
+    started = time.perf_counter()
+    children = succeeded_children(children)
+    if [c.payload["runs"] for c in children] != plan.chunks or children[0].payload["render"] != render:
+        raise FramemaskError("the GOPs to re-encode changed while their segment jobs ran; render again")
+    parts, keys = fetch_parts(run, children, "npz")
+    fetched = time.perf_counter()
+    audio = splice(base, output, plan, read_parts(parts, plan.gops), audio_from=audio_from, muted=muted)
+    timer = {"fetch_parts": fetched - started, "splice": time.perf_counter() - fetched}
+    timer["total"] = time.perf_counter() - started
+    return plan.result(output, timer, audio), keys
 
 
 def _drop_stale_finals(services: Services, video: Video) -> None:

@@ -41,6 +41,7 @@ from framemask.jobs.run import AfterCommit, TaskRun, fetch, put, put_bytes, stor
 from framemask.media import FrameIndex, VideoInfo, probe
 from framemask.redact import DEFAULT_STRIDE
 from framemask.redact.encode import EncodeSettings
+from framemask.redact.patch import GopTask, PatchPlan, encode_runs
 from framemask.redact.pipeline import AnonymizeResult, Span
 from framemask.redact.policy import MaskPolicy
 from framemask.redact.segments import (
@@ -51,20 +52,23 @@ from framemask.redact.segments import (
     run_segment,
     segment_encoder,
 )
-from framemask.service import videos
+from framemask.service import revisions, videos
 from framemask.service.context import Services
 from framemask.settings import Settings
 from framemask.store.layout import load_index, segment_key
-from framemask.store.models import Job
+from framemask.store.models import Job, Video
 
 __all__ = [
     "SEGMENT_KIND",
     "FanOut",
+    "fetch_parts",
+    "gop_specs",
     "load_output",
     "plan_for",
     "save_output",
     "segment_task",
     "settings_digest",
+    "succeeded_children",
 ]
 
 log = logging.getLogger(__name__)
@@ -125,6 +129,36 @@ def plan_for(index: FrameIndex, info: VideoInfo, settings: Settings, index_key: 
         )
         for k, span in enumerate(spans)
     ]
+
+
+def gop_specs(plan: PatchPlan, revision: int | None, render: dict[str, Any]) -> list[SegmentSpec]:
+    """One `segment` job per chunk of a re-render's GOP runs (`redact.patch.PatchPlan`). `render` holds how
+    to paint and encode them and the key of the video they patch (`base_key`); its hash goes into the keys.
+    `span` is the chunk's re-encoded frames (what the job JSON lists)."""
+    digest = settings_digest(render)
+    return [
+        SegmentSpec(
+            SEGMENT_KIND,
+            k,
+            {
+                "task": "gops",
+                "span": [*plan.span(chunk), *plan.span(chunk)],
+                "runs": chunk,
+                "frames": plan.frames(chunk),
+                "revision": revision,
+                "render": render,
+                "digest": digest,
+                "count": len(plan.chunks),
+            },
+        )
+        for k, chunk in enumerate(plan.chunks)
+    ]
+
+
+def part_key(video_id: str, child: Job, ext: str) -> str:
+    """Where a child job stores its output `ext` (derived: a re-run overwrites it)."""
+    payload = child.payload
+    return segment_key(video_id, int(child.part or 0), int(payload["revision"] or 0), payload["digest"], ext)
 
 
 # --- a segment's output as objects (npz of plain arrays, loaded without pickle) -----------------------------
@@ -206,19 +240,27 @@ class _Progress:
 
 
 def segment_task(run: TaskRun) -> Callable[[Session], None] | None:
-    """Render one segment of a video and store its part video and rows under its derived keys."""
-    services, settings = run.services, run.services.settings
-    payload = run.payload
+    """Run one child job: a segment of a processing job, or a chunk of GOPs of a re-render (`task: gops`)."""
+    services = run.services
     video = videos.get_video(services, video_id=run.video_id) if run.video_id else None
     job = services.queue.get(run.job_id)
-    if video is None or job is None or run.video_id is None:
+    if video is None or job is None:
         return None
-    video_id = run.video_id
-    raw_bucket, raw_key, parent_id, part = video.raw_bucket, video.raw_key, job.parent_id, int(job.part or 0)
+    if run.payload.get("task") == "gops":
+        return _gops_task(run, video, job)
+    return _span_task(run, video, job)
+
+
+def _span_task(run: TaskRun, video: Video, job: Job) -> Callable[[Session], None] | None:
+    """Render one segment of a video and store its part video and rows under their derived keys."""
+    services, settings = run.services, run.services.settings
+    payload = run.payload
     index = load_index(services.store, settings.bucket_processed, payload["index_key"])
     if index is None:
-        raise FileNotFoundError(f"segment {part}: the original's frame index is missing")
-    src = fetch(services.store, raw_bucket, raw_key, video_cache(settings, video_id) / Path(raw_key).name)
+        raise FileNotFoundError(f"segment {job.part}: the original's frame index is missing")
+    src = fetch(
+        services.store, video.raw_bucket, video.raw_key, video_cache(settings, video.id) / Path(video.raw_key).name
+    )
     span = Span(*payload["span"])
     render = payload["render"]
     run.report(0.0, "segment")
@@ -235,20 +277,72 @@ def segment_task(run: TaskRun) -> Callable[[Session], None] | None:
             render["stride"],
             EncodeSettings(**render["encoder"]),
             MaskPolicy.from_dict(render["policy"]),
-            _Progress(run, parent_id, span.last - span.first + 1),
+            _Progress(run, job.parent_id, span.last - span.first + 1),
         )
     )
     rows_path = run.work_dir / "rows.npz"
     save_output(out, rows_path)
-    keys = {ext: segment_key(video_id, part, payload["revision"], payload["digest"], ext) for ext in ("mp4", "npz")}
-    put(services.store, settings.bucket_processed, keys["mp4"], Path(out.part))
-    put(services.store, settings.bucket_processed, keys["npz"], rows_path)
+    files = {"part_key": ("mp4", Path(out.part)), "rows_key": ("npz", rows_path)}
+    timings = {k: v for k, v in out.timings.items() if isinstance(v, int | float)}
+    result = {"frames": span.end - span.start + 1, "timings": timings}
+    return _stored(run, job, files, result)
+
+
+def _gops_task(run: TaskRun, video: Video, job: Job) -> Callable[[Session], None] | None:
+    """Re-encode one chunk of a re-render's GOP runs (`redact.patch.encode_runs`) and store the part.
+
+    The regions are painted from the revision as the parent paints them (the same boxes, policy and style),
+    so a part made here splices like one encoded by the parent itself."""
+    services, settings = run.services, run.services.settings
+    payload, render = run.payload, run.payload["render"]
+    with services.db.session() as session:
+        target = revisions.revision(session, video_id=video.id, number=payload["revision"])
+    painted = revisions.effective_boxes(services, video=video, revision=target).painted(revisions.render_policy(video))
+    src = _original(run, video)
+    base_key = render["base_key"]
+    base = fetch(
+        services.store, settings.bucket_processed, base_key, video_cache(settings, video.id) / Path(base_key).name
+    )
+    task = GopTask(
+        str(src),
+        str(base),
+        str(run.work_dir / "gops.npz"),
+        payload["runs"],
+        painted,
+        render["style"],
+        render["shape"],
+        float(render["strength"]),
+        EncodeSettings(**render["encoder"]),
+        revisions.video_index(services, video=video),
+    )
+    run.report(0.0, "segment")
+    progress = _Progress(run, job.parent_id, int(payload["frames"]))
+    timings = encode_runs(task, lambda done, _total: progress.put((0, done - progress.done)))
+    result = {"frames": int(payload["frames"]), "timings": {k: round(v, 3) for k, v in timings.items()}}
+    return _stored(run, job, {"part_key": ("npz", Path(task.part))}, result)
+
+
+def _original(run: TaskRun, video: Video) -> Path:
+    """The worker's local copy of the video's original."""
+    cache = video_cache(run.services.settings, video.id) / Path(video.raw_key).name
+    return fetch(run.services.store, video.raw_bucket, video.raw_key, cache)
+
+
+def _stored(
+    run: TaskRun, job: Job, files: dict[str, tuple[str, Path]], result: dict[str, Any]
+) -> Callable[[Session], None] | None:
+    """Store a child's output files (result field -> (ext, file)) under their derived keys; the finalize records
+    its result and, once it is the last child to succeed, releases the parent (announced after the commit)."""
+    services, settings = run.services, run.services.settings
+    video_id, parent_id = str(job.video_id), job.parent_id
+    keys = {name: part_key(video_id, job, ext) for name, (ext, _path) in files.items()}
+    for name, (_ext, path) in files.items():
+        put(services.store, settings.bucket_processed, keys[name], path)
     if not videos.video_exists(services, video_id=video_id):  # deleted while we worked: leave nothing behind
         for key in keys.values():
             services.store.delete(settings.bucket_processed, key)
         return None
-    result = {"part_key": keys["mp4"], "rows_key": keys["npz"], "frames": span.end - span.start + 1}
-    result["timings"] = {k: v for k, v in out.timings.items() if isinstance(v, int | float)}
+    result = {**keys, **result}
     released: list[str] = []
 
     def finalize(session: Session) -> None:
@@ -302,10 +396,26 @@ def process_segmented(
         if stored is None:  # e.g. ingested by an S3 hook: the segments need the original's index
             put_bytes(services.store, settings.bucket_processed, original_key, info.index.to_bytes())
         raise FanOut(specs)
+    return _join(run, src, stored, succeeded_children(children))
+
+
+def succeeded_children(children: list[Job]) -> list[Job]:
+    """`children`, once every one succeeded: a parent claimed while some still run (a manual re-queue) fails
+    this attempt and waits again."""
     unfinished = [c for c in children if c.status != "succeeded"]
-    if unfinished:  # claimed while segments still run (a manual re-queue): wait again
+    if unfinished:
         raise RuntimeError(f"{len(unfinished)} of {len(children)} segments have not succeeded yet")
-    return _join(run, src, stored, children)
+    return children
+
+
+def fetch_parts(run: TaskRun, children: list[Job], ext: str) -> tuple[list[Path], list[str]]:
+    """Download every child's output `ext` into the work dir: (local files in part order, their keys)."""
+    store, bucket = run.services.store, run.services.settings.bucket_processed
+    keys = [part_key(str(run.video_id), child, ext) for child in children]
+    paths = [run.work_dir / f"part{int(child.part or 0):05d}.{ext}" for child in children]
+    for key, path in zip(keys, paths, strict=True):
+        storage_retry(store.get_file)(bucket, key, path)
+    return paths, keys
 
 
 def _join(
@@ -313,20 +423,12 @@ def _join(
 ) -> tuple[ProcessOutcome, list[str], dict[str, float]]:
     services, settings = run.services, run.services.settings
     store, bucket = services.store, settings.bucket_processed
-    video_id = str(run.video_id)  # a processing job always has its video
     started = time.perf_counter()
     run.report(85.0, "join")
-    outputs = []
-    keys: list[str] = []
-    for child in children:
-        payload = child.payload
-        names = {ext: segment_key(video_id, int(child.part or 0), payload["revision"], payload["digest"], ext)
-                 for ext in ("mp4", "npz")}  # fmt: skip
-        part, rows = run.work_dir / f"part{child.part:05d}.mp4", run.work_dir / f"rows{child.part:05d}.npz"
-        for ext, path in (("mp4", part), ("npz", rows)):
-            storage_retry(store.get_file)(bucket, names[ext], path)
-        outputs.append(load_output(rows, part))
-        keys.extend(names.values())
+    parts, part_keys = fetch_parts(run, children, "mp4")
+    rows, row_keys = fetch_parts(run, children, "npz")
+    outputs = [load_output(r, p) for r, p in zip(rows, parts, strict=True)]
+    keys = part_keys + row_keys
     fetched = time.perf_counter()
     if stored is None:
         stored = load_index(store, bucket, children[0].payload["index_key"])
