@@ -11,14 +11,24 @@ import csv
 import hashlib
 import io
 import threading
-import time
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
 from sqlalchemy import func, select
-from support.api import ADMIN, PEOPLE_VIDEO, auth, decode_image, make_settings, new_token, service, upload, wait_for
+from support.api import (
+    ADMIN,
+    PEOPLE_VIDEO,
+    auth,
+    decode_image,
+    make_settings,
+    new_token,
+    service,
+    upload,
+    wait_for,
+    wait_job,
+)
 
 from framemask.media import FrameIndex
 from framemask.store.models import AuditLog, Job, Revision
@@ -68,19 +78,10 @@ def svc(tmp_path_factory: pytest.TempPathFactory):
         yield client, created["id"], source
 
 
-def _wait_job(client, job_id: str, timeout: float = 180.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        job = client.get(f"/api/jobs/{job_id}", headers=auth(ADMIN)).json()
-        if job["status"] in ("succeeded", "failed") or time.monotonic() > deadline:
-            return job
-        time.sleep(0.2)
-
-
 def _render(client, vid: str) -> dict:
     queued = client.post(f"/api/videos/{vid}/render", headers=auth(ADMIN))
     assert queued.status_code == 202, queued.text
-    job = _wait_job(client, queued.json()["job_id"])
+    job = wait_job(client, queued.json()["job_id"])
     assert job["status"] == "succeeded", job
     with client.app.state.services.db.session() as session:
         return dict(session.get(Job, job["id"]).result)

@@ -7,14 +7,13 @@ renders, then changes frame 60 only and renders again.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
 from sqlalchemy import func, select
-from support.api import ADMIN, PEOPLE_VIDEO, auth, make_settings, new_token, service, upload, wait_for
+from support.api import ADMIN, PEOPLE_VIDEO, auth, make_settings, new_token, service, upload, wait_for, wait_job
 
 from framemask.media import FrameReader
 from framemask.redact import make_masker
@@ -42,15 +41,6 @@ def _store_path(client, key: str) -> Path:
     path = services.store.local_path(services.settings.bucket_processed, key)
     assert path is not None and path.is_file()
     return path
-
-
-def _wait_job(client, job_id: str, timeout: float = 120.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        job = client.get(f"/api/jobs/{job_id}", headers=auth(ADMIN)).json()
-        if job["status"] in ("succeeded", "failed") or time.monotonic() > deadline:
-            return job
-        time.sleep(0.2)
 
 
 def _frames(path: Path) -> tuple[list, list[np.ndarray]]:
@@ -146,7 +136,7 @@ def test_save_render_and_render_again(svc) -> None:
 
     queued = client.post(f"/api/videos/{vid}/render", headers=auth(editor))
     assert queued.status_code == 202 and queued.json()["revision"] == 1
-    job = _wait_job(client, queued.json()["job_id"])
+    job = wait_job(client, queued.json()["job_id"])
     assert job["status"] == "succeeded", job
     result = _result(client, job["id"])
     assert result["reencoded"] == [[1, 25], [26, 50]] and result["copied_gops"] == 1
@@ -186,7 +176,7 @@ def test_save_render_and_render_again(svc) -> None:
     # second revision: only frame 60 changes -> only GOP 51-71 is re-encoded, from the previous final
     body2 = {**body, "drawnRectangles": {"10": [ADDED], "60": [ADDED]}, "note": "second pass"}
     assert client.put(f"/api/videos/{vid}/corrections", json=body2, headers=auth(editor)).json()["changed_frames"] == 1
-    job2 = _wait_job(client, client.post(f"/api/videos/{vid}/render", headers=auth(editor)).json()["job_id"])
+    job2 = wait_job(client, client.post(f"/api/videos/{vid}/render", headers=auth(editor)).json()["job_id"])
     result2 = _result(client, job2["id"])
     assert result2["reencoded"] == [[51, 71]] and result2["base_revision"] == 1
     final2 = _store_path(client, result2["final_key"])
@@ -234,7 +224,7 @@ def test_excluding_a_whole_track_unmasks_every_frame_of_it(svc) -> None:
     editor = new_token(client, "editor")
     body = {"excludedTracks": [target["id"]], "note": "not a person"}
     assert client.put(f"/api/videos/{vid}/corrections", json=body, headers=auth(editor)).status_code == 200
-    job = _wait_job(client, client.post(f"/api/videos/{vid}/render", headers=auth(editor)).json()["job_id"])
+    job = wait_job(client, client.post(f"/api/videos/{vid}/render", headers=auth(editor)).json()["job_id"])
     assert job["status"] == "succeeded", job
     final = _store_path(client, _result(client, job["id"])["final_key"])
     _, pix_f = _frames(final)

@@ -4,8 +4,6 @@ in them), and the thumbnails they replace are deleted once the rows are committe
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 from support.api import (
@@ -19,18 +17,10 @@ from support.api import (
     stored_files,
     upload,
     wait_for,
+    wait_job,
 )
 
 REGION = {"x": 40, "y": 40, "width": 160, "height": 120}  # displayed pixels of the 640x480 clip
-
-
-def _wait_job(client, job_id: str, timeout: float = 180.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        job = client.get(f"/api/jobs/{job_id}", headers=auth(ADMIN)).json()
-        if job["status"] in ("succeeded", "failed") or time.monotonic() > deadline:
-            return job
-        time.sleep(0.2)
 
 
 def _result(client, job_id: str) -> dict:
@@ -79,7 +69,7 @@ def test_events_after_a_render_show_the_added_region_masked(svc) -> None:
     editor = new_token(client, "editor")
     body = {"drawnRectangles": {str(seq): [REGION] for seq in keys}, "note": "cover the sign"}
     assert client.put(f"/api/videos/{vid}/corrections", json=body, headers=auth(editor)).status_code == 200
-    job = _wait_job(client, client.post(f"/api/videos/{vid}/render", headers=auth(editor)).json()["job_id"])
+    job = wait_job(client, client.post(f"/api/videos/{vid}/render", headers=auth(editor)).json()["job_id"])
     assert job["status"] == "succeeded", job
     result = _result(client, job["id"])
     assert result["events"] == {"events": len(before), "recomputed": len(before)}  # every span holds a key frame
@@ -121,7 +111,7 @@ def test_a_render_that_touches_no_event_span_keeps_the_events(svc) -> None:
     body = {**current["corrections"], "mutedRanges": [{"start_seq": 1, "end_seq": 10}], "note": "mute"}
     saved = client.put(f"/api/videos/{vid}/corrections", json=body, headers=auth(editor))
     assert saved.status_code == 200, saved.text
-    job = _wait_job(client, client.post(f"/api/videos/{vid}/render", headers=auth(editor)).json()["job_id"])
+    job = wait_job(client, client.post(f"/api/videos/{vid}/render", headers=auth(editor)).json()["job_id"])
     assert job["status"] == "succeeded", job
     result = _result(client, job["id"])
     assert result["changed_frames"] == 0 and result["events"]["recomputed"] == 0

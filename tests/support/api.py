@@ -82,6 +82,16 @@ def wait_for(client: TestClient, video_id: str, timeout: float = 240.0, token: s
         time.sleep(0.2)
 
 
+def wait_job(client: TestClient, job_id: str, timeout: float = 180.0) -> dict[str, Any]:
+    """Poll `GET /api/jobs/{id}` until the job succeeded or failed; returns its JSON."""
+    deadline = time.monotonic() + timeout
+    while True:
+        job: dict[str, Any] = client.get(f"/api/jobs/{job_id}", headers=auth(ADMIN)).json()
+        if job["status"] in ("succeeded", "failed") or time.monotonic() > deadline:
+            return job
+        time.sleep(0.2)
+
+
 def decode_image(data: bytes) -> np.ndarray:
     with Image.open(io.BytesIO(data)) as image:
         return np.asarray(image.convert("RGB"))

@@ -63,7 +63,7 @@ from framemask.redact.encode import (
     frame_to_rgb,
     rgb_to_frame,
 )
-from framemask.redact.pipeline import _i420_ok as paints_i420  # the master render's own decision
+from framemask.redact.pipeline import paints_i420  # the master render's own decision
 from framemask.redact.policy import DEFAULT_POLICY, MaskPolicy, painted_from_doc
 from framemask.redact.styles import make_masker
 

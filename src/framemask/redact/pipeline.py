@@ -56,6 +56,7 @@ __all__ = [
     "auto_stride",
     "default_detectors",
     "detect_frame",
+    "paints_i420",
     "render_with_boxes",
 ]
 
@@ -354,7 +355,7 @@ def _render(
     )
     with writer, Stages() as stages:
         frames, boxed = stages.pipe(QUEUE_FRAMES), stages.pipe(QUEUE_FRAMES)
-        i420 = _i420_ok(info) and writer.pix_fmt == "yuv420p"
+        i420 = paints_i420(info) and writer.pix_fmt == "yuv420p"
         stages.start("decode", lambda: _decode_stage(src, info, frames, timer, span, i420), frames)
         stages.start("detect", lambda: boxes_stage(frames, boxed, timer), boxed)
         stored = (((seq, picture), rows) for seq, picture, rows in boxed)
@@ -395,7 +396,7 @@ def _frames(
             yield seq, reader.av_frame(seq)
 
 
-def _i420_ok(info: VideoInfo) -> bool:
+def paints_i420(info: VideoInfo) -> bool:
     """Whether frames can stay I420 from decoder to encoder: even size (4:2:0) and no rotation to apply."""
     return info.rotation % 360 == 0 and info.width % 2 == 0 and info.height % 2 == 0
 

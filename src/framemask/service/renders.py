@@ -92,8 +92,9 @@ def last_render(session: Session, *, video: Video) -> dict[str, Any] | None:
 
 
 def active_render(session: Session, *, video_id: str) -> Job | None:
-    """A queued or running render of the video."""
-    query = select(Job).where(Job.video_id == video_id, Job.kind == RENDER_KIND, Job.status.in_(("queued", "running")))
+    """A queued or running render of the video (or one parked `waiting` while its segment jobs run)."""
+    active = ("queued", "running", "waiting")
+    query = select(Job).where(Job.video_id == video_id, Job.kind == RENDER_KIND, Job.status.in_(active))
     return session.scalars(query.limit(1)).first()
 
 

@@ -14,6 +14,8 @@ from fastapi.responses import StreamingResponse
 from framemask.api.deps import CurrentUser, ServicesDep
 from framemask.api.schemas import JobPublic
 from framemask.service.context import Services
+from framemask.service.renders import RENDER_KIND
+from framemask.service.videos import PROCESS_KIND
 from framemask.store.models import Job
 
 __all__ = ["router"]
@@ -24,6 +26,8 @@ JobId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="job id (32 h
 FINAL = {"succeeded", "failed"}
 POLL_SECONDS = 0.25
 KEEPALIVE_SECONDS = 15.0
+FANS_OUT = frozenset({PROCESS_KIND, RENDER_KIND})
+"""Job kinds whose work may be split into `segment` child jobs (listed as `segments` in the job JSON)."""
 
 
 def _job(services: Services, job_id: str) -> Job:
@@ -34,7 +38,7 @@ def _job(services: Services, job_id: str) -> Job:
 
 
 def _public(services: Services, job: Job) -> JobPublic:
-    return JobPublic.of(job, services.queue.children(job.id) if job.kind == "process_video" else None)
+    return JobPublic.of(job, services.queue.children(job.id) if job.kind in FANS_OUT else None)
 
 
 @router.get("/{job_id}", response_model=JobPublic)
