@@ -150,6 +150,27 @@ def test_s3_presigned_url_works_then_expires(rgw_server, tmp_path: Path) -> None
 
 
 @pytest.mark.services
+def test_s3_presigned_url_carries_cache_control(rgw_server) -> None:
+    """An original handed out as a presigned URL is sent `no-store` by S3 itself, like the API sends it."""
+    store = S3Store(rgw_server.endpoint, rgw_server.access_key, rgw_server.secret_key)
+    store.ensure_bucket("raw")
+    with store.open_write("raw", "p/private") as fh:
+        fh.write(b"personal")
+    url = store.presign_get("raw", "p/private", expires=60, cache_control="private, no-store")
+    assert url is not None
+    with urllib.request.urlopen(url) as resp:
+        assert resp.read() == b"personal" and resp.headers["Cache-Control"] == "private, no-store"
+    plain = store.presign_get("raw", "p/private", expires=60)
+    assert plain is not None
+    with urllib.request.urlopen(plain) as resp:
+        assert resp.headers.get("Cache-Control") != "private, no-store"
+    tampered = url.replace("no-store", "max-age%3D3600").replace("no-store", "max-age=3600")
+    with pytest.raises(urllib.error.HTTPError) as info:  # the header is part of the signature
+        urllib.request.urlopen(tampered)
+    assert info.value.code == 403
+
+
+@pytest.mark.services
 def test_s3_wrong_secret_rejected(rgw_server) -> None:
     from framemask.errors import StorageError
 

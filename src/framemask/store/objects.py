@@ -59,7 +59,11 @@ class ObjectStore(Protocol):
     def exists(self, bucket: str, key: str) -> bool: ...
     def delete(self, bucket: str, key: str) -> None: ...
     def list(self, bucket: str, prefix: str = "") -> list[str]: ...
-    def presign_get(self, bucket: str, key: str, expires: int = 300) -> str | None: ...
+    def presign_get(self, bucket: str, key: str, expires: int = 300, cache_control: str | None = None) -> str | None:
+        """A URL that GETs the object until `expires` seconds from now, its response sent with `cache_control`
+        (so an original fetched from S3 is `no-store` like one sent by the API); None if the store has none."""
+        ...
+
     def local_path(self, bucket: str, key: str) -> Path | None: ...
 
 
@@ -225,7 +229,7 @@ class LocalStore:
         keys = (p.relative_to(base).as_posix() for p in base.rglob("*") if p.is_file())
         return sorted(k for k in keys if k.startswith(prefix) and not _is_partial(k))
 
-    def presign_get(self, bucket: str, key: str, expires: int = 300) -> str | None:
+    def presign_get(self, bucket: str, key: str, expires: int = 300, cache_control: str | None = None) -> str | None:
         return None
 
     def local_path(self, bucket: str, key: str) -> Path | None:
@@ -467,14 +471,13 @@ class S3Store:
                 keys.extend(item["Key"] for item in page.get("Contents", []))
         return sorted(keys)
 
-    def presign_get(self, bucket: str, key: str, expires: int = 300) -> str | None:
+    def presign_get(self, bucket: str, key: str, expires: int = 300, cache_control: str | None = None) -> str | None:
         self._checked(bucket, key)
+        params = {"Bucket": bucket, "Key": key}
+        if cache_control:  # signed into the URL: S3 answers with this Cache-Control (response-cache-control)
+            params["ResponseCacheControl"] = cache_control
         with _map_s3_errors(f"presign s3://{bucket}/{key}"):
-            return str(
-                self._signer.generate_presigned_url(
-                    "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=int(expires)
-                )
-            )
+            return str(self._signer.generate_presigned_url("get_object", Params=params, ExpiresIn=int(expires)))
 
     def local_path(self, bucket: str, key: str) -> Path | None:
         return None
