@@ -187,6 +187,34 @@ def test_bad_bodies_are_422_and_store_nothing(svc: Any, pose: dict[str, Any], ra
     assert len(client.get(url, headers=auth(owner)).json()["items"]) == 1
 
 
+def test_corrections_decide_who_gets_keypoints(svc: Any, pose: dict[str, Any]) -> None:
+    """Pose follows the reviewer's latest revision: an excluded track gets no keypoints anywhere, a manual
+    person track gets them (as -1: it has no detector id), everyone else keeps their box and id."""
+    client, _, video_id, owner = svc
+    sample = max(pose["samples"], key=lambda s: len(s["people"]))
+    seq, before = sample["seq"], {p["track"]: p["box"] for p in sample["people"]}
+    gone = min(before)
+    manual = {
+        "id": "walker",
+        "label": "person",
+        "keyframes": [{"seq": seq, "x": 10, "y": 20, "width": 60, "height": 150}],
+    }
+    url = f"/api/videos/{video_id}/corrections"
+    resp = client.put(url, json={"excludedTracks": [gone], "tracks": [manual]}, headers=auth(owner))
+    assert resp.status_code == 200, resp.text
+    resp = client.post(f"/api/videos/{video_id}/analyses", json={"kind": "pose", "rate": RATE}, headers=auth(owner))
+    assert resp.status_code == 201, resp.text
+    again = _wait_analysis(client, resp.headers["location"], owner)
+    assert again["status"] == "succeeded", again
+    assert all(p["track"] != gone for s in again["samples"] for p in s["people"])
+    people = {p["track"]: p for p in next(s for s in again["samples"] if s["seq"] == seq)["people"]}
+    assert sorted(people) == sorted((set(before) - {gone}) | {-1})
+    assert people[-1]["box"] == pytest.approx([10, 20, 70, 170], abs=0.05)
+    assert np.array(people[-1]["keypoints"]).shape == (17, 3)
+    for tid in set(before) - {gone}:
+        assert people[tid]["box"] == pytest.approx(before[tid], abs=0.05)
+
+
 def test_delete_takes_the_keypoints_along(svc: Any, pose: dict[str, Any]) -> None:
     client, settings, video_id, owner = svc
     db = Database(settings.db_url, migrate=False)

@@ -1,7 +1,8 @@
 """The job that runs a sampled analysis (`framemask.service.analyses` creates it and stores its samples).
 
-A pose analysis reads the *original* (keypoints of mosaiced people would be noise) and the people of the
-stored tracks (`processed_frame`: the ids the editor shows), runs `framemask.events.sampled.pose_samples`
+A pose analysis reads the *original* (keypoints of mosaiced people would be noise) and the people the
+latest corrections revision leaves (the tracks and ids the editor shows: excluded tracks get no keypoints,
+a reviewer's manual person track does), runs `framemask.events.sampled.pose_samples`
 and stores one `analysis_sample` row per sample in the job's completing transaction (a retried job
 replaces them). Its state is its job's: nothing here changes when a job fails.
 """
@@ -44,7 +45,7 @@ def analysis_task(run: TaskRun) -> Finalize | None:
     src = fetch(services.store, bucket, key, settings.cache_dir / "videos" / video_id / Path(key).name)
     index = load_index(services.store, settings.bucket_processed, index_key) or FrameIndex.build(src)
     seqs = {s.seq for s in fixed_rate_samples(index, rate)}
-    source = StoredPeople(people_by_seq(services, video_id=video_id, seqs=seqs))
+    source = StoredPeople(people_by_seq(services, video=video, seqs=seqs))
     estimator = load_pose()
 
     def progress(done: int, total: int) -> None:

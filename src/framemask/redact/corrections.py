@@ -404,6 +404,20 @@ class EffectiveBoxes:
             out.append(box)
         return out
 
+    def shown(self, seq: int, label: str) -> list[tuple[tuple[int, int, int, int], int]]:
+        """The `label` boxes a reviewer sees as tracked on frame `seq`, corrections applied: confirmed
+        detections (after merges, splits and overrides) and manual tracks, excluded ones and unconfirmed
+        candidates left out; each as (x1, y1, x2, y2) and its track id (-1 for a manual track of its own)."""
+        rows = self.track.rows(seq)
+        out = []
+        for row, (source, _ref) in zip(rows, self._sources[seq - 1], strict=True):
+            if self.track.labels[int(row[LABEL])] != label or row[FLAGS] & EXCLUDED:
+                continue
+            if source in ("detected", "override", "track"):
+                x1, y1, x2, y2 = (int(v) for v in row[X1 : Y2 + 1])
+                out.append(((x1, y1, x2, y2), int(row[TRACK])))
+        return out
+
     def seed_entry(self, seq: int) -> dict[str, Any]:
         """Frame `seq` in the seed format (excluded detections flagged `"excluded": true`)."""
         return self.track.frame_doc(seq)

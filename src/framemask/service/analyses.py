@@ -10,8 +10,9 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
 from framemask.errors import InputError
+from framemask.service import revisions
 from framemask.service.context import Services
-from framemask.store.models import Analysis, AnalysisSample, Job, ProcessedFrame, Video, utcnow
+from framemask.store.models import Analysis, AnalysisSample, Job, Video, utcnow
 
 __all__ = [
     "ANALYSIS_KIND",
@@ -83,20 +84,18 @@ def analysis_samples(services: Services, *, analysis_id: str, offset: int, limit
         return list(session.scalars(query.order_by(AnalysisSample.k).offset(offset).limit(limit)))
 
 
-def people_by_seq(services: Services, *, video_id: str, seqs: set[int]) -> dict[int, list[dict[str, Any]]]:
-    """The stored person boxes (with their track ids) of the given frames only."""
-    out: dict[int, list[dict[str, Any]]] = {}
-    ordered = sorted(seqs)
+def people_by_seq(services: Services, *, video: Video, seqs: set[int]) -> dict[int, list[dict[str, Any]]]:
+    """The people on the given frames as the reviewer's latest revision leaves them (what the editor shows
+    and the final masks): detected tracks after merges, splits and overrides, manual person tracks (their
+    own boxes under `UNTRACKED`, -1, unless they extend a detected track), excluded ones left out. Without
+    corrections: the stored tracks."""
     with services.db.session() as session:
-        for start in range(0, len(ordered), 500):
-            rows = session.execute(
-                select(ProcessedFrame.seq, ProcessedFrame.boxes).where(
-                    ProcessedFrame.video_id == video_id, ProcessedFrame.seq.in_(ordered[start : start + 500])
-                )
-            )
-            for seq, boxes in rows:
-                out[int(seq)] = list((boxes or {}).get("person", []))
-    return out
+        revision = revisions.latest_revision(session, video_id=video.id)
+    effective = revisions.effective_boxes(services, video=video, revision=revision)
+    return {
+        seq: [{"x1": a, "y1": b, "x2": c, "y2": d, "track": t} for (a, b, c, d), t in effective.shown(seq, "person")]
+        for seq in sorted(seqs)
+    }
 
 
 def store_samples(session: Session, *, analysis_id: str, rows: list[dict[str, Any]], model: str) -> None:
