@@ -159,6 +159,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (videos, media, corrections, review, tracks, events, jobs, hooks, admin):
         app.include_router(module.router)
     app.include_router(analyses.router)
+    app.router.routes.insert(0, media.StreamFastRoute())  # the player's range requests skip FastAPI's routing
 
     @app.get("/healthz", include_in_schema=False)
     def healthz(request: Request) -> JSONResponse:

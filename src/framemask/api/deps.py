@@ -34,6 +34,7 @@ __all__ = [
     "TokenProof",
     "VideoDep",
     "VideoId",
+    "bearer_scheme",
     "client_of",
     "current_principal",
     "frame_range",

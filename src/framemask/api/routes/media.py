@@ -9,16 +9,22 @@ from __future__ import annotations
 
 import mimetypes
 import os
+import re
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from stat import S_ISREG
-from typing import Annotated, Any, Literal
-from urllib.parse import quote
+from typing import Annotated, Any, Literal, get_args
+from urllib.parse import parse_qsl, quote
 
 import anyio
 import anyio.to_thread
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 from fastapi.responses import RedirectResponse
+from fastapi.security import HTTPAuthorizationCredentials
+from starlette.datastructures import URLPath
+from starlette.routing import BaseRoute, Match, NoMatchFound
+from starlette.types import Receive, Scope, Send
 
 from framemask.api.deps import (
     MAX_SEQ,
@@ -31,6 +37,7 @@ from framemask.api.deps import (
     TokenProof,
     VideoDep,
     VideoId,
+    bearer_scheme,
     client_of,
     frame_range,
     not_processed,
@@ -62,7 +69,7 @@ from framemask.service.renders import final_revision
 from framemask.service.streaming import StreamReads, StreamRows, StreamVideo, WouldBlock
 from framemask.store.models import Video
 
-__all__ = ["router"]
+__all__ = ["StreamFastRoute", "router"]
 
 router = APIRouter(prefix="/api/videos", tags=["frames and streams"])
 
@@ -293,6 +300,16 @@ async def stream_proof(
 ) -> SignedRequest:
     """A bearer token or a signed URL's query (checked in `_authorize_stream`): async, so collecting it costs
     no worker-thread hop (the sync `SignedRequestDep` costs two per request)."""
+    return _signed(request, credentials, expires, signature, tid)
+
+
+def _signed(
+    request: Request,
+    credentials: HTTPAuthorizationCredentials | None,
+    expires: int | None,
+    signature: str | None,
+    tid: int | None,
+) -> SignedRequest:
     return SignedRequest(request.app.state.services, signing_key(request), credentials, expires, signature, tid)
 
 
@@ -390,6 +407,11 @@ async def stream(
     variant: Variant = "processed",
 ) -> Response:
     """The video bytes with HTTP Range support (seekable in `<video>`); from S3 a 307 to a presigned URL."""
+    return await _stream_response(request, signed, video_id, variant)
+
+
+async def _stream_response(request: Request, signed: SignedRequest, video_id: str, variant: str) -> Response:
+    """The stream's answer once its parameters are valid: both `stream` and `StreamFastRoute` end here."""
     bucket, key, path, stat_result = await _authorize_stream(request, signed, video_id, variant)
     services = signed.services
     headers = {"Cache-Control": cache_control(variant)}
@@ -402,6 +424,79 @@ async def stream(
     guessed = mimetypes.guess_type(key)[0] or "application/octet-stream"
     media_type = "video/mp4" if variant != "original" else guessed
     return RangeFileResponse(path, media_type=media_type, headers=headers, stat_result=stat_result)
+
+
+_FAST_PATH = re.compile(r"/api/videos/([0-9a-f]{32})/stream")
+_FAST_KEYS = frozenset({"variant", "expires", "signature", "tid"})
+_VARIANTS = frozenset(get_args(Variant))
+_DECIMAL = re.compile(r"0|[1-9][0-9]{0,18}")
+_HEX = re.compile(r"[0-9a-f]{1,64}")
+
+
+@dataclass(frozen=True, slots=True)
+class _StreamQuery:
+    video_id: str
+    variant: str
+    expires: int | None
+    signature: str | None
+    tid: int | None
+
+
+def _fast_query(scope: Scope) -> _StreamQuery | None:
+    """The stream request's parameters if each is in the plain form the route's validation accepts unchanged
+    (known keys once each, a variant, decimal ids in range, a hex signature), else None."""
+    if scope["method"] not in ("GET", "HEAD") or scope.get("root_path"):
+        return None
+    match = _FAST_PATH.fullmatch(scope["path"])
+    if match is None:
+        return None
+    values: dict[str, str] = {}
+    if scope["query_string"]:
+        for name, value in parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True):
+            if name not in _FAST_KEYS or name in values:
+                return None
+            values[name] = value
+    variant = values.get("variant", "processed")
+    signature = values.get("signature")
+    expires, tid = _decimal(values.get("expires"), 0), _decimal(values.get("tid"), 1)
+    if (
+        variant not in _VARIANTS
+        or (signature is not None and not _HEX.fullmatch(signature))
+        or (expires is None) != ("expires" not in values)
+        or (tid is None) != ("tid" not in values)
+    ):
+        return None
+    return _StreamQuery(match[1], variant, expires, signature, tid)
+
+
+def _decimal(text: str | None, least: int) -> int | None:
+    """A plain decimal database id (no sign, spaces or leading zeros) in least..MAX_DB_INT, else None."""
+    if text is None or not _DECIMAL.fullmatch(text):
+        return None
+    value = int(text)
+    return value if least <= value <= MAX_DB_INT else None
+
+
+class StreamFastRoute(BaseRoute):
+    """`GET|HEAD /api/videos/{id}/stream` without FastAPI's routing and dependency resolution (~0.3 ms of a
+    1 MiB range request's ~1.3 ms CPU): mounted first, it takes only requests whose parameters `_fast_query`
+    read whole, then runs the route's own checks and response (`_stream_response`; its errors reach the app's
+    exception handlers as the route's do). Anything else falls through to `stream`, so error bodies, 422s and
+    the OpenAPI schema are the route's."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        query = _fast_query(scope) if scope["type"] == "http" else None
+        return (Match.NONE, {}) if query is None else (Match.FULL, {"framemask.stream": query})
+
+    def url_path_for(self, name: str, /, **path_params: Any) -> URLPath:
+        raise NoMatchFound(name, path_params)  # `url_for("stream")` names the FastAPI route
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        query: _StreamQuery = scope["framemask.stream"]
+        request = Request(scope, receive)
+        signed = _signed(request, await bearer_scheme(request), query.expires, query.signature, query.tid)
+        response = await _stream_response(request, signed, query.video_id, query.variant)
+        await response(scope, receive, send)
 
 
 def _object_of(services: Services, video: Video | StreamVideo, variant: str) -> tuple[str, str]:
