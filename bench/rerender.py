@@ -19,7 +19,9 @@ from bench.common import WORK, write_results
 from bench.media import make_clip
 from framemask.media import FrameIndex
 from framemask.redact import render_with_boxes
-from framemask.redact.patch import CHUNK_SECONDS, master_gops, patch_render
+from framemask.redact.gops import master_gops
+from framemask.redact.patch import patch_render
+from framemask.redact.patch_plan import CHUNK_SECONDS
 
 SECONDS = 60
 REPEATS = 3

@@ -19,8 +19,12 @@ from support.api import ADMIN, PEOPLE_VIDEO, auth, make_settings, service, store
 
 from framemask.errors import FramemaskError
 from framemask.redact import EncodeSettings, render_with_boxes
-from framemask.redact.patch import GopTask, encode_runs, patch_render, plan_patch, read_parts, splice
+from framemask.redact.gop_encoder import GopTask
+from framemask.redact.gop_parts import encode_runs, read_parts
+from framemask.redact.patch import patch_render
+from framemask.redact.patch_plan import plan_patch
 from framemask.redact.policy import DEFAULT_POLICY, MaskPolicy, painted_from_doc
+from framemask.redact.splice import splice
 from framemask.service.revisions import effective_boxes, latest_revision
 from framemask.store.models import Job, Video
 

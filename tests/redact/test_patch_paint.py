@@ -17,7 +17,8 @@ from conftest import ffprobe_count
 
 from framemask.redact import EncodeSettings, render_with_boxes
 from framemask.redact.encode import frame_to_i420
-from framemask.redact.patch import master_gops, patch_render
+from framemask.redact.gops import master_gops
+from framemask.redact.patch import patch_render
 
 LOSSLESS = EncodeSettings(crf=0, keyint=10)
 BOXES = [{"x1": 20, "x2": 180, "y1": 10, "y2": 130}, {"x1": 201, "x2": 263, "y1": 75, "y2": 151}]

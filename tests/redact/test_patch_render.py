@@ -15,7 +15,8 @@ from support.videos import pattern
 from framemask.errors import InputError
 from framemask.redact import EncodeSettings, render_with_boxes
 from framemask.redact.boxes import boxes_from_doc
-from framemask.redact.patch import annexb_to_avcc, changed_seqs, master_gops, patch_render
+from framemask.redact.gops import annexb_to_avcc, master_gops
+from framemask.redact.patch import changed_seqs, patch_render
 
 KEYINT = 10
 SETTINGS = EncodeSettings(keyint=KEYINT)

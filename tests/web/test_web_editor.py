@@ -25,7 +25,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from framemask.media import FrameIndex, FrameReader
 from framemask.redact import make_masker
-from framemask.redact.patch import master_gops
+from framemask.redact.gops import master_gops
 
 STATIC = Path(__file__).resolve().parents[2] / "src" / "framemask" / "api" / "static"
 WEB = Path(__file__).resolve().parents[2] / "web"

@@ -38,7 +38,10 @@ from framemask.jobs.segments import FanOut, delete_keys, fetch_parts, gop_specs,
 from framemask.media import FrameIndex
 from framemask.redact.corrections import Corrections
 from framemask.redact.encode import EncodeSettings
-from framemask.redact.patch import PatchPlan, PatchResult, changed_seqs, patch_render, plan_patch, read_parts, splice
+from framemask.redact.gop_parts import read_parts
+from framemask.redact.patch import changed_seqs, patch_render
+from framemask.redact.patch_plan import PatchPlan, PatchResult, plan_patch
+from framemask.redact.splice import splice
 from framemask.service import renders, revisions
 from framemask.service.context import Services
 from framemask.store.layout import local_copy, store_file, video_prefix

@@ -41,7 +41,9 @@ from framemask.jobs.run import AfterCommit, TaskRun, fetch, put, put_bytes, stor
 from framemask.media import FrameIndex, VideoInfo, probe
 from framemask.redact import DEFAULT_STRIDE
 from framemask.redact.encode import EncodeSettings
-from framemask.redact.patch import GopTask, PatchPlan, encode_runs
+from framemask.redact.gop_encoder import GopTask
+from framemask.redact.gop_parts import encode_runs
+from framemask.redact.patch_plan import PatchPlan
 from framemask.redact.pipeline import AnonymizeResult, Span
 from framemask.redact.policy import MaskPolicy
 from framemask.redact.segments import (
