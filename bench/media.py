@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 import random
-import subprocess
+import sys
 import time
 from fractions import Fraction
 from pathlib import Path
@@ -18,6 +18,10 @@ import cv2
 import numpy as np
 
 from bench.common import WORK, pct, write_results
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from support.videos import ffprobe_count
+
 from framemask.media import FrameIndex, FrameReader
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "media"
@@ -56,33 +60,16 @@ def frame_number(rgb: np.ndarray) -> int:
     return sum(1 << b for b, on in enumerate(bits) if on)
 
 
-def ffprobe_count(path: Path) -> tuple[int, float]:
+def ffprobe_count_timed(path: Path) -> tuple[int, float]:
+    """ffprobe's decoded frame count (the tests' reference count) and how long it took."""
     t0 = time.perf_counter()
-    out = subprocess.run(
-        [
-            "ffprobe",
-            "-v",
-            "error",
-            "-count_frames",
-            "-select_streams",
-            "v:0",
-            "-show_entries",
-            "stream=nb_read_frames",
-            "-of",
-            "default=nw=1:nk=1",
-            str(path),
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return int(out.split()[0]), time.perf_counter() - t0
+    return ffprobe_count(path), time.perf_counter() - t0
 
 
 def bench_index(files: list[Path]) -> list[dict]:
     rows = []
     for path in files:
-        count, t_ffprobe = min((ffprobe_count(path) for _ in range(3)), key=lambda r: r[1])
+        count, t_ffprobe = min((ffprobe_count_timed(path) for _ in range(3)), key=lambda r: r[1])
         times = []
         for _ in range(3):
             t0 = time.perf_counter()

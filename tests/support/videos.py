@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -109,3 +110,26 @@ def _write_tone(out: av.container.OutputContainer, stream: av.AudioStream, secon
         out.mux(stream.encode(frame))
         t0 += samples
     out.mux(stream.encode(None))
+
+
+def ffprobe_count(path: Path) -> int:
+    """Frames counted by decoding with ffprobe (the reference count)."""
+    out = subprocess.run(
+        [
+            "ffprobe",
+            "-v",
+            "error",
+            "-count_frames",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "stream=nb_read_frames",
+            "-of",
+            "default=nw=1:nk=1",
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return int(out.split()[0])
