@@ -9,16 +9,14 @@ Chromium through Playwright, no API mocks; assertions read the saved documents, 
 from __future__ import annotations
 
 import re
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 import test_web_editor
-from support.api import ADMIN
-from support.videos import VideoSpec, make_video, vfr_times
 from playwright.sync_api import Browser, Page, expect
-from test_web_editor import _drag, _open_editor
+from support.videos import VideoSpec, make_video, vfr_times
+from test_web_editor import _drag, _open_editor, _upload_ready
 
 # the editor tests' fixtures: a server of this module's own, a Chromium, an editor token
 server = test_web_editor.server
@@ -29,30 +27,17 @@ SPEC = VideoSpec(times=vfr_times(((20, 30), (10, 10), (30, 60))), size=(320, 240
 W, H = SPEC.size
 
 
-def _upload(server: str, path: Path, name: str) -> str:
-    admin = {"Authorization": f"Bearer {ADMIN}"}
-    with open(path, "rb") as fh:
-        resp = httpx.post(f"{server}/api/videos", files={"file": (name, fh, "video/mp4")}, headers=admin)
-    assert resp.status_code == 201, resp.text
-    video_id = str(resp.json()["id"])
-    deadline = time.monotonic() + 300
-    while (status := httpx.get(f"{server}/api/videos/{video_id}", headers=admin).json())["status"] != "ready":
-        assert status["status"] != "failed" and time.monotonic() < deadline, status
-        time.sleep(0.3)
-    return video_id
-
-
 @pytest.fixture(scope="module")
 def clip(server: str, tmp_path_factory: pytest.TempPathFactory) -> str:
     """A 60-frame VFR clip with a tone as audio (each test that saves uses its own frames)."""
-    return _upload(server, make_video(tmp_path_factory.mktemp("clip") / "numbers.mp4", SPEC), "numbers.mp4")
+    return _upload_ready(server, make_video(tmp_path_factory.mktemp("clip") / "numbers.mp4", SPEC), "numbers.mp4")
 
 
 @pytest.fixture(scope="module")
 def campus(server: str) -> str:
     from conftest import SHARED_MEDIA
 
-    return _upload(server, SHARED_MEDIA / "TUD-Campus.mp4", "tud.mp4")
+    return _upload_ready(server, SHARED_MEDIA / "TUD-Campus.mp4", "tud.mp4")
 
 
 _LIT = """() => {
