@@ -1,5 +1,5 @@
 """Re-render of corrections through the segment machinery: the GOP runs to re-encode are cut into chunks of
-about `segment_seconds` (`redact.patch.plan_patch`), encoded in a local process pool (`patch_render(jobs=N)`)
+about `segment_seconds` (`redact.patch_plan.plan_patch`), encoded in a local process pool (`patch_render(jobs=N)`)
 or as `segment` jobs on the queue (`jobs.rerender`), and spliced into the final by the parent.
 
 x264 is not bit-reproducible from run to run here (two serial patches of the same input differ by a few

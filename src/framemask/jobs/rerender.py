@@ -15,7 +15,7 @@ time span and re-encoded to AAC; otherwise it is a byte copy. A render therefore
 also when only muted ranges changed and no GOP is re-encoded.
 
 Scale: the GOPs to re-encode are cut into chunks of about `FRAMEMASK_SEGMENT_SECONDS` of video
-(`redact.patch.plan_patch`). With segments on the queue (`Settings.segments_on_queue`) and more than one chunk,
+(`redact.patch_plan.plan_patch`). With segments on the queue (`Settings.segments_on_queue`) and more than one chunk,
 the job fans out one `segment` job per chunk (payload `task: gops`, like the processing job's segments:
 `jobs.segments`), waits, and when claimed again splices their parts into the final and deletes them after
 its commit; with `FRAMEMASK_SEGMENT_JOBS` > 1 locally the chunks run in a process pool; otherwise serially.

@@ -134,7 +134,7 @@ def plan_for(index: FrameIndex, info: VideoInfo, settings: Settings, index_key: 
 
 
 def gop_specs(plan: PatchPlan, revision: int | None, render: dict[str, Any]) -> list[SegmentSpec]:
-    """One `segment` job per chunk of a re-render's GOP runs (`redact.patch.PatchPlan`). `render` holds how
+    """One `segment` job per chunk of a re-render's GOP runs (`redact.patch_plan.PatchPlan`). `render` holds how
     to paint and encode them and the key of the video they patch (`base_key`); its hash goes into the keys.
     `span` is the chunk's re-encoded frames (what the job JSON lists)."""
     digest = settings_digest(render)
@@ -291,7 +291,7 @@ def _span_task(run: TaskRun, video: Video, job: Job) -> Callable[[Session], None
 
 
 def _gops_task(run: TaskRun, video: Video, job: Job) -> Callable[[Session], None] | None:
-    """Re-encode one chunk of a re-render's GOP runs (`redact.patch.encode_runs`) and store the part.
+    """Re-encode one chunk of a re-render's GOP runs (`redact.gop_parts.encode_runs`) and store the part.
 
     The regions are painted from the revision as the parent paints them (the same boxes, policy and style),
     so a part made here splices like one encoded by the parent itself."""
