@@ -112,6 +112,7 @@ def test_stream_redirects_to_a_presigned_url_that_expires(scaled, processed, tmp
     with urllib.request.urlopen(urllib.request.Request(url, headers={"Range": "bytes=1000-1999"})) as got:
         assert got.status == 206 and got.read() == data[1000:2000]
         assert got.headers["Content-Range"] == f"bytes 1000-1999/{len(data)}"
+        assert got.headers["Cache-Control"] == resp.headers["cache-control"]  # S3 answers as the API would
     time.sleep(4.5)
     with pytest.raises(urllib.error.HTTPError) as expired:
         urllib.request.urlopen(url)
@@ -123,6 +124,7 @@ def test_stream_redirects_to_a_presigned_url_that_expires(scaled, processed, tmp
     assert resp.status_code == 307
     with urllib.request.urlopen(resp.headers["location"]) as got:
         assert got.read() == PEOPLE_VIDEO.read_bytes()
+        assert "no-store" in got.headers["Cache-Control"]  # unmasked pixels: not kept by a browser or proxy
     with client.app.state.services.db.session() as session:
         actions = session.scalars(select(AuditLog.action).where(AuditLog.actor == "test editor")).all()
     assert "original.stream" in actions

@@ -16,7 +16,7 @@ import anyio
 from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, status
 
 from framemask.api.deps import CurrentUser, ServicesDep, VideoDep, client_of, require_ready
-from framemask.api.hardening import scrub_paths
+from framemask.api.hardening import NO_STORE, scrub_paths
 from framemask.api.schemas import (
     AnalysisCreate,
     AnalysisList,
@@ -42,7 +42,6 @@ router = APIRouter(prefix="/api/videos", tags=["analyses"])
 
 AnalysisId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="analysis id (32 hex digits)")]
 MAX_PAGE = 10_000
-NO_STORE = "no-store"
 
 
 def _readers_only(user: Principal) -> None:

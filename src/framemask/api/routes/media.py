@@ -416,7 +416,7 @@ async def _stream_response(request: Request, signed: SignedRequest, video_id: st
     services = signed.services
     headers = {"Cache-Control": cache_control(variant)}
     if path is None:
-        url = services.store.presign_get(bucket, key, services.settings.signed_url_seconds)
+        url = services.store.presign_get(bucket, key, services.settings.signed_url_seconds, headers["Cache-Control"])
         return RedirectResponse(str(url), status_code=status.HTTP_307_TEMPORARY_REDIRECT, headers=headers)
     prefix = services.settings.accel_redirect_prefix
     if prefix:  # nginx sends the bytes (sendfile, Range); we only decided who may have them
@@ -515,7 +515,7 @@ def stream_url(
     _guard_variant(services, video, variant, user, request, "stream-url", {})
     seconds = services.settings.signed_url_seconds
     bucket, key = _object_of(services, video, variant)
-    presigned = services.store.presign_get(bucket, key, seconds)
+    presigned = services.store.presign_get(bucket, key, seconds, cache_control(variant))  # S3 sends it no-store too
     if presigned is None:
         query = signed_stream_query(signing_key(request), video.id, variant, seconds, user.token_id)
         presigned = f"{request.url_for('stream', video_id=video.id).path}?{query}"
