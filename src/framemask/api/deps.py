@@ -34,6 +34,7 @@ __all__ = [
     "TokenProof",
     "VideoDep",
     "VideoId",
+    "bearer_proof",
     "bearer_scheme",
     "client_of",
     "current_principal",
@@ -214,10 +215,15 @@ def token_proof(signed: SignedRequest, video_id: str, resource: str, what: str) 
     """`signed_or_bearer_principal` split at its database read (same checks, same answers): the bearer
     token's hash, or the verified signature's token id; 401 for a missing token or a bad signature."""
     if signed.signature is None or signed.expires is None:
-        raw = _bearer(signed.credentials)
-        if not raw or len(raw) > 256:  # what `authenticate` refuses unseen
-            raise _bearer_error("invalid or revoked token")
-        return TokenProof(hash_token(raw), None)
+        return bearer_proof(signed.credentials)
     if not verify_stream(signed.key, video_id, resource, signed.expires, signed.tid, signed.signature):
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, f"invalid or expired {what} signature")
     return TokenProof(None, signed.tid)
+
+
+def bearer_proof(credentials: HTTPAuthorizationCredentials | None) -> TokenProof:
+    """`current_principal` split at its database read (same 401s): the bearer token's hash to look up."""
+    raw = _bearer(credentials)
+    if not raw or len(raw) > 256:  # what `authenticate` refuses unseen
+        raise _bearer_error("invalid or revoked token")
+    return TokenProof(hash_token(raw), None)

@@ -24,6 +24,7 @@ from PIL import Image
 from framemask.errors import NotFoundError
 from framemask.jobs.context import Services
 from framemask.media import FrameIndex, FrameReader
+from framemask.service.streaming import StreamVideo
 from framemask.store.layout import Variant, index_key, load_index, local_copy, save_index, sidecar_index_key
 from framemask.store.models import Video
 
@@ -39,6 +40,9 @@ __all__ = [
     "variant_file",
     "video_index",
 ]
+
+VideoFiles = Video | StreamVideo
+"""A video row, or the lean columns of one (`StreamVideo`: the frame route's look-up) - enough to open a reader."""
 
 IMAGE_TYPES = {"jpeg": ("JPEG", "image/jpeg"), "webp": ("WEBP", "image/webp"), "png": ("PNG", "image/png")}
 
@@ -100,7 +104,7 @@ class ReaderPool:
                 entry.close()
 
 
-def variant_file(services: Services, video: Video, variant: str) -> Path:
+def variant_file(services: Services, video: VideoFiles, variant: str) -> Path:
     """A local file holding the video's original, processed or (current) final bytes."""
     settings = services.settings
     cache = settings.cache_dir / "videos" / video.id
@@ -116,14 +120,14 @@ def variant_file(services: Services, video: Video, variant: str) -> Path:
     return local_copy(services.store, settings.bucket_processed, video.processed_key, cache / "processed.mp4")
 
 
-def _index_key(video: Video, variant: str) -> str:
+def _index_key(video: VideoFiles, variant: str) -> str:
     # the original's key is on the row (older rows name it differently); the processed one is derived
     if variant == "original":
         return video.index_key or index_key(video.id)
     return index_key(video.id, "processed")
 
 
-def video_index(services: Services, video: Video, variant: Variant = "original") -> FrameIndex:
+def video_index(services: Services, video: VideoFiles, variant: Variant = "original") -> FrameIndex:
     """The frame index of the video's original or processed file: the stored blob, else built once and stored."""
     bucket = services.settings.bucket_processed
     key = _index_key(video, variant)
@@ -134,7 +138,7 @@ def video_index(services: Services, video: Video, variant: Variant = "original")
     return index
 
 
-def final_index(services: Services, video: Video) -> FrameIndex:
+def final_index(services: Services, video: VideoFiles) -> FrameIndex:
     """The frame index of the current final video: stored next to it (`<final key>.index`), built once.
 
     A final keeps the master's timestamps, but it is its own file, so it gets its own blob (removed with the
@@ -150,12 +154,12 @@ def final_index(services: Services, video: Video) -> FrameIndex:
     return index
 
 
-def reader_key(video: Video, variant: str) -> tuple[str, str]:
+def reader_key(video: VideoFiles, variant: str) -> tuple[str, str]:
     """The pool key of a video's reader: a final is keyed by its object, so a new render opens a new reader."""
     return (video.id, f"final:{video.final_key}" if variant == "final" else variant)
 
 
-def open_reader(services: Services, video: Video, variant: str) -> FrameReader:
+def open_reader(services: Services, video: VideoFiles, variant: str) -> FrameReader:
     path = variant_file(services, video, variant)
     if variant == "final":
         return FrameReader(path, index=final_index(services, video))

@@ -1,10 +1,10 @@
-"""The stream endpoint's database reads as two plain statements, cheap enough to run on the event loop.
+"""The stream and frame endpoints' database reads as two plain statements, cheap enough for the event loop.
 
-A video player fetches a 1 MiB range per request, so the token and video look-ups run on every one of
-them. Through the ORM they cost ~0.35 ms of CPU (session, identity map, object construction) plus a
-worker-thread hop; as Core selects of the needed columns ~0.06 ms, and on a SQLite file through a
-dedicated connection ~0.01 ms. Every request still reads the rows (a revoked token or a deleted video
-fails at once); only the machinery around the read is gone.
+A video player fetches a 1 MiB range per request (an editor one frame per step), so the token and video
+look-ups run on every one of them. Through the ORM they cost ~0.35 ms of CPU (session, identity map,
+object construction) plus a worker-thread hop; as Core selects of the needed columns ~0.06 ms, and on a
+SQLite file through a dedicated connection ~0.01 ms. Every request still reads the rows (a revoked token
+or a deleted video fails at once); only the machinery around the read is gone.
 
 `StreamReads.rows_nowait` answers from the event loop's thread on an embedded SQLite database: a WAL
 reader never waits for writers, and its connection has no busy timeout, so a rare lock (checkpoint,
@@ -39,7 +39,8 @@ class StreamToken:
 
 @dataclass(frozen=True, slots=True)
 class StreamVideo:
-    """The columns of a video a stream request needs (where each variant's bytes live, and the status)."""
+    """The columns of a video a stream or frame request needs: where each variant's bytes and the original's
+    frame index live (what a frame reader opens on), and the status."""
 
     id: str
     status: str
@@ -47,6 +48,7 @@ class StreamVideo:
     raw_key: str
     processed_key: str | None
     final_key: str | None
+    index_key: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +64,15 @@ class WouldBlock(Exception):
 
 
 _TOKEN_COLUMNS = (ApiToken.id, ApiToken.name, ApiToken.role, ApiToken.revoked)
-_VIDEO_COLUMNS = (Video.id, Video.status, Video.raw_bucket, Video.raw_key, Video.processed_key, Video.final_key)
+_VIDEO_COLUMNS = (
+    Video.id,
+    Video.status,
+    Video.raw_bucket,
+    Video.raw_key,
+    Video.processed_key,
+    Video.final_key,
+    Video.index_key,
+)
 _TOKEN_BY_HASH = select(*_TOKEN_COLUMNS).where(ApiToken.token_hash == bindparam("value"))
 _TOKEN_BY_ID = select(*_TOKEN_COLUMNS).where(ApiToken.id == bindparam("value"))
 _VIDEO_BY_ID = select(*_VIDEO_COLUMNS).where(Video.id == bindparam("value"))

@@ -37,6 +37,7 @@ from framemask.api.deps import (
     TokenProof,
     VideoDep,
     VideoId,
+    bearer_proof,
     bearer_scheme,
     client_of,
     frame_range,
@@ -167,16 +168,47 @@ def get_index(
     return FrameIndexDoc(end_sequence=end, time_base=f"{tb.numerator}/{tb.denominator}", frames=frames)
 
 
+@dataclass(frozen=True, slots=True)
+class _Caller:
+    """Who asks (how they proved it) and the video's row, read without an ORM object."""
+
+    proof: TokenProof
+    user: Principal
+    video: StreamVideo | None
+
+
+async def frame_caller(request: Request, credentials: Credentials) -> _Caller:
+    """`CurrentUser` and `VideoDep` of the frame route as one async dependency: the stream's look-ups
+    (`_caller`), so no worker-thread hop and no ORM object. It runs before the route's parameters are
+    validated, as they did: 401, then 404, then 422 (a malformed video id gets no 404: it is the route's 422)."""
+    video_id: str = request.path_params["video_id"]
+    caller = await _caller(request, request.app.state.services, bearer_proof(credentials), video_id)
+    if caller.video is None and _VIDEO_ID.fullmatch(video_id):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no video {video_id}")
+    return caller
+
+
+@dataclass(frozen=True, slots=True)
+class _FrameAsk:
+    """A frame request's checked parameters."""
+
+    variant: str
+    seq: int | None
+    ms: float | None
+    width: int | None
+    format: str
+    quality: int | None
+
+
 @router.get(
     "/{video_id}/frame",
     response_class=Response,
     responses={200: {"content": {"image/jpeg": {}, "image/webp": {}, "image/png": {}}, "description": "the frame"}},
 )
-def get_frame(
+async def get_frame(
     request: Request,
-    video: VideoDep,
-    services: ServicesDep,
-    user: CurrentUser,
+    video_id: VideoId,
+    caller: Annotated[_Caller, Depends(frame_caller)],
     seq: Annotated[int | None, Query(ge=1, le=MAX_SEQ, description="frame number, 1..endSequence")] = None,
     ms: Annotated[
         float | None, Query(ge=0, le=1e12, allow_inf_nan=False, description="the frame on screen at this time (ms)")
@@ -189,18 +221,36 @@ def get_frame(
     """One exact frame as an image (`seq` or `ms`, not both), decoded from the nearest key frame."""
     if (seq is None) == (ms is None):
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "give exactly one of seq or ms")
-    _guard_variant(services, video, variant, user, request, "frame", {"seq": seq, "ms": ms})
-    with _readers(request).reader(reader_key(video, variant), lambda: open_reader(services, video, variant)) as reader:
-        target = seq if seq is not None else reader.index.frame_at(float(ms or 0.0))
-        pixels = frame_pixels(reader, target, width, format)
-        time_ms = reader.index.time_of(target)
-    body, media_type = encode_pixels(pixels, format, quality)  # outside the reader's lock
+    video = caller.video
+    assert video is not None and video.id == video_id  # `frame_caller` read it (or the id was the route's 422)
+    _check_variant(video, variant, caller.user)
+    ask = _FrameAsk(variant, seq, ms, width, format, quality)
+    work = partial(_frame_image, request, caller.user, video, ask, _use_due(caller))
+    target, time_ms, body, media_type = await anyio.to_thread.run_sync(work)
     headers = {
         "X-Frame-Seq": str(target),
         "X-Frame-Time-Ms": f"{time_ms:.3f}",
         "Cache-Control": cache_control(variant),
     }
     return Response(body, media_type=media_type, headers=headers)
+
+
+def _frame_image(
+    request: Request, user: Principal, video: StreamVideo, ask: _FrameAsk, touch: bool
+) -> tuple[int, float, bytes, str]:
+    """All a frame request does off the loop, in one worker-thread hop: the audit row of an original (before
+    the image exists, so before any byte leaves) and the token's last use, then decode and encode.
+    Returns the frame number, its time (ms) and the image."""
+    services: Services = request.app.state.services
+    action = "original.frame" if ask.variant == "original" else None
+    _record_access(request, services, user, video.id, action, {"seq": ask.seq, "ms": ask.ms}, touch)
+    opener = partial(open_reader, services, video, ask.variant)
+    with _readers(request).reader(reader_key(video, ask.variant), opener) as reader:
+        target = ask.seq if ask.seq is not None else reader.index.frame_at(float(ask.ms or 0.0))
+        pixels = frame_pixels(reader, target, ask.width, ask.format)
+        time_ms = reader.index.time_of(target)
+    body, media_type = encode_pixels(pixels, ask.format, ask.quality)  # outside the reader's lock
+    return target, time_ms, body, media_type
 
 
 @router.get(
@@ -332,14 +382,31 @@ async def _stream_rows(request: Request, reads: StreamReads, proof: TokenProof, 
     return await anyio.to_thread.run_sync(rows, limiter=_stream_limiter(request))
 
 
-def _record_stream(
-    request: Request, services: Services, user: Principal, video_id: str, variant: str, touch: bool
+async def _caller(request: Request, services: Services, proof: TokenProof, video_id: str) -> _Caller:
+    """The caller (401 if the token is unknown or revoked) and the video (None if gone), by `_stream_rows`."""
+    rows = await _stream_rows(request, _stream_reads(request, services), proof, video_id)
+    return _Caller(proof, proof.principal(rows.token), rows.video)
+
+
+def _use_due(caller: _Caller) -> bool:
+    """Whether a bearer request owes its token's last-use write now (`use_due` claims the slot)."""
+    token_id = caller.user.token_id
+    return caller.proof.token_hash is not None and token_id is not None and use_due(token_id)
+
+
+def _record_access(
+    request: Request,
+    services: Services,
+    user: Principal,
+    video_id: str,
+    action: str | None,
+    detail: dict[str, Any],
+    touch: bool,
 ) -> None:
-    """The writes a stream request may owe, in one worker-thread hop: the audit row of an original (before
-    any byte is sent) and, when `use_due` said so, the bearer token's last use."""
-    if variant == "original":
-        detail = {"range": request.headers.get("range")}
-        audit(services.db, user, "original.stream", video_id=video_id, detail=detail, client=client_of(request))
+    """The writes a stream or frame request may owe, in its one worker-thread hop: the audit row `action`
+    of an original (before any byte is sent) and, when `_use_due` said so, the bearer token's last use."""
+    if action is not None:
+        audit(services.db, user, action, video_id=video_id, detail=detail, client=client_of(request))
     if touch and user.token_id is not None:
         record_use(services.db, user.token_id)
 
@@ -351,16 +418,16 @@ async def _authorize_stream(
     unless something must be written: who (token or signature, revocation), the video row, the variant
     guard and the audit row of an original, then where the bytes are."""
     services = signed.services
-    proof = token_proof(signed, video_id, variant, "stream")
-    rows = await _stream_rows(request, _stream_reads(request, services), proof, video_id)
-    user = proof.principal(rows.token)
-    video = rows.video
+    caller = await _caller(request, services, token_proof(signed, video_id, variant, "stream"), video_id)
+    user, video = caller.user, caller.video
     if video is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no video {video_id}")
     _check_variant(video, variant, user)
-    touch = proof.token_hash is not None and user.token_id is not None and use_due(user.token_id)
+    touch = _use_due(caller)
     if variant == "original" or touch:
-        record = partial(_record_stream, request, services, user, video_id, variant, touch)
+        action = "original.stream" if variant == "original" else None
+        detail = {"range": request.headers.get("range")}
+        record = partial(_record_access, request, services, user, video_id, action, detail, touch)
         await anyio.to_thread.run_sync(record, limiter=_stream_limiter(request))
     bucket, key = _object_of(services, video, variant)
     return bucket, key, *_stat_local(request, services, bucket, key, f"{video.id} ({variant})")
@@ -426,7 +493,9 @@ async def _stream_response(request: Request, signed: SignedRequest, video_id: st
     return RangeFileResponse(path, media_type=media_type, headers=headers, stat_result=stat_result)
 
 
-_FAST_PATH = re.compile(r"/api/videos/([0-9a-f]{32})/stream")
+_VIDEO_ID = re.compile(r"[0-9a-f]{32}")
+"""`VideoId`'s pattern."""
+_FAST_PATH = re.compile(rf"/api/videos/({_VIDEO_ID.pattern})/stream")
 _FAST_KEYS = frozenset({"variant", "expires", "signature", "tid"})
 _VARIANTS = frozenset(get_args(Variant))
 _DECIMAL = re.compile(r"0|[1-9][0-9]{0,18}")
