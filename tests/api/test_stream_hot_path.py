@@ -10,7 +10,9 @@ parity tests replay requests with the fast route removed and compare the answers
 
 from __future__ import annotations
 
+import json
 import os
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,10 +25,11 @@ from support.api import ADMIN, auth, make_settings, new_token, service, upload
 
 from framemask.api import ranges
 from framemask.api.ranges import RangeFileResponse
+from framemask.api.routes import media
 from framemask.api.routes.media import StreamFastRoute
 from framemask.api.signing import sign_stream
 from framemask.service import auth as auth_module
-from framemask.service.auth import token_by_id
+from framemask.service.auth import Principal, token_by_id
 from framemask.service.streaming import StreamReads, WouldBlock
 from framemask.store.models import ApiToken, AuditLog, Video
 
@@ -405,3 +408,87 @@ def test_large_ranges_are_sent_in_chunks(svc, monkeypatch: pytest.MonkeyPatch) -
     sizes.clear()
     whole = _stream(client, vid, auth(ADMIN))
     assert whole.content == data and max(sizes) == 1000 and sum(sizes) == len(data)
+
+
+@pytest.fixture
+def thread_writes(monkeypatch: pytest.MonkeyPatch) -> list[str | None]:
+    """The audit actions (None: only the token's last use) written in a worker thread, by `_record_access`."""
+    calls: list[str | None] = []
+    record = media._record_access
+
+    def counted(request, services, user, video_id, action, detail, touch) -> None:
+        calls.append(action)
+        record(request, services, user, video_id, action, detail, touch)
+
+    monkeypatch.setattr(media, "_record_access", counted)
+    return calls
+
+
+def test_original_audit_rows_are_written_on_the_event_loop(svc, thread_writes: list[str | None]) -> None:
+    client, (vid, _data) = svc
+    editor = new_token(client, "editor")
+    before = len(_audit_rows(client, vid))
+    headers = {**auth(editor), "Range": "bytes=0-9"}
+    assert _stream(client, vid, headers, "?variant=original").status_code == 206
+    assert thread_writes == ["original.stream"]  # the token's first use is due: both writes in one thread hop
+    for n in range(2, 5):
+        assert _stream(client, vid, headers, "?variant=original").status_code == 206
+        assert len(_audit_rows(client, vid)) == before + n  # there when the response arrives
+    assert thread_writes == ["original.stream"]
+
+
+def test_a_held_write_lock_sends_the_audit_row_to_a_worker_thread(
+    svc, thread_writes: list[str | None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The no-wait insert gives up at once (nothing written), the worker thread's waits for the lock."""
+    client, (vid, _data) = svc
+    editor = new_token(client, "editor")
+    headers = {**auth(editor), "Range": "bytes=0-9"}
+    assert _stream(client, vid, headers, "?variant=original").status_code == 206  # the token's last use is done
+    blocked: list[str] = []
+    audit_nowait = StreamReads.audit_nowait
+
+    def spied(self, values) -> None:
+        try:
+            audit_nowait(self, values)
+        except WouldBlock as exc:
+            blocked.append(str(exc))
+            raise
+
+    monkeypatch.setattr(StreamReads, "audit_nowait", spied)
+    before = len(_audit_rows(client, vid))
+    db = client.app.state.services.db
+    with db.engine.connect() as writer:
+        writer.exec_driver_sql("BEGIN IMMEDIATE")
+        release = threading.Timer(0.3, writer.exec_driver_sql, ("ROLLBACK",))
+        release.start()
+        started = time.monotonic()
+        resp = _stream(client, vid, headers, "?variant=original")
+        release.join()
+    assert resp.status_code == 206 and time.monotonic() - started >= 0.25  # it waited for the lock
+    assert blocked and "locked" in blocked[0]
+    assert thread_writes == ["original.stream", "original.stream"]
+    assert len(_audit_rows(client, vid)) == before + 1
+    assert _stream(client, vid, headers, "?variant=original").status_code == 206  # the loop's connection recovers
+    assert len(blocked) == 1 and len(_audit_rows(client, vid)) == before + 2
+
+
+@pytest.mark.parametrize("detail", [{"range": "bytes=0-9", "ü": [1, 2.5, None, True]}, None])
+def test_rows_written_on_the_loop_and_in_a_thread_are_the_same(svc, detail) -> None:
+    client, (vid, _data) = svc
+    db = client.app.state.services.db
+    who = Principal(7, "éditeur", "editor")
+    where = {"video_id": vid, "detail": detail, "client": "10.0.0.1"}
+    auth_module.audit(db, who, "original.compare", **where)
+    StreamReads(db).audit_nowait(auth_module.audit_values(who, "original.compare", **where))
+    with db.engine.connect() as conn:
+        rows = conn.exec_driver_sql(
+            "SELECT * FROM audit_log WHERE action = 'original.compare' ORDER BY id DESC LIMIT 2"
+        ).mappings()
+        thread_row, loop_row = (dict(row) for row in reversed(list(rows)))
+    assert loop_row["id"] == thread_row["id"] + 1
+    times = thread_row.pop("at"), loop_row.pop("at")
+    assert [type(t) for t in times] == [str, str] and [len(t) for t in times] == [26, 26]  # stored as the same text
+    thread_row.pop("id"), loop_row.pop("id")
+    assert loop_row == thread_row
+    assert loop_row["detail"] == json.dumps(detail)

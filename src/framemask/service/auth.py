@@ -28,6 +28,7 @@ __all__ = [
     "audit",
     "audit_entries",
     "audit_row",
+    "audit_values",
     "authenticate",
     "create_token",
     "hash_token",
@@ -152,6 +153,12 @@ def _audit_values(principal: Principal | None, action: str, where: AuditWhere) -
         "client": where.get("client"),
         "detail": where.get("detail"),
     }
+
+
+def audit_values(principal: Principal | None, action: str, **where: Unpack[AuditWhere]) -> dict[str, Any]:
+    """Every column of one audit entry as `audit` writes it, its time included: for a writer that is not
+    SQLAlchemy (`StreamReads.audit_nowait`), so no column default fills it in."""
+    return {"at": utcnow(), **_audit_values(principal, action, where)}
 
 
 def audit_row(session: Any, principal: Principal | None, action: str, **where: Unpack[AuditWhere]) -> None:

@@ -64,7 +64,7 @@ from framemask.api.sprites import MAX_SPRITE_PIXELS, SpriteCache, sprite_key
 from framemask.errors import FrameRangeError, NotFoundError
 from framemask.media import FrameIndex
 from framemask.service import revisions
-from framemask.service.auth import Principal, audit, record_use, use_due
+from framemask.service.auth import Principal, audit, audit_values, record_use, use_due
 from framemask.service.context import Services
 from framemask.service.renders import final_revision
 from framemask.service.streaming import StreamReads, StreamRows, StreamVideo, WouldBlock
@@ -411,12 +411,41 @@ def _record_access(
         record_use(services.db, user.token_id)
 
 
+async def _record_stream(
+    request: Request, services: Services, user: Principal, video_id: str, variant: str, touch: bool
+) -> None:
+    """The writes a stream request owes, before any byte is sent: the audit row of an original on the event
+    loop when the database allows it without waiting (`_audited_on_loop`); else, or when the token's last use
+    is due too (once a minute), all of them in one worker-thread hop."""
+    action = "original.stream" if variant == "original" else None
+    detail = {"range": request.headers.get("range")}
+    if action is not None and not touch and _audited_on_loop(request, services, user, video_id, action, detail):
+        return
+    record = partial(_record_access, request, services, user, video_id, action, detail, touch)
+    await anyio.to_thread.run_sync(record, limiter=_stream_limiter(request))
+
+
+def _audited_on_loop(
+    request: Request, services: Services, user: Principal, video_id: str, action: str, detail: dict[str, Any]
+) -> bool:
+    """Write the audit row `action` on the event loop if the database allows it without waiting (embedded
+    SQLite, write lock free: `StreamReads.audit_nowait`); False if the caller must write it in a worker thread."""
+    reads = _stream_reads(request, services)
+    if not reads.on_loop:
+        return False
+    try:
+        reads.audit_nowait(audit_values(user, action, video_id=video_id, detail=detail, client=client_of(request)))
+    except WouldBlock:
+        return False
+    return True
+
+
 async def _authorize_stream(
     request: Request, signed: SignedRequest, video_id: str, variant: str
 ) -> tuple[str, str, Path | None, os.stat_result | None]:
     """Every check of a stream request, with no ORM object and, on embedded SQLite, no worker-thread hop
-    unless something must be written: who (token or signature, revocation), the video row, the variant
-    guard and the audit row of an original, then where the bytes are."""
+    unless the token's last use is due or the write lock is taken: who (token or signature, revocation), the
+    video row, the variant guard and the audit row of an original, then where the bytes are."""
     services = signed.services
     caller = await _caller(request, services, token_proof(signed, video_id, variant, "stream"), video_id)
     user, video = caller.user, caller.video
@@ -425,10 +454,7 @@ async def _authorize_stream(
     _check_variant(video, variant, user)
     touch = _use_due(caller)
     if variant == "original" or touch:
-        action = "original.stream" if variant == "original" else None
-        detail = {"range": request.headers.get("range")}
-        record = partial(_record_access, request, services, user, video_id, action, detail, touch)
-        await anyio.to_thread.run_sync(record, limiter=_stream_limiter(request))
+        await _record_stream(request, services, user, video_id, variant, touch)
     bucket, key = _object_of(services, video, variant)
     return bucket, key, *_stat_local(request, services, bucket, key, f"{video.id} ({variant})")
 
