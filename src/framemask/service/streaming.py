@@ -169,6 +169,9 @@ class StreamReads:
             conn = pooled.dbapi_connection  # type: ignore[assignment]
             assert isinstance(conn, sqlite3.Connection)
             conn.execute("PRAGMA busy_timeout=0")
+            # its commits never run the WAL checkpoint (an fsync, on the event loop); the pooled connections'
+            # commits do (job heartbeats, the once-a-minute token use), so the WAL stays bounded
+            conn.execute("PRAGMA wal_autocheckpoint=0")
             self._local.pooled = pooled  # the proxy stays referenced while its connection is in use
             self._local.conn = conn
         return conn
