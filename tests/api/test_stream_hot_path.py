@@ -23,10 +23,9 @@ import pytest
 from sqlalchemy import select, update
 from support.api import ADMIN, auth, make_settings, new_token, service, upload
 
-from framemask.api import ranges
+from framemask.api import access, ranges
 from framemask.api.ranges import RangeFileResponse
-from framemask.api.routes import media
-from framemask.api.routes.media import StreamFastRoute
+from framemask.api.routes.stream import StreamFastRoute
 from framemask.api.signing import sign_stream
 from framemask.service import auth as auth_module
 from framemask.service.auth import Principal, token_by_id
@@ -412,15 +411,15 @@ def test_large_ranges_are_sent_in_chunks(svc, monkeypatch: pytest.MonkeyPatch) -
 
 @pytest.fixture
 def thread_writes(monkeypatch: pytest.MonkeyPatch) -> list[str | None]:
-    """The audit actions (None: only the token's last use) written in a worker thread, by `_record_access`."""
+    """The audit actions (None: only the token's last use) written in a worker thread, by `record_access`."""
     calls: list[str | None] = []
-    record = media._record_access
+    record = access.record_access
 
     def counted(request, services, user, video_id, action, detail, touch) -> None:
         calls.append(action)
         record(request, services, user, video_id, action, detail, touch)
 
-    monkeypatch.setattr(media, "_record_access", counted)
+    monkeypatch.setattr(access, "record_access", counted)
     return calls
 
 

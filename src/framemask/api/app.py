@@ -30,7 +30,19 @@ from framemask.api.hardening import (
     scrub_paths,
     validation_error,
 )
-from framemask.api.routes import admin, analyses, corrections, events, hooks, jobs, media, review, tracks, videos
+from framemask.api.routes import (
+    admin,
+    analyses,
+    corrections,
+    events,
+    hooks,
+    jobs,
+    media,
+    review,
+    stream,
+    tracks,
+    videos,
+)
 from framemask.errors import DiskFullError, FramemaskError, FrameRangeError, InputError, NotFoundError, StorageError
 from framemask.jobs.celery_app import start_sweeper
 from framemask.jobs.health import readiness
@@ -156,10 +168,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(OperationalError, _maybe_disk_full)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_middleware(BodyLimit)
-    for module in (videos, media, corrections, review, tracks, events, jobs, hooks, admin):
+    for module in (videos, media, stream, corrections, review, tracks, events, jobs, hooks, admin):
         app.include_router(module.router)
     app.include_router(analyses.router)
-    app.router.routes.insert(0, media.StreamFastRoute())  # the player's range requests skip FastAPI's routing
+    app.router.routes.insert(0, stream.StreamFastRoute())  # the player's range requests skip FastAPI's routing
 
     @app.get("/healthz", include_in_schema=False)
     def healthz(request: Request) -> JSONResponse:
