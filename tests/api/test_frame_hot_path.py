@@ -8,34 +8,18 @@ before: the same bodies, after the same 401s and 404s.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from sqlalchemy import select
-from support.api import ADMIN, auth, decode_image, make_settings, new_token, service, upload
+from support.api import ADMIN, auth, decode_image, make_settings, new_token, service, upload, upload_as_processed
 
-from framemask.store.models import AuditLog, Video
+from framemask.store.models import AuditLog
 
 
 @pytest.fixture(scope="module")
 def svc(tmp_path_factory: pytest.TempPathFactory, make):
     data = tmp_path_factory.mktemp("frame-hot-path") / "data"
     with service(make_settings(data, workers=0)) as client:
-        yield client, _uploaded(client, make("cfr"))
-
-
-def _uploaded(client, path: Path) -> str:
-    """A new video whose processed file is a copy of its original."""
-    resp = upload(client, path)
-    assert resp.status_code == 201, resp.text
-    vid: str = resp.json()["id"]
-    services = client.app.state.services
-    with services.db.begin() as session:
-        video = session.get(Video, vid)
-        raw = services.store.local_path(video.raw_bucket, video.raw_key)
-        video.processed_key = f"videos/{vid}/processed.mp4"
-        services.store.put_file(services.settings.bucket_processed, video.processed_key, raw)
-    return vid
+        yield client, upload_as_processed(client, make("cfr"))
 
 
 def _frame(client, vid: str, token: str | None, query: str = "seq=1"):
@@ -76,7 +60,7 @@ def test_revoked_token_is_refused_on_the_next_request(svc) -> None:
 
 def test_deleted_video_is_404_on_the_next_request(svc, make) -> None:
     client, _ = svc
-    vid = _uploaded(client, make("cfr"))
+    vid = upload_as_processed(client, make("cfr"))
     assert _frame(client, vid, ADMIN).status_code == 200
     assert client.delete(f"/api/videos/{vid}", headers=auth(ADMIN)).status_code == 204
     resp = _frame(client, vid, ADMIN)

@@ -21,7 +21,7 @@ from urllib.parse import urlencode
 
 import pytest
 from sqlalchemy import select, update
-from support.api import ADMIN, auth, make_settings, new_token, service, upload
+from support.api import ADMIN, auth, make_settings, new_token, service, upload, upload_as_processed
 
 from framemask.api import access, ranges
 from framemask.api.ranges import RangeFileResponse
@@ -42,16 +42,7 @@ def svc(tmp_path_factory: pytest.TempPathFactory, make):
 
 def _uploaded(client, path: Path) -> tuple[str, bytes]:
     """A new video whose processed file is a copy of its original: (id, the file's bytes)."""
-    resp = upload(client, path)
-    assert resp.status_code == 201, resp.text
-    vid = resp.json()["id"]
-    services = client.app.state.services
-    with services.db.begin() as session:
-        video = session.get(Video, vid)
-        raw = services.store.local_path(video.raw_bucket, video.raw_key)
-        video.processed_key = f"videos/{vid}/processed.mp4"
-        services.store.put_file(services.settings.bucket_processed, video.processed_key, raw)
-    return vid, raw.read_bytes()
+    return upload_as_processed(client, path), path.read_bytes()
 
 
 _FAST_HITS = [0]

@@ -20,7 +20,7 @@ from PIL import Image
 
 from framemask.api.app import create_app
 from framemask.settings import Settings
-from framemask.store.models import Job
+from framemask.store.models import Job, Video
 
 ADMIN = "admin-token-for-tests-0123456789"
 PEOPLE_VIDEO = SHARED_MEDIA / "TUD-Campus.mp4"  # 71 frames, 640x480, 4-6 walking people
@@ -61,6 +61,21 @@ def new_token(client: TestClient, role: str) -> str:
 def upload(client: TestClient, path: Path, token: str = ADMIN, name: str | None = None) -> Any:
     with open(path, "rb") as fh:
         return client.post("/api/videos", files={"file": (name or path.name, fh, "video/mp4")}, headers=auth(token))
+
+
+def upload_as_processed(client: TestClient, path: Path) -> str:
+    """Upload `path` (workers off) and record a copy of it as the video's processed file: a video whose
+    processed, original and stream paths all work without running the detectors. Its id."""
+    resp = upload(client, path)
+    assert resp.status_code == 201, resp.text
+    vid: str = resp.json()["id"]
+    services = client.app.state.services
+    with services.db.begin() as session:
+        video = session.get(Video, vid)
+        raw = services.store.local_path(video.raw_bucket, video.raw_key)
+        video.processed_key = f"videos/{vid}/processed.mp4"
+        services.store.put_file(services.settings.bucket_processed, video.processed_key, raw)
+    return vid
 
 
 def upload_processed(client: TestClient, path: Path) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -112,24 +112,13 @@ def _write_tone(out: av.container.OutputContainer, stream: av.AudioStream, secon
     out.mux(stream.encode(None))
 
 
-def ffprobe_count(path: Path) -> int:
-    """Frames counted by decoding with ffprobe (the reference count)."""
+def ffprobe_count(path: Path, unit: str = "frames") -> int:
+    """Frames counted by decoding with ffprobe (the reference count), or with `unit="packets"` its video packets."""
     out = subprocess.run(
-        [
-            "ffprobe",
-            "-v",
-            "error",
-            "-count_frames",
-            "-select_streams",
-            "v:0",
-            "-show_entries",
-            "stream=nb_read_frames",
-            "-of",
-            "default=nw=1:nk=1",
-            str(path),
-        ],
+        ["ffprobe", "-v", "error", f"-count_{unit}", "-select_streams", "v:0",
+         "-show_entries", f"stream=nb_read_{unit}", "-of", "default=nw=1:nk=1", str(path)],
         capture_output=True,
         text=True,
         check=True,
-    ).stdout
+    ).stdout  # fmt: skip
     return int(out.split()[0])
