@@ -43,6 +43,7 @@ __all__ = [
     "not_processed",
     "require_ready",
     "signed_or_bearer_principal",
+    "signed_request",
     "signing_key",
     "token_proof",
 ]
@@ -157,15 +158,16 @@ class SignedRequest:
     tid: int | None
 
 
-def signed_request(
+async def signed_request(
     request: Request,
-    services: ServicesDep,
     credentials: Credentials,
     expires: Annotated[int | None, Query(ge=0, le=MAX_DB_INT)] = None,
     signature: Annotated[str | None, Query(max_length=64)] = None,
     tid: Annotated[int | None, Query(ge=1, le=MAX_DB_INT)] = None,
 ) -> SignedRequest:
-    return SignedRequest(services, signing_key(request), credentials, expires, signature, tid)
+    """A bearer token or a signed URL's query, checked later by the route (`signed_or_bearer_principal`,
+    `token_proof`). Async: collecting it does no I/O, so it costs no worker-thread hop."""
+    return SignedRequest(get_services(request), signing_key(request), credentials, expires, signature, tid)
 
 
 SignedRequestDep = Annotated[SignedRequest, Depends(signed_request)]

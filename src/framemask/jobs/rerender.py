@@ -95,7 +95,6 @@ def rerender_task(run: TaskRun) -> Finalize | None:
     changed = changed_seqs(old.painted(policy), painted)
     report(5.0, "fetch")
     cache = settings.cache_dir / "videos" / video.id
-    src = local_copy(services.store, video.raw_bucket, video.raw_key, cache / Path(video.raw_key).name)
     processed = str(video.processed_key)  # checked above: a video without a master returned early
     base_key = str(video.final_key) if before else processed  # a last render implies a final
     base = local_copy(services.store, settings.bucket_processed, base_key, cache / Path(base_key).name)
@@ -133,7 +132,8 @@ def rerender_task(run: TaskRun) -> Finalize | None:
                 "base_key": base_key,
             }
             result, part_keys = _on_queue(run, children, plan, number, render, base, output, master, muted)
-    if result is None:
+    if result is None:  # the original is needed only here: segment jobs fetch their own copy
+        src = local_copy(services.store, video.raw_bucket, video.raw_key, cache / Path(video.raw_key).name)
         result = patch_render(
             src,
             base,

@@ -260,9 +260,7 @@ def _span_task(run: TaskRun, video: Video, job: Job) -> Callable[[Session], None
     index = load_index(services.store, settings.bucket_processed, payload["index_key"])
     if index is None:
         raise FileNotFoundError(f"segment {job.part}: the original's frame index is missing")
-    src = fetch(
-        services.store, video.raw_bucket, video.raw_key, video_cache(settings, video.id) / Path(video.raw_key).name
-    )
+    src = _original(run, video)
     span = Span(*payload["span"])
     render = payload["render"]
     run.report(0.0, "segment")

@@ -12,12 +12,11 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, get_args
+from typing import Any, get_args
 from urllib.parse import parse_qsl, quote
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
+from fastapi import APIRouter, HTTPException, Request, Response, status
 from fastapi.responses import RedirectResponse
-from fastapi.security import HTTPAuthorizationCredentials
 from starlette.datastructures import URLPath
 from starlette.routing import BaseRoute, Match, NoMatchFound
 from starlette.types import Receive, Scope, Send
@@ -34,13 +33,14 @@ from framemask.api.access import (
     stat_local,
 )
 from framemask.api.deps import (
-    Credentials,
     CurrentUser,
     ServicesDep,
     SignedRequest,
+    SignedRequestDep,
     VideoDep,
     VideoId,
     bearer_scheme,
+    signed_request,
     signing_key,
     token_proof,
 )
@@ -52,28 +52,6 @@ from framemask.api.signing import signed_stream_query
 __all__ = ["StreamFastRoute", "router"]
 
 router = APIRouter(prefix="/api/videos", tags=["frames and streams"])
-
-
-async def stream_proof(
-    request: Request,
-    credentials: Credentials,
-    expires: Annotated[int | None, Query(ge=0, le=MAX_DB_INT)] = None,
-    signature: Annotated[str | None, Query(max_length=64)] = None,
-    tid: Annotated[int | None, Query(ge=1, le=MAX_DB_INT)] = None,
-) -> SignedRequest:
-    """A bearer token or a signed URL's query (checked in `_authorize_stream`): async, so collecting it costs
-    no worker-thread hop (the sync `SignedRequestDep` costs two per request)."""
-    return _signed(request, credentials, expires, signature, tid)
-
-
-def _signed(
-    request: Request,
-    credentials: HTTPAuthorizationCredentials | None,
-    expires: int | None,
-    signature: str | None,
-    tid: int | None,
-) -> SignedRequest:
-    return SignedRequest(request.app.state.services, signing_key(request), credentials, expires, signature, tid)
 
 
 async def _authorize_stream(
@@ -108,7 +86,7 @@ async def _authorize_stream(
 async def stream(
     request: Request,
     video_id: VideoId,
-    signed: Annotated[SignedRequest, Depends(stream_proof)],
+    signed: SignedRequestDep,
     variant: Variant = "processed",
 ) -> Response:
     """The video bytes with HTTP Range support (seekable in `<video>`); from S3 a 307 to a presigned URL."""
@@ -207,7 +185,7 @@ class StreamFastRoute(BaseRoute):
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         query: _StreamQuery = scope["framemask.stream"]
         request = Request(scope, receive)
-        signed = _signed(request, await bearer_scheme(request), query.expires, query.signature, query.tid)
+        signed = await signed_request(request, await bearer_scheme(request), query.expires, query.signature, query.tid)
         response = await _stream_response(request, signed, query.video_id, query.variant)
         await response(scope, receive, send)
 
