@@ -12,9 +12,10 @@ latency):
 2. sequential: `--requests` consecutive frames forward from a third of the way in (what stepping costs);
 3. the same two at a display width of 960 pixels (`&width=960`, what a 1280-wide editor shows);
 4. the same random and sequential requests on the clip re-encoded as framemask encodes a processed master
-   (`VideoWriter`, the pipeline's `EncodeSettings`: one key frame a second, the preset's B-frames), and as a
-   segmented render encodes it (`segment_encoder`: 1 s GOPs, no B-frames). The processed file the editor
-   steps through is one of these, so they are what an editor session costs; the 2 s GOP rows stand for an
+   (`VideoWriter`, the pipeline's `EncodeSettings.for_fps`: 0.5 s GOPs, the preset's B-frames), as a
+   segmented render encodes it (`segment_encoder`: 0.5 s GOPs, no B-frames), and with the 1 s GOPs masters
+   had before (the bitrate trade: each master's size is recorded). The processed file the editor steps
+   through is one of the first two, so they are what an editor session costs; the 2 s GOP rows stand for an
    original.
 
 Anchor, in the same run: OpenCV (`cv2.VideoCapture` seek to the frame, read, `cv2.imencode` JPEG q90) on the
@@ -86,11 +87,12 @@ def make_clip(source: Path, out: Path) -> None:
 
 
 def master_settings(fps: float) -> dict[str, EncodeSettings]:
-    """The encoder settings of processed masters, as the pipeline picks them (`redact.pipeline`: one key
-    frame a second, the preset's B-frames) and as a segmented render does (`segment_encoder`: no B-frames)."""
+    """The encoder settings of processed masters, as the pipeline picks them (`EncodeSettings.for_fps`, the
+    preset's B-frames), as a segmented render does (`segment_encoder`: no B-frames), and the 1 s GOPs of before."""
     return {
-        "master (1 s GOPs)": EncodeSettings(keyint=max(1, round(fps))),
-        "segmented master (1 s GOPs, no B-frames)": segment_encoder(fps),
+        "master (0.5 s GOPs)": EncodeSettings.for_fps(fps),
+        "segmented master (0.5 s GOPs, no B-frames)": segment_encoder(fps),
+        "master before (1 s GOPs)": EncodeSettings(keyint=max(1, round(fps))),
     }
 
 
@@ -179,6 +181,7 @@ def main() -> None:
     for i, (label, settings) in enumerate(master_settings(probe(clip).fps).items()):
         masters[label] = tmp / f"master_{i}.mp4"
         make_master(clip, masters[label], settings)
+    master_mib = {label: round(path.stat().st_size / 2**20, 2) for label, path in masters.items()}
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     load_before = os.getloadavg()
@@ -221,6 +224,7 @@ def main() -> None:
         "frames": FRAMES,
         "size": "1920x1080",
         "rows": rows,
+        "master_mib": master_mib,
         "targets_p95_ms": TARGETS,
         "load_average_before": load_before,
         "load_average_after": load_after,
@@ -232,12 +236,14 @@ def main() -> None:
         "the editor asks, one request at a time over one keep-alive connection, warm reader. "
         f"Load average before / after: {load_before[0]:.1f} / {load_after[0]:.1f} on {os.cpu_count()} shared cores.",
         "",
-        "Rows without a prefix: that clip (2 s GOPs, as an original may be). `master (1 s GOPs)`: the same frames "
-        "re-encoded by framemask's `VideoWriter` with the pipeline's settings for a processed master (x264 "
-        "veryfast crf 23, one key frame a second, closed GOPs, the preset's 3 B-frames). `segmented master`: "
-        "the same with `segment_encoder` settings (1 s GOPs, no B-frames), as a segmented render writes it. "
-        "The editor steps through a processed master, so the master rows are what an editing session costs. "
-        "The OpenCV anchor reads the 2 s GOP clip.",
+        "Rows without a prefix: that clip (2 s GOPs, as an original may be). `master (0.5 s GOPs)`: the same "
+        "frames re-encoded by framemask's `VideoWriter` with the pipeline's settings for a processed master (x264 "
+        "veryfast crf 23, closed GOPs, the preset's 3 B-frames). `segmented master`: the same with "
+        "`segment_encoder` settings (no B-frames), as a segmented render writes it. `master before`: the 1 s GOPs "
+        "masters had before. The editor steps through a processed master, so the master rows are what an editing "
+        "session costs. The OpenCV anchor reads the 2 s GOP clip. Master sizes (the bitrate trade): "
+        + ", ".join(f"{label} {mib} MiB" for label, mib in master_mib.items())
+        + ".",
         "",
         "| requests | p50 ms | p95 ms | max ms | n | KiB per frame | target p95 |",
         "|---|---:|---:|---:|---:|---:|---:|",

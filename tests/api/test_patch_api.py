@@ -139,7 +139,7 @@ def test_save_render_and_render_again(svc) -> None:
     job = wait_job(client, queued.json()["job_id"])
     assert job["status"] == "succeeded", job
     result = _result(client, job["id"])
-    assert result["reencoded"] == [[1, 25], [26, 50]] and result["copied_gops"] == 1
+    assert result["reencoded"] == [[1, 12], [37, 48]] and result["copied_gops"] == 4  # half-second GOPs
     assert result["changed_frames"] == 2 and result["base_revision"] is None
 
     master = _store_path(client, f"videos/{vid}/processed.mp4")
@@ -147,8 +147,8 @@ def test_save_render_and_render_again(svc) -> None:
     times_m, pix_m = _frames(master)
     times_f, pix_f = _frames(final)
     assert times_f == times_m and len(pix_f) == 71
-    for seq in range(51, 72):
-        assert np.array_equal(pix_f[seq - 1], pix_m[seq - 1])  # the untouched GOP is bit-identical
+    for seq in [*range(13, 37), *range(49, 72)]:
+        assert np.array_equal(pix_f[seq - 1], pix_m[seq - 1])  # the untouched GOPs are bit-identical
     with FrameReader(PEOPLE_VIDEO) as reader:
         original10, original40 = reader.frame(10).copy(), reader.frame(40)
     added = {"x1": 300, "x2": 420, "y1": 40, "y2": 130}
@@ -173,16 +173,16 @@ def test_save_render_and_render_again(svc) -> None:
     state = client.get(f"/api/videos/{vid}/corrections", headers=auth(editor)).json()
     assert state["rendered_revision"] == 1 and state["final"] is True
 
-    # second revision: only frame 60 changes -> only GOP 51-71 is re-encoded, from the previous final
+    # second revision: only frame 60 changes -> only GOP 49-60 is re-encoded, from the previous final
     body2 = {**body, "drawnRectangles": {"10": [ADDED], "60": [ADDED]}, "note": "second pass"}
     assert client.put(f"/api/videos/{vid}/corrections", json=body2, headers=auth(editor)).json()["changed_frames"] == 1
     job2 = wait_job(client, client.post(f"/api/videos/{vid}/render", headers=auth(editor)).json()["job_id"])
     result2 = _result(client, job2["id"])
-    assert result2["reencoded"] == [[51, 71]] and result2["base_revision"] == 1
+    assert result2["reencoded"] == [[49, 60]] and result2["base_revision"] == 1
     final2 = _store_path(client, result2["final_key"])
     times2, pix2 = _frames(final2)
     assert times2 == times_m
-    assert all(np.array_equal(pix2[i], pix_f[i]) for i in range(50))
+    assert all(np.array_equal(pix2[i], pix_f[i]) for i in [*range(48), *range(60, 71)])
     finals = [p.name for p in final2.parent.glob("final-*.mp4")]
     assert sorted(finals) == ["final-r1.mp4", "final-r2.mp4"]  # r1 goes when the next render starts
     with services.db.session() as session:

@@ -105,12 +105,12 @@ def mad(a: np.ndarray, b: np.ndarray) -> float:
 
 @pytest.mark.slow
 def test_queue_rerender_fans_out_gop_segments_and_joins(tmp_path: Path) -> None:
-    settings = make_settings(tmp_path / "data", workers=2, segment_mode="queue", segment_seconds=0.5)
+    settings = make_settings(tmp_path / "data", workers=2, segment_mode="queue", segment_seconds=0.25)
     with service(settings) as client:
         services = client.app.state.services
         vid = upload(client, PEOPLE_VIDEO).json()["id"]
         assert wait_for(client, vid)["status"] == "ready"
-        body = {"drawnRectangles": {"10": [ADDED], "40": [ADDED]}}  # GOPs 1-24 and 25-48; 49-71 is copied
+        body = {"drawnRectangles": {"10": [ADDED], "40": [ADDED]}}  # GOPs 1-12 and 37-48 (half-second GOPs)
         assert client.put(f"/api/videos/{vid}/corrections", json=body, headers=auth(ADMIN)).status_code == 200
         queued = client.post(f"/api/videos/{vid}/render", headers=auth(ADMIN)).json()
         job = wait_job(client, queued["job_id"], timeout=240)
@@ -118,15 +118,15 @@ def test_queue_rerender_fans_out_gop_segments_and_joins(tmp_path: Path) -> None:
         children = services.queue.children(job["id"])
         assert all(c.kind == "segment" and c.payload["task"] == "gops" and c.completions == 1 for c in children)
         assert [(s["index"], s["start_seq"], s["end_seq"], s["status"]) for s in job["segments"]] == [
-            (0, 1, 24, "succeeded"),
-            (1, 25, 48, "succeeded"),
+            (0, 1, 12, "succeeded"),
+            (1, 37, 48, "succeeded"),
         ]
-        assert [c.payload["runs"] for c in children] == [[[0]], [[1]]]
+        assert [c.payload["runs"] for c in children] == [[[0]], [[3]]]
         with services.db.session() as session:
             result = dict(session.get(Job, job["id"]).result)
             video = session.get(Video, vid)
             revision = latest_revision(session, video_id=vid)
-        assert result["segments"] == 2 and result["reencoded"] == [[1, 24], [25, 48]] and result["copied_gops"] == 1
+        assert result["segments"] == 2 and result["reencoded"] == [[1, 12], [37, 48]] and result["copied_gops"] == 4
         assert not [f for f in stored_files(settings.data_dir) if "/segments/" in f]  # joined, then removed
 
         # the same render, serially in-process, from the same inputs
@@ -146,12 +146,13 @@ def test_queue_rerender_fans_out_gop_segments_and_joins(tmp_path: Path) -> None:
             style=params["style"],
             settings=EncodeSettings(**params["encoder"]),
             audio_from=master,
-            chunk_seconds=0.5,
+            chunk_seconds=0.25,
         )
-        assert serial.reencoded == [(1, 24), (25, 48)]
+        assert serial.reencoded == [(1, 12), (37, 48)]
         a, b = packets(serial.output), packets(final)
         assert [p[:2] for p in a] == [p[:2] for p in b]
-        assert b[48:] == packets(master)[48:]  # the copied GOP
+        copied = packets(master)
+        assert b[12:36] == copied[12:36] and b[48:] == copied[48:]  # the copied GOPs
         got, ref = frames(final), frames(serial.output)
         assert len(got) == 71
         worst = max(mad(x, y) for x, y in zip(got, ref, strict=True))

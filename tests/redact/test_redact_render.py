@@ -107,17 +107,34 @@ def _annex_b(packet: av.Packet) -> av.Packet:
     return out
 
 
-def test_closed_gops_of_one_second_with_in_band_parameter_sets(make, tmp_path: Path) -> None:
+def test_closed_half_second_gops_with_in_band_parameter_sets(make, tmp_path: Path) -> None:
     src = make("bframes")  # 90 frames at 25 fps
     result = render_with_boxes(src, tmp_path / "out.mp4", empty_doc(90))
-    assert result.gop_starts == [1, 26, 51, 76]
+    assert result.gop_starts == list(range(1, 91, 12))  # half a second: 12.5 frames rounds to 12
     with av.open(str(result.output)) as c:
         stream = c.streams.video[0]
         assert stream.codec_context.codec_tag == "avc3"
         packets = [p for p in c.demux(stream) if p.size]
     keys = [p for p in packets if p.is_keyframe]
-    assert len(keys) == 4
+    assert len(keys) == 8
     assert all({5, 7, 8} <= set(_nal_types(p)) for p in keys)  # IDR with SPS + PPS in-band
+
+
+def test_master_b_frames_are_never_references(make, tmp_path: Path) -> None:
+    """No B-pyramid: a frame shown before one decoded earlier (a B-frame) is a non-reference frame
+    (nal_ref_idc 0), which the exact reader skips on its way to a later frame."""
+    result = render_with_boxes(make("bframes"), tmp_path / "out.mp4", empty_doc(90))
+    with av.open(str(result.output)) as c:
+        packets = [p for p in c.demux(c.streams.video[0]) if p.size]
+    latest, b_frames = -1, 0
+    for packet in packets:
+        assert packet.pts is not None
+        slices = [nal for nal in _nals(packet) if nal[0] & 0x1F in (1, 5)]
+        if packet.pts < latest:
+            b_frames += 1
+            assert all((nal[0] >> 5) & 3 == 0 for nal in slices)
+        latest = max(latest, packet.pts)
+    assert b_frames >= 20  # the preset's B-frames are there: the check above ran
 
 
 def test_each_gop_decodes_on_its_own(make, tmp_path: Path) -> None:

@@ -7,8 +7,10 @@
 - **Orientation**: pixels are written as displayed (rotation applied, no rotation side data), because masks
   are computed in displayed coordinates and every later consumer (browser, exact reader, re-render) then
   sees the same pixels without having to honour a display matrix.
-- **GOPs**: closed, exactly `keyint` frames (about 1 s), no scene-cut key frames, SPS/PPS repeated in-band
-  at every IDR and signalled as `avc3`, so a corrected GOP re-encoded later can be spliced in alone.
+- **GOPs**: closed, exactly `keyint` frames (`KEY_SECONDS`, half a second), no scene-cut key frames, SPS/PPS
+  repeated in-band at every IDR and signalled as `avc3`, so a corrected GOP re-encoded later can be spliced in
+  alone. Half-second GOPs halve what the editor's random frame access decodes and what one correction
+  re-encodes, for about 10-15% more bytes than one-second GOPs at the same quality (`docs/benchmarks.md`).
 - **Audio** is stream-copied when MP4 can hold its codec, otherwise re-encoded to AAC; or dropped. With
   muted spans (a reviewer's `mutedRanges`) it is decoded, silenced or replaced by a 1 kHz tone over exactly
   those spans (sample-accurate), and re-encoded to AAC; untouched samples pass through the codec unchanged.
@@ -54,6 +56,8 @@ COPYABLE_AUDIO = frozenset({"aac", "mp3", "ac3", "eac3", "alac", "opus", "flac"}
 
 NUDGE_SCALE = 1000
 """Repeated timestamps are separated in a time base this much finer than the input's."""
+KEY_SECONDS = 0.5
+"""A processed master's GOP length in seconds (its key-frame interval)."""
 TONE_HZ = 1000.0
 TONE_LEVEL = 0.1
 """Amplitude of the replacement tone (full scale 1.0): -20 dBFS, clearly audible, never loud."""
@@ -70,11 +74,25 @@ class EncodeSettings:
     bframes: int | None = None
     """None: the preset's. 0 for segmented renders: with no reordering every packet's dts is its pts, so
     segments encoded apart join by remux with monotonic timestamps."""
+    b_pyramid: str | None = None
+    """None: the preset's ("normal": the middle B-frame of a run is a reference). New masters use "none": every
+    B-frame is then a non-reference frame the exact reader can skip on its way to a frame (random access decodes
+    the key frame and the P-frames only), for under 1% more bytes. Recorded with the video, so a re-render of an
+    older master keeps its structure."""
+
+    @classmethod
+    def for_fps(cls, fps: float) -> EncodeSettings:
+        """A master's default settings at frame rate `fps`: one key frame every `KEY_SECONDS`."""
+        return cls(keyint=max(1, round(fps * KEY_SECONDS)) if fps > 0 else 12, b_pyramid="none")
 
     def x264_params(self) -> str:
         k = max(1, self.keyint)
         params = f"keyint={k}:min-keyint={k}:scenecut=0:open-gop=0:repeat-headers=1"
-        return params if self.bframes is None else f"{params}:bframes={self.bframes}"
+        if self.bframes is not None:
+            params += f":bframes={self.bframes}"
+        if self.b_pyramid is not None:
+            params += f":b-pyramid={self.b_pyramid}"
+        return params
 
     def configure(self, ctx: av.VideoCodecContext) -> None:
         """Set up an x264 encoder context: the one configuration of masters and re-encoded GOPs."""
@@ -88,6 +106,8 @@ class EncodeSettings:
         out: dict[str, Any] = {"crf": self.crf, "preset": self.preset, "keyint": self.keyint}
         if self.bframes is not None:
             out["bframes"] = self.bframes
+        if self.b_pyramid is not None:
+            out["b_pyramid"] = self.b_pyramid
         return out
 
 

@@ -344,7 +344,7 @@ def _render(
     started = time.perf_counter()
     timer = StageTimer()
     pts, time_base, nudged = monotonic_pts(info.index.pts, info.index.time_base)
-    settings = settings or EncodeSettings(keyint=max(1, round(info.fps)) if info.fps > 0 else 25)
+    settings = settings or EncodeSettings.for_fps(info.fps)
     painted = BoxTrack(info.width, info.height, track.labels)
     for _ in range(span.first - 1):
         painted.append_rows(np.zeros((0, len(COLUMNS)), np.int32))

@@ -228,8 +228,8 @@ def anonymize_segmented(
 
 
 def segment_encoder(fps: float, settings: EncodeSettings | None = None) -> EncodeSettings:
-    """The encoder settings of every segment: `settings` (default: one key frame a second) without B-frames."""
-    settings = settings or EncodeSettings(keyint=max(1, round(fps)) if fps > 0 else 25)
+    """The encoder settings of every segment: `settings` (default: `EncodeSettings.for_fps`) without B-frames."""
+    settings = settings or EncodeSettings.for_fps(fps)
     return EncodeSettings(settings.crf, settings.preset, settings.keyint, settings.threads, bframes=0)
 
 
