@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from sqlalchemy import select
-from support.api import ADMIN, PEOPLE_VIDEO, auth, make_settings, service, stored_files, upload, wait_for
+from support.api import ADMIN, PEOPLE_VIDEO, auth, make_settings, service, stored_files, upload, wait_for, wait_job
 
 from framemask.jobs.segments import load_output, save_output
 from framemask.media import FrameIndex
@@ -86,3 +86,13 @@ def test_a_single_segment_video_is_rendered_serially(tmp_path: Path, make) -> No
         assert services.queue.children(created["job_id"]) == []
         with services.db.session() as session:
             assert session.scalars(select(Job.kind)).all() == ["process_video"]
+        # a correction's re-render has one chunk too: rendered in the job itself, from the plan it made
+        vid = created["id"]
+        body = {"drawnRectangles": {"5": [{"x": 8, "y": 8, "width": 40, "height": 30}]}}
+        assert client.put(f"/api/videos/{vid}/corrections", json=body, headers=auth(ADMIN)).status_code == 200
+        job = wait_job(client, client.post(f"/api/videos/{vid}/render", headers=auth(ADMIN)).json()["job_id"])
+        assert job["status"] == "succeeded", job
+        assert services.queue.children(job["id"]) == [] and not job.get("segments")
+        with services.db.session() as session:
+            result = dict(session.get(Job, job["id"]).result)
+        assert result["reencoded"] and result["reencoded"][0][0] <= 5 <= result["reencoded"][0][1]

@@ -114,6 +114,7 @@ def rerender_task(run: TaskRun) -> Finalize | None:
     output = run.work_dir / "final.mp4"
     result: PatchResult | None = None
     part_keys: list[str] = []
+    plan: PatchPlan | None = None
     if settings.segments_on_queue:  # chunks as `segment` jobs when there is more than one
         plan = plan_patch(
             base,
@@ -153,6 +154,7 @@ def rerender_task(run: TaskRun) -> Finalize | None:
             muted=muted,
             jobs=settings.segment_jobs if not settings.segments_on_queue else 1,
             chunk_seconds=settings.segment_seconds,
+            plan=plan,  # one chunk on the queue path: already planned
         )
     key = renders.final_key(video.id, number)
     report(96.0, "store")

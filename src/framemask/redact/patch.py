@@ -52,7 +52,7 @@ from framemask.redact.encode import EncodeSettings
 from framemask.redact.gop_encoder import GopEncoder, GopTask
 from framemask.redact.gop_parts import encode_pool, read_parts
 from framemask.redact.gops import master_size
-from framemask.redact.patch_plan import CHUNK_SECONDS, PatchResult, plan_patch
+from framemask.redact.patch_plan import CHUNK_SECONDS, PatchPlan, PatchResult, plan_patch
 from framemask.redact.policy import DEFAULT_POLICY, MaskPolicy, painted_from_doc
 from framemask.redact.splice import Progress, check_dst, splice
 from framemask.redact.styles import make_masker
@@ -94,6 +94,7 @@ def patch_render(
     muted: Sequence[tuple[float, float, str]] = (),
     jobs: int = 1,
     chunk_seconds: float = CHUNK_SECONDS,
+    plan: PatchPlan | None = None,
 ) -> PatchResult:
     """Write `dst`: `master` with every GOP holding a `changed` frame re-rendered from `src` and `boxes_doc`.
 
@@ -106,10 +107,11 @@ def patch_render(
     (start ms, end ms, "mute" | "tone") spans measured from the first frame, as the frame index counts.
     With `jobs` > 1 and more than one chunk of about `chunk_seconds` to re-encode, the chunks are encoded
     in that many processes (`encode_runs`) and spliced from their parts; the output is the same.
+    `plan`: the `plan_patch` of these arguments, when the caller made it already (it reads the whole master).
     """
     started = time.perf_counter()
     keyint = settings.keyint if settings is not None else None
-    plan = plan_patch(master, changed, gop_starts=gop_starts, keyint=keyint, chunk_seconds=chunk_seconds)
+    plan = plan or plan_patch(master, changed, gop_starts=gop_starts, keyint=keyint, chunk_seconds=chunk_seconds)
     gops = plan.gops
     settings = settings or EncodeSettings(keyint=plan.keyint)
     make_masker(style, shape, strength)  # a bad style is an InputError before any work
