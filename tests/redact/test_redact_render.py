@@ -17,6 +17,7 @@ from support.videos import VideoSpec, make_video
 
 from framemask.errors import InputError, NotAVideoError
 from framemask.redact import render_with_boxes
+from framemask.redact.encode import EncodeSettings
 
 TUD = SHARED_MEDIA / "TUD-Campus.mp4"
 
@@ -135,6 +136,15 @@ def test_master_b_frames_are_never_references(make, tmp_path: Path) -> None:
             assert all((nal[0] >> 5) & 3 == 0 for nal in slices)
         latest = max(latest, packet.pts)
     assert b_frames >= 20  # the preset's B-frames are there: the check above ran
+
+
+def test_recorded_encoder_settings_round_trip_old_and_new() -> None:
+    """A re-render encodes GOPs with the settings recorded with the video: a new master's come back whole, and
+    an older master's (recorded before `b_pyramid` existed) keep the preset's B-pyramid, as it was encoded."""
+    new = EncodeSettings.for_fps(25)
+    assert EncodeSettings(**new.to_dict()) == new and "b-pyramid=none" in new.x264_params()
+    old = EncodeSettings(**{"crf": 23, "preset": "veryfast", "keyint": 25})
+    assert old.b_pyramid is None and "b-pyramid" not in old.x264_params()
 
 
 def test_each_gop_decodes_on_its_own(make, tmp_path: Path) -> None:
