@@ -30,9 +30,6 @@ SPECS = {
     "open_gop": VideoSpec(n=90, fps=25, gop=24, bframes=3, options={"x264-params": "open-gop=1:b-adapt=0"}),
     # P-frames only: nothing to skip
     "no_bframes": VideoSpec(n=90, fps=30, gop=30),
-    # as framemask encodes a master: half-second GOPs, no B-pyramid (every B-frame skippable), 4 slices a frame
-    # (decoded by slice threads)
-    "master": VideoSpec(n=90, fps=25, gop=12, bframes=3, options={"x264-params": "b-pyramid=none:slices=4"}),
 }
 
 
@@ -69,38 +66,6 @@ def test_clips_are_what_they_claim(clips):
     open_b, open_nonref, open_leading = structure(clips["open_gop"])
     assert 0 < open_nonref < open_b and open_leading > 0
     assert structure(clips["no_bframes"]) == (0, 0, 0)
-    master_b, master_nonref, _ = structure(clips["master"])
-    assert 0 < master_b == master_nonref
-
-
-def test_multi_slice_video_is_decoded_by_slice_threads(clips, tmp_path):
-    """A frame in several slices is split across threads; a one-slice frame keeps frame threads."""
-    with FrameReader(clips["master"]) as reader:
-        assert h264_slices_of(clips["master"]) > 1  # x264 makes fewer than 4 on a frame this small
-        assert reader._stream.thread_type.name == reader_module.SLICE_THREADS
-    one_slice = one_slice_clip(tmp_path / "one_slice.mp4")
-    with FrameReader(one_slice) as reader:
-        assert h264_slices_of(one_slice) == 1
-        assert reader._stream.thread_type.name == reader_module.THREAD_TYPE
-
-
-def one_slice_clip(path: Path) -> Path:
-    """x264 with frame threads (x264 given slice threads writes a slice per thread, as the other clips have)."""
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=25)
-        stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
-        stream.thread_type = "FRAME"
-        for i in range(10):
-            frame = av.VideoFrame.from_ndarray(np.full((240, 320, 3), i * 20, np.uint8), format="rgb24")
-            frame.pts = i
-            out.mux(stream.encode(frame))
-        out.mux(stream.encode(None))
-    return path
-
-
-def h264_slices_of(path: Path) -> int:
-    with av.open(str(path)) as container:
-        return reader_module.h264_slices(container, container.streams.video[0])
 
 
 def planes(path: Path) -> list[np.ndarray]:

@@ -26,11 +26,6 @@ THREAD_TYPE = "AUTO"
 2 cores: ~1.4x faster than one thread (134 vs 186 ms) despite the frames the pipeline decodes past the
 target; 3 or 4 frame threads are within noise of it, 2 slower, slice threads alone no faster than one (x264
 writes one slice per frame)."""
-SLICE_THREADS = "SLICE"
-"""For H.264 coded in several slices per frame (framemask's masters: `EncodeSettings.slices`): each frame is
-decoded by as many threads as it has slices (up to the cores), with none of frame threading's delay before the
-first frame comes out. Measured on 1080p masters with half-second GOPs, 2 cores: random access p95 33 vs 46 ms,
-sequential steps p95 6.5 vs 8.1 ms. Single-slice files keep `THREAD_TYPE` (slice threads cannot split them)."""
 SKIP_CODECS = frozenset({"h264"})
 """Codecs whose FFmpeg decoder drops a non-reference frame under `skip_frame = NONREF` without outputting
 anything for it (HEVC's non-reference NAL types are only so within a temporal sub-layer: not here)."""
@@ -44,12 +39,7 @@ class FrameReader:
         self.index = index if index is not None else FrameIndex.build(path)
         self._container = open_video(path)
         self._stream = self._container.streams.video[0]
-        slices = h264_slices(self._container, self._stream)
-        if slices > 1:
-            self._stream.thread_type = SLICE_THREADS
-            self._stream.thread_count = min(slices, os.cpu_count() or 1)
-        else:
-            self._stream.thread_type = THREAD_TYPE
+        self._stream.thread_type = THREAD_TYPE
         # skipping frames needs frames identified by timestamp: counting from the key frame needs every frame
         self._skips = self.index.exact_pts and self._stream.codec_context.name in SKIP_CODECS
         self._skip_before: int | None = None  # pts of the frame asked for: non-reference frames before it are skipped
@@ -194,31 +184,6 @@ class FrameReader:
             return lo + 1
         # timestamps unusable: count from the key frame the seek landed on
         return self._position + 1 if self._position else self._seek_key
-
-
-def h264_slices(container: av.container.InputContainer, stream: av.VideoStream) -> int:
-    """Coded slices in the first packet of an H.264 stream (1 for other codecs, or when it cannot be told).
-    Reads one packet; the caller seeks before decoding."""
-    ctx = stream.codec_context
-    if ctx.name != "h264":
-        return 1
-    packet = next((p for p in container.demux(stream) if p.size), None)
-    if packet is None:
-        return 1
-    data, extradata = bytes(packet), ctx.extradata
-    types: list[int] = []
-    if extradata and extradata[0] == 1 and len(extradata) > 4:  # avcC: length-prefixed NAL units
-        size, i = (extradata[4] & 3) + 1, 0
-        while i + size < len(data):
-            length = int.from_bytes(data[i : i + size], "big")
-            types.append(data[i + size] & 0x1F)
-            i += size + max(length, 1)
-    else:  # Annex B: start codes
-        i = data.find(b"\x00\x00\x01")
-        while 0 <= i < len(data) - 3:
-            types.append(data[i + 3] & 0x1F)
-            i = data.find(b"\x00\x00\x01", i + 3)
-    return max(1, sum(t in (1, 5) for t in types))  # coded slices: non-IDR and IDR
 
 
 def iter_frames(path: str | os.PathLike[str]) -> Generator[tuple[int, av.VideoFrame], None, None]:

@@ -59,8 +59,6 @@ NUDGE_SCALE = 1000
 """Repeated timestamps are separated in a time base this much finer than the input's."""
 KEY_SECONDS = 0.5
 """A processed master's GOP length in seconds (its key-frame interval)."""
-MASTER_SLICES = 4
-"""Slices per frame of a processed master (see `EncodeSettings.slices`)."""
 TONE_HZ = 1000.0
 TONE_LEVEL = 0.1
 """Amplitude of the replacement tone (full scale 1.0): -20 dBFS, clearly audible, never loud."""
@@ -82,14 +80,11 @@ class EncodeSettings:
     B-frame is then a non-reference frame the exact reader can skip on its way to a frame (random access decodes
     the key frame and the P-frames only), for under 1% more bytes. Recorded with the video, so a re-render of an
     older master keeps its structure."""
-    slices: int | None = None
-    """None: one slice a frame. New masters use 4: the exact reader then decodes each frame on several threads
-    (`media.reader.SLICE_THREADS`), for under 2% more bytes. Recorded with the video like `b_pyramid`."""
 
     @classmethod
     def for_fps(cls, fps: float) -> EncodeSettings:
         """A master's default settings at frame rate `fps`: one key frame every `KEY_SECONDS`."""
-        return cls(keyint=max(1, round(fps * KEY_SECONDS)) if fps > 0 else 12, b_pyramid="none", slices=MASTER_SLICES)
+        return cls(keyint=max(1, round(fps * KEY_SECONDS)) if fps > 0 else 12, b_pyramid="none")
 
     def x264_params(self) -> str:
         k = max(1, self.keyint)
@@ -98,8 +93,6 @@ class EncodeSettings:
             params += f":bframes={self.bframes}"
         if self.b_pyramid is not None:
             params += f":b-pyramid={self.b_pyramid}"
-        if self.slices is not None:
-            params += f":slices={self.slices}"
         return params
 
     def configure(self, ctx: av.VideoCodecContext) -> None:
@@ -116,8 +109,6 @@ class EncodeSettings:
             out["bframes"] = self.bframes
         if self.b_pyramid is not None:
             out["b_pyramid"] = self.b_pyramid
-        if self.slices is not None:
-            out["slices"] = self.slices
         return out
 
 
