@@ -11,7 +11,7 @@
   repeated in-band at every IDR and signalled as `avc3`, so a corrected GOP re-encoded later can be spliced in
   alone. Half-second GOPs halve what the editor's random frame access decodes and what one correction
   re-encodes, for about 10-15% more bytes than one-second GOPs at the same quality (`docs/benchmarks.md`).
-  No B-pyramid and four slices a frame make that access cheaper still (`EncodeSettings.b_pyramid`, `slices`).
+  No B-pyramid makes that access cheaper still (`EncodeSettings.b_pyramid`).
 - **Audio** is stream-copied when MP4 can hold its codec, otherwise re-encoded to AAC; or dropped. With
   muted spans (a reviewer's `mutedRanges`) it is decoded, silenced or replaced by a 1 kHz tone over exactly
   those spans (sample-accurate), and re-encoded to AAC; untouched samples pass through the codec unchanged.
