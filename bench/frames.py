@@ -1,6 +1,6 @@
 """Exact frame endpoint at 1080p: random and sequential `GET /frame?seq=` against a warm reader.
 
-    .venv/bin/python bench/frames.py [--video ../shared/media/TUD-Campus.mp4] [--requests 60] [--save-as frames]
+    .venv/bin/python bench/frames.py [--video ../shared/media/TUD-Campus.mp4] [--requests 120] [--save-as frames]
 
 A 1080p25 H.264 clip (2 s GOPs, 2 B-frames) is made from `--video` (scaled, looped to 240 frames) and uploaded
 to `framemask serve` (embedded defaults, workers off); the same bytes are then recorded as its processed file
@@ -171,7 +171,7 @@ def opencv_anchor(path: Path, seqs: list[int]) -> dict[str, Any]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--video", type=Path, default=ROOT.parent / "shared" / "media" / "TUD-Campus.mp4")
-    ap.add_argument("--requests", type=int, default=60)
+    ap.add_argument("--requests", type=int, default=120)
     ap.add_argument("--save-as", default="frames")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-frames-"))
