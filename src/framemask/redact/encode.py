@@ -84,7 +84,7 @@ class EncodeSettings:
     @classmethod
     def for_fps(cls, fps: float) -> EncodeSettings:
         """A master's default settings at frame rate `fps`: one key frame every `KEY_SECONDS`."""
-        return cls(keyint=max(1, round(fps * KEY_SECONDS)) if fps > 0 else 12, b_pyramid="none")
+        return cls(keyint=max(1, round((fps if fps > 0 else 25.0) * KEY_SECONDS)), b_pyramid="none")
 
     def x264_params(self) -> str:
         k = max(1, self.keyint)

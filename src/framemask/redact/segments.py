@@ -27,7 +27,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -229,8 +229,8 @@ def anonymize_segmented(
 
 def segment_encoder(fps: float, settings: EncodeSettings | None = None) -> EncodeSettings:
     """The encoder settings of every segment: `settings` (default: `EncodeSettings.for_fps`) without B-frames."""
-    settings = settings or EncodeSettings.for_fps(fps)
-    return EncodeSettings(settings.crf, settings.preset, settings.keyint, settings.threads, bframes=0)
+    # no B-frames, so no B-pyramid either: every other setting as given
+    return replace(settings or EncodeSettings.for_fps(fps), bframes=0, b_pyramid=None)
 
 
 def assemble_segments(
