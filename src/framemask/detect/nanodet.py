@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 import onnxruntime as ort
 
-from framemask.detect._runtime import DEFAULT_THREADS, check_rgb, make_session, nms, onnx_errors
+from framemask.detect._runtime import DEFAULT_THREADS, check_rgb, make_session, nms, onnx_errors, planar_blob, shrink
 from framemask.detect.detections import Detections
 from framemask.errors import ModelError
 
@@ -303,11 +303,8 @@ class NanoDet:
         scale = SIZE / max(h, w)
         nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
         bh, bw = (SIZE, SIZE) if square else (_open_side(nh), _open_side(nw))
-        interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-        small = cv2.resize(rgb, (nw, nh), interpolation=interp)
-        blob = np.zeros((1, 3, bh, bw), np.float32)  # zero == the mean after normalisation
-        blob[0, :, :nh, :nw] = ((small[..., ::-1].astype(np.float32) - _MEAN_BGR) / _STD_BGR).transpose(2, 0, 1)
-        return blob, scale
+        small = shrink(rgb, nw, nh) if scale < 1 else cv2.resize(rgb, (nw, nh), interpolation=cv2.INTER_LINEAR)
+        return planar_blob(small, bh, bw, _MEAN_BGR, _STD_BGR), scale  # zero padding == the mean
 
     def _detect_once(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         blob, scale = self._letterbox(rgb, square=not self.open_size)
