@@ -13,7 +13,7 @@ import onnxruntime as ort
 from framemask.detect.base import DEFAULT_THREADS
 from framemask.errors import ModelError
 
-__all__ = ["DEFAULT_THREADS", "check_rgb", "make_session", "nms", "onnx_errors", "planar_blob", "shrink"]
+__all__ = ["DEFAULT_THREADS", "check_rgb", "make_session", "nms", "onnx_errors", "planar_blob"]
 _ORT_ERRORS = "onnxruntime.capi.onnxruntime_pybind11_state"  # its exceptions share no base class but Exception
 
 
@@ -56,24 +56,6 @@ def check_rgb(rgb: np.ndarray, who: str) -> None:
     """Detectors take H x W x 3 uint8 frames; anything else is a programming error worth a clear message."""
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8 or min(rgb.shape[:2]) < 1:
         raise ValueError(f"{who}.detect expects an HxWx3 uint8 RGB frame, got {rgb.dtype} {rgb.shape}")
-
-
-def shrink(image: np.ndarray, width: int, height: int) -> np.ndarray:
-    """`image` downscaled to `width` x `height` by area averaging, the whole-number part of the factor first.
-
-    OpenCV's INTER_AREA has a fast path for whole-number factors (a box average) and a slow general one:
-    720p to 416x234 takes 7.3 ms in one step, 3.3 ms as 2x (0.35 ms) then 640x360 to 416x234. Detection runs
-    on every few frames of every video. (Bilinear for the fractional rest is faster still but lowered
-    TUD-Campus MOTA from 0.72 to 0.68: the detector is sensitive to aliasing on small people.)"""
-    h, w = image.shape[:2]
-    if (w, h) == (width, height):
-        return image
-    k = min(w // max(1, width), h // max(1, height))
-    while k >= 2 and (w % k or h % k):
-        k -= 1
-    if k >= 2:
-        image = cv2.resize(image, (w // k, h // k), interpolation=cv2.INTER_AREA)
-    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
 
 
 def planar_blob(
