@@ -372,8 +372,11 @@ def test_a_page_cache_cold_read_returns_the_right_bytes(svc, monkeypatch: pytest
             os.close(fd)
         resp = _stream(client, vid, {**auth(ADMIN), "Range": f"bytes={start}-{end}"})
         assert resp.status_code == 206 and resp.content == data[start : end + 1]
+    # reads that met dropped pages went to a thread; the kernel may keep a page despite the advice (a page
+    # another process maps, readahead), so not necessarily all three did, but only these and in this order
+    starts = [0, 4096 * 7, len(data) - 300]
+    assert fallbacks and fallbacks == [s for s in starts if s in fallbacks]
     assert _stream(client, vid, auth(ADMIN)).content == data
-    assert fallbacks[:3] == [0, 4096 * 7, len(data) - 300]  # each read above met dropped pages: a thread read
     monkeypatch.setattr(ranges, "_read_cached", lambda *_args: None)  # never cached: every chunk in a thread
     assert _stream(client, vid, {**auth(ADMIN), "Range": "bytes=10-5009"}).content == data[10:5010]
 
