@@ -22,7 +22,7 @@ from framemask.detect.models import NANODET_ONNX, default_model_dir
 from framemask.detect.nanodet import NanoDet
 from framemask.media import FrameReader
 from framemask.redact import anonymize_file, pipeline
-from framemask.redact.encode import frame_to_i420, i420_to_rgb
+from framemask.redact.encode import frame_to_i420, i420_frame, i420_to_rgb
 from framemask.redact.styles import Blur, Fill, Masker, Mosaic, box_slices
 
 TUD = SHARED_MEDIA / "TUD-Campus.mp4"
@@ -151,3 +151,26 @@ def test_a_render_through_i420_matches_one_through_rgb(tmp_path: Path, model: Pa
     for x, y in zip(a, b, strict=True):
         mse = float(np.mean((x.astype(np.float64) - y.astype(np.float64)) ** 2))
         assert 10 * np.log10(255**2 / max(mse, 1e-9)) > 35.0
+
+
+def test_an_encoder_frame_wraps_the_painted_planes_without_copying_them(tmp_path: Path) -> None:
+    i420 = frame_to_i420(_tud(30))
+    expected = i420.copy()
+    frame = i420_frame(i420)
+    planes = [np.frombuffer(memoryview(p), np.uint8) for p in frame.planes]
+    assert all(np.shares_memory(plane, i420) for plane in planes)  # the array's own memory, no copy
+    del i420  # the frame keeps the array alive
+    h, w = frame.height, frame.width
+    got = [planes[0].reshape(h, -1)[:, :w], planes[1].reshape(h // 2, -1)[:, : w // 2], planes[2].reshape(h // 2, -1)]
+    assert np.array_equal(np.concatenate([g.reshape(-1) for g in got]), expected.reshape(-1))
+    # and x264 encodes what the array held: a lossless encode decodes to the same planes
+    out = tmp_path / "one.mp4"
+    with av.open(str(out), "w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+        stream.options = {"qp": "0", "preset": "ultrafast"}
+        container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    with av.open(str(out)) as container:
+        decoded = frame_to_i420(next(container.decode(video=0)))
+    assert np.array_equal(decoded, expected)

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 from framemask.errors import InputError
-from framemask.events import extract_events, keyframe_jpeg
 from framemask.media import FrameIndex, FrameReader, round_ms
 from framemask.media.sampling import fixed_rate_samples
 
@@ -44,6 +43,8 @@ def load_boxes(path: str) -> dict[str, Any]:
 
 
 def cmd_events(args: argparse.Namespace) -> int:
+    from framemask.events import extract_events, keyframe_jpeg  # scene detection: ~0.2 s, only here
+
     index = FrameIndex.build(args.file)
     boxes = load_boxes(args.boxes) if args.boxes else None
     if boxes is not None and int(boxes["endSequence"]) != index.end_sequence:

@@ -21,7 +21,7 @@ from framemask.media import FrameIndex, FrameReader, probe, rotate
 from framemask.media._av import map_av_errors
 from framemask.redact._stages import Pipe
 from framemask.redact.boxes import BoxTrack
-from framemask.redact.encode import EncodeSettings, frame_to_i420, frame_to_rgb, rgb_to_frame
+from framemask.redact.encode import EncodeSettings, frame_to_i420, frame_to_rgb, i420_frame, rgb_to_frame
 from framemask.redact.gops import GopMap, annexb_to_avcc, avcc_length_size, master_gops
 from framemask.redact.pipeline import paints_i420  # the master render's own decision
 from framemask.redact.styles import make_masker
@@ -160,7 +160,7 @@ class GopEncoder:
         if self._i420:
             i420 = self._timed("decode", self._decoded, seq)
             self._timed("mask", self._masker.apply_i420, i420, boxes)
-            return av.VideoFrame.from_ndarray(i420, format="yuv420p")
+            return i420_frame(i420)
         rgb = self._timed("decode", self._decoded, seq)
         self._timed("mask", self._masker.apply, rgb, boxes)
         return rgb_to_frame(rgb, self._pix_fmt)
