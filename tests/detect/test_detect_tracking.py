@@ -5,6 +5,8 @@ job: tests/redact/test_tracks.py.)"""
 from __future__ import annotations
 
 import itertools
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -134,3 +136,23 @@ def test_interpolate_moves_common_ids_and_holds_the_rest() -> None:
     assert len(untracked) == 2 and untracked.tracker_id.tolist() == [-1, -1]
     with pytest.raises(ValueError, match=r"t must be within 0\.\.1"):
         interpolate(a, b, 1.5)
+
+
+def test_the_tracker_library_imports_in_the_background_and_a_tracker_waits_for_it() -> None:
+    """`preload` imports `trackers` (supervision, scipy: about a second) on a thread; a tracker made at once
+    is not ready yet, and its first update waits for the import instead of failing."""
+    code = """
+import sys
+from framemask.detect import Detections, Tracker
+from framemask.detect.tracking import preload
+assert "trackers" not in sys.modules
+assert Tracker(fps=25).ready  # nothing under way: update imports it itself
+preload()
+tracker = Tracker(fps=25)
+print(tracker.ready)
+person = Detections.from_boxes([[10, 10, 50, 90]], [0.9], "person")
+tracker.update(person)  # ByteTrack names a track one update after its first detection
+print(tracker.ready, tracker.update(person).tracker_id.tolist(), "trackers" in sys.modules)
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert done.stdout.split("\n")[:2] == ["False", "True [1] True"]

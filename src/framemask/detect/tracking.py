@@ -13,6 +13,8 @@ seen twice, a reflection) are kept as unconfirmed candidates: still masked, not 
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -23,7 +25,7 @@ from framemask.detect.detections import LABELS, Detections, box_iou
 if TYPE_CHECKING:
     from trackers import ByteTrackTracker
 
-__all__ = ["ACTIVATE", "CONFIRM_HITS", "UNTRACKED", "TrackStats", "Tracker", "interpolate"]
+__all__ = ["ACTIVATE", "CONFIRM_HITS", "UNTRACKED", "TrackStats", "Tracker", "interpolate", "preload"]
 
 UNTRACKED = -1
 ACTIVATE = 0.5
@@ -35,6 +37,38 @@ CONFIRM_HITS = 3
 """Detected frames a track needs to count as a confirmed person/face (about half a second at 6 Hz)."""
 LOST_SECONDS = 1.0
 """How long a lost track waits to be matched again before its id is retired (occlusion by a passer-by)."""
+
+
+_imported = threading.Event()
+_import_started = False
+_preload_lock = threading.Lock()
+
+
+def preload() -> None:
+    """Start importing `trackers` on a daemon thread, if not already imported or under way.
+
+    The import pulls in supervision and scipy (about 1 s of one core, holding the GIL). A render starts
+    it when its stages start, so it runs beside decoding and detection (native code, GIL released)
+    instead of before them; `Tracker.ready` says when it is done, and a `Tracker` used before that
+    waits for it on its first `update` (Python's import lock)."""
+    global _import_started
+    with _preload_lock:
+        if _imported.is_set() or _import_started:
+            return
+        _import_started = True
+    threading.Thread(target=_import_quietly, name="framemask-import-trackers", daemon=True).start()
+
+
+def _import_quietly() -> None:
+    with contextlib.suppress(Exception):  # a broken install fails where the tracker is used, not here
+        _import_trackers()
+
+
+def _import_trackers() -> type[ByteTrackTracker]:
+    from trackers import ByteTrackTracker  # imports supervision (~1 s): only when tracking
+
+    _imported.set()
+    return ByteTrackTracker
 
 
 @dataclass
@@ -69,17 +103,25 @@ class Tracker:
             raise ValueError(f"fps must be positive, got {self.fps}")
         self.reset()
 
+    @property
+    def ready(self) -> bool:
+        """Whether `update` can run without first waiting for `trackers` to import (see `preload`)."""
+        return _imported.is_set() or not _import_started
+
     def reset(self) -> None:
         """Forget every track (between videos); ids start again at 1."""
-        self._byte = {cid: self._new_bytetrack() for cid in range(len(LABELS))}
+        self._byte: dict[int, ByteTrackTracker] = {}  # one per label, made on first use
         self._ids: dict[tuple[int, int], int] = {}
         self._last: Detections | None = None
         self.stats = {}
 
-    def _new_bytetrack(self) -> ByteTrackTracker:
-        from trackers import ByteTrackTracker  # imports supervision (~0.5 s): only when tracking
+    def _bytetrack(self, class_id: int) -> ByteTrackTracker:
+        if class_id not in self._byte:
+            self._byte[class_id] = self._new_bytetrack()
+        return self._byte[class_id]
 
-        return ByteTrackTracker(
+    def _new_bytetrack(self) -> ByteTrackTracker:
+        return _import_trackers()(
             # the buffer is counted in 30 fps frames whatever `frame_rate` is
             lost_track_buffer=round(LOST_SECONDS * 30),
             frame_rate=self.fps,
@@ -102,7 +144,7 @@ class Tracker:
         import supervision as sv
 
         sv_dets = sv.Detections(xyxy=dets.xyxy.astype(np.float32), confidence=dets.confidence, class_id=dets.class_id)
-        out = self._byte[class_id].update(sv_dets, timestamp=timestamp)
+        out = self._bytetrack(class_id).update(sv_dets, timestamp=timestamp)
         byte_ids = out.tracker_id if out.tracker_id is not None else np.full(len(out), UNTRACKED)
         ids = np.array([self._our_id(class_id, int(t)) for t in byte_ids], np.int64)
         confidence = out.confidence if out.confidence is not None else np.ones(len(out))

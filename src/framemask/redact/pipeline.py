@@ -30,7 +30,7 @@ import av
 import numpy as np
 
 from framemask.detect import LABELS, Detections, Detector, Tracker, interpolate, load_detectors
-from framemask.detect.tracking import LOST_SECONDS
+from framemask.detect.tracking import LOST_SECONDS, preload
 from framemask.errors import InputError, NotAVideoError
 from framemask.media import FrameIndex, FrameReader, VideoInfo, iter_frames, probe, rotate
 from framemask.redact._stages import Pipe, Stages, StageTimer
@@ -88,6 +88,11 @@ idle, taking the cores x264 needs (measured on 2 cores: 13.4 s with 2 threads vs
 QUEUE_FRAMES = 6
 LOOKAHEAD = 1
 """Detected frames whose detection runs while the tracker waits for an earlier one (see `_detections`)."""
+START_LOOKAHEAD = 8
+START_HELD_BYTES = 256 * 2**20
+"""While the tracker's library still imports at the start of a render (`tracking.preload`, about a second
+of one core), up to this many detected frames (and the frames between them, at most this many bytes) run
+ahead instead of `LOOKAHEAD`: the detectors and the decoder use the other core meanwhile."""
 
 
 class Picture:
@@ -218,6 +223,7 @@ def anonymize_file(
     stride = stride or auto_stride(info.fps, targets)
     detectors = list(detectors) if detectors is not None else default_detectors(targets)
     span = span or Span.whole(info.end_sequence)
+    preload()
     tracker = Tracker(fps=max(1.0, info.fps / stride))
     track = BoxTrack(info.width, info.height)
     for _ in range(span.first - 1):  # frames before the span: none of ours
@@ -439,12 +445,14 @@ def _detections(
     """Detect + track on every `stride`-th frame of the span (and its last); interpolate in between.
 
     Detection runs `LOOKAHEAD` detected frames ahead of the tracker (in `_lookahead_pool`), so the next
-    frame's detectors start while this one's finish and both cores stay busy; the tracker still takes the
-    detections one by one in order. The tracker names a new track one update after the detection that
-    started it, so the frames up to a detected frame are only interpolated once the next one is tracked:
-    about two strides are held (plus the look-ahead)."""
+    frame's detectors start while this one's finish and both cores stay busy (`START_LOOKAHEAD` while the
+    tracker is not ready yet); the tracker still takes the detections one by one in order. The tracker
+    names a new track one update after the detection that started it, so the frames up to a detected frame
+    are only interpolated once the next one is tracked: about two strides are held (plus the look-ahead)."""
     assert info.index is not None
     time_ms = info.index.time_ms
+    frame_bytes = info.width * info.height * 3  # RGB at worst (rotated or odd-sized video)
+    start_ahead = max(LOOKAHEAD, min(START_LOOKAHEAD, START_HELD_BYTES // (frame_bytes * stride)))
     pending: list[tuple[int, Picture]] = []
     ahead: collections.deque[_Ahead] = collections.deque()
     detected: list[tuple[int, Picture, Detections]] = []  # the last two detected frames
@@ -469,7 +477,7 @@ def _detections(
             future = _lookahead_pool().submit(timer.timed, "detect", _detect_picture, picture, detectors)
             ahead.append((seq, picture, pending, future))
             pending = []
-            while len(ahead) > LOOKAHEAD:
+            while len(ahead) > (LOOKAHEAD if tracker.ready else start_ahead):
                 yield from track(ahead.popleft())
         while ahead:
             yield from track(ahead.popleft())
