@@ -329,10 +329,17 @@ def test_loop_repeats_with_increasing_timestamps(make, tmp_path) -> None:
 
 
 def test_stop_finishes_the_file_cleanly(make, tmp_path) -> None:
+    timers: list[threading.Timer] = []
+
+    def stop_soon(message: str) -> None:  # 1.5 s after recording starts (connecting may take as long on a busy CI)
+        if message.startswith("recording") and not timers:
+            timers.append(threading.Timer(1.5, recorder.stop))
+            timers[0].start()
+
     with RtspFileServer([make("vfr")], port=0, loop=True) as srv:
-        recorder = Recorder(srv.url("vfr"), tmp_path / "stopped.mp4", on_status=lambda _m: None)
-        threading.Timer(1.5, recorder.stop).start()
+        recorder = Recorder(srv.url("vfr"), tmp_path / "stopped.mp4", on_status=stop_soon)
         result = recorder.run()
+    assert len(timers) == 1
     assert result.status == "stopped" and 20 < result.frames < 100
     assert_exact(make("vfr"), tmp_path / "stopped.mp4", upto=result.frames)
 
