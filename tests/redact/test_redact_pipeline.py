@@ -14,10 +14,9 @@ import numpy as np
 import pytest
 from support.videos import VideoSpec, frame_number, make_video
 
-from framemask.detect import Detections, Tracker
-from framemask.detect.tracking import _import_trackers
+from framemask.detect import Detections
 from framemask.redact import anonymize_file
-from framemask.redact.pipeline import LOOKAHEAD, QUEUE_FRAMES, START_LOOKAHEAD
+from framemask.redact.pipeline import LOOKAHEAD, QUEUE_FRAMES
 
 
 class FrameReadingDetector:
@@ -60,35 +59,16 @@ def test_stride_detects_every_kth_frame_and_interpolates_by_time(tmp_path: Path)
         assert painted == [box["x1"] - 4, 90, box["x2"] + 4, 210]
 
 
-def _bounded_run(tmp_path: Path, name: str) -> tuple[FrameReadingDetector, dict]:
+def test_queues_bound_the_frames_in_flight(tmp_path: Path) -> None:
     src = make_video(tmp_path / "long.mp4", VideoSpec(n=400, fps=50, size=(96, 64), gop=50))
     detector = FrameReadingDetector()
-    result = anonymize_file(
-        src, tmp_path / name, detectors=[detector], stride=4, progress=lambda d, t: detector.progress.append(d)
+    anonymize_file(
+        src, tmp_path / "out.mp4", detectors=[detector], stride=4, progress=lambda d, t: detector.progress.append(d)
     )
     assert len(detector.seen) == 101
-    return detector, result.boxes
-
-
-def test_queues_bound_the_frames_in_flight(tmp_path: Path) -> None:
-    _import_trackers()  # the tracker is ready from the start
-    detector, _ = _bounded_run(tmp_path, "out.mp4")
     # both queues, two strides (a detected frame waits for the next one to be tracked), the strides detected
     # ahead, a frame per stage
     assert max(detector.in_flight) <= 2 * QUEUE_FRAMES + (2 + LOOKAHEAD) * 4 + 4
-
-
-def test_detection_runs_further_ahead_while_the_tracker_imports_with_the_same_result(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    _import_trackers()
-    _, ready_boxes = _bounded_run(tmp_path, "ready.mp4")
-    # not ready until its first update: the first START_LOOKAHEAD detected frames are submitted before it
-    monkeypatch.setattr(Tracker, "ready", property(lambda self: self._last is not None))
-    detector, boxes = _bounded_run(tmp_path, "late.mp4")
-    assert max(detector.in_flight) > 2 * QUEUE_FRAMES + (2 + LOOKAHEAD) * 4 + 4  # it did run further ahead
-    assert max(detector.in_flight) <= 2 * QUEUE_FRAMES + (2 + START_LOOKAHEAD) * 4 + 4  # and stayed bounded
-    assert boxes == ready_boxes  # the tracker took the same detections in the same order
 
 
 def test_a_failing_stage_stops_everything_and_leaves_no_file(tmp_path: Path) -> None:

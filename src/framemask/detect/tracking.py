@@ -39,21 +39,21 @@ LOST_SECONDS = 1.0
 """How long a lost track waits to be matched again before its id is retired (occlusion by a passer-by)."""
 
 
-_imported = threading.Event()
 _import_started = False
 _preload_lock = threading.Lock()
 
 
 def preload() -> None:
-    """Start importing `trackers` on a daemon thread, if not already imported or under way.
+    """Start importing `trackers` on a daemon thread (once per process).
 
     The import pulls in supervision and scipy (about 1 s of one core, holding the GIL). A render starts
-    it when its stages start, so it runs beside decoding and detection (native code, GIL released)
-    instead of before them; `Tracker.ready` says when it is done, and a `Tracker` used before that
-    waits for it on its first `update` (Python's import lock)."""
+    it as its stages start, so it runs beside the first frames' decoding and detection (native code, GIL
+    released) instead of before them; a `Tracker` waits for it on its first `update` (Python's import
+    lock). Running detection further ahead meanwhile was measured and lost: the extra threads wanting
+    the GIL slowed the import by more than they gained."""
     global _import_started
     with _preload_lock:
-        if _imported.is_set() or _import_started:
+        if _import_started:
             return
         _import_started = True
     threading.Thread(target=_import_quietly, name="framemask-import-trackers", daemon=True).start()
@@ -67,7 +67,6 @@ def _import_quietly() -> None:
 def _import_trackers() -> type[ByteTrackTracker]:
     from trackers import ByteTrackTracker  # imports supervision (~1 s): only when tracking
 
-    _imported.set()
     return ByteTrackTracker
 
 
@@ -102,11 +101,6 @@ class Tracker:
         if self.fps <= 0:
             raise ValueError(f"fps must be positive, got {self.fps}")
         self.reset()
-
-    @property
-    def ready(self) -> bool:
-        """Whether `update` can run without first waiting for `trackers` to import (see `preload`)."""
-        return _imported.is_set() or not _import_started
 
     def reset(self) -> None:
         """Forget every track (between videos); ids start again at 1."""

@@ -88,11 +88,6 @@ idle, taking the cores x264 needs (measured on 2 cores: 13.4 s with 2 threads vs
 QUEUE_FRAMES = 6
 LOOKAHEAD = 1
 """Detected frames whose detection runs while the tracker waits for an earlier one (see `_detections`)."""
-START_LOOKAHEAD = 8
-START_HELD_BYTES = 256 * 2**20
-"""While the tracker's library still imports at the start of a render (`tracking.preload`, about a second
-of one core), up to this many detected frames (and the frames between them, at most this many bytes) run
-ahead instead of `LOOKAHEAD`: the detectors and the decoder use the other core meanwhile."""
 
 
 class Picture:
@@ -445,14 +440,12 @@ def _detections(
     """Detect + track on every `stride`-th frame of the span (and its last); interpolate in between.
 
     Detection runs `LOOKAHEAD` detected frames ahead of the tracker (in `_lookahead_pool`), so the next
-    frame's detectors start while this one's finish and both cores stay busy (`START_LOOKAHEAD` while the
-    tracker is not ready yet); the tracker still takes the detections one by one in order. The tracker
-    names a new track one update after the detection that started it, so the frames up to a detected frame
-    are only interpolated once the next one is tracked: about two strides are held (plus the look-ahead)."""
+    frame's detectors start while this one's finish and both cores stay busy; the tracker still takes the
+    detections one by one in order. The tracker names a new track one update after the detection that
+    started it, so the frames up to a detected frame are only interpolated once the next one is tracked:
+    about two strides are held (plus the look-ahead)."""
     assert info.index is not None
     time_ms = info.index.time_ms
-    frame_bytes = info.width * info.height * 3  # RGB at worst (rotated or odd-sized video)
-    start_ahead = max(LOOKAHEAD, min(START_LOOKAHEAD, START_HELD_BYTES // (frame_bytes * stride)))
     pending: list[tuple[int, Picture]] = []
     ahead: collections.deque[_Ahead] = collections.deque()
     detected: list[tuple[int, Picture, Detections]] = []  # the last two detected frames
@@ -477,7 +470,7 @@ def _detections(
             future = _lookahead_pool().submit(timer.timed, "detect", _detect_picture, picture, detectors)
             ahead.append((seq, picture, pending, future))
             pending = []
-            while len(ahead) > (LOOKAHEAD if tracker.ready else start_ahead):
+            while len(ahead) > LOOKAHEAD:
                 yield from track(ahead.popleft())
         while ahead:
             yield from track(ahead.popleft())
