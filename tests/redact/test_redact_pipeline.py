@@ -66,9 +66,9 @@ def test_queues_bound_the_frames_in_flight(tmp_path: Path) -> None:
         src, tmp_path / "out.mp4", detectors=[detector], stride=4, progress=lambda d, t: detector.progress.append(d)
     )
     assert len(detector.seen) == 101
-    # both queues, two strides (a detected frame waits for the next one to be tracked), the strides detected
-    # ahead, a frame per stage
-    assert max(detector.in_flight) <= 2 * QUEUE_FRAMES + (2 + LOOKAHEAD) * 4 + 4
+    # the three queues, two strides (a detected frame waits for the next one to be tracked), the strides
+    # detected ahead, a frame per stage
+    assert max(detector.in_flight) <= 3 * QUEUE_FRAMES + (2 + LOOKAHEAD) * 4 + 4
 
 
 def test_a_failing_stage_stops_everything_and_leaves_no_file(tmp_path: Path) -> None:

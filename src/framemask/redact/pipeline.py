@@ -1,8 +1,10 @@
 """The anonymize pipeline: decode -> detect/track -> mask -> encode, concurrently, frame-exact.
 
-Three threads joined by bounded queues (`_stages`): decoding, detection + tracking, and masking + encoding
-in the caller's thread. PyAV, onnxruntime, OpenCV and x264 release the GIL, so the stages overlap on
-separate cores, and at most a few frames per queue (plus one detection stride) are ever in memory.
+Four threads joined by bounded queues (`_stages`): decoding, detection + tracking, the mask policy +
+masking, and encoding in the caller's thread. PyAV, onnxruntime, OpenCV and x264 release the GIL, so the
+stages overlap on separate cores, and at most a few frames per queue (plus one detection stride) are ever
+in memory. (Masking shared the caller's thread with x264 until that thread, busy for the whole run, was
+found to set the pace while the cores still had time to spare.)
 
 Detection runs on every `stride`-th frame and on the last one; the tracker gives every person/face one
 id (`framemask.detect.tracking`), and frames in between get boxes interpolated by presentation time,
@@ -354,20 +356,30 @@ def _render(
     writer = VideoWriter(
         tmp, info.width, info.height, time_base, info.fps, settings, src if audio and info.has_audio and whole else None
     )
-    with writer, Stages() as stages:
-        frames, boxed = stages.pipe(QUEUE_FRAMES), stages.pipe(QUEUE_FRAMES)
-        i420 = paints_i420(info) and writer.pix_fmt == "yuv420p"
-        stages.start("decode", lambda: _decode_stage(src, info, frames, timer, span, i420), frames)
-        stages.start("detect", lambda: boxes_stage(frames, boxed, timer), boxed)
+
+    def mask_stage(boxed: Pipe, out: Pipe) -> None:
         stored = (((seq, picture), rows) for seq, picture, rows in boxed)
         for (seq, picture), rows in policy.paint(stored, track.labels, info.width, info.height):
             painted.append_rows(rows)
             if span.start <= seq <= span.end:
                 if picture.i420 is not None:
                     timer.timed("mask", masker.apply_i420, picture.i420, rows[:, X1 : Y2 + 1])
-                    timer.timed("encode", writer.write_i420, picture.i420, pts[seq - 1])
                 else:
                     timer.timed("mask", masker.apply, picture.rgb, rows[:, X1 : Y2 + 1])
+            if not out.put((seq, picture)):
+                return
+
+    with writer, Stages() as stages:
+        frames, boxed, masked = stages.pipe(QUEUE_FRAMES), stages.pipe(QUEUE_FRAMES), stages.pipe(QUEUE_FRAMES)
+        i420 = paints_i420(info) and writer.pix_fmt == "yuv420p"
+        stages.start("decode", lambda: _decode_stage(src, info, frames, timer, span, i420), frames)
+        stages.start("detect", lambda: boxes_stage(frames, boxed, timer), boxed)
+        stages.start("mask", lambda: mask_stage(boxed, masked), masked)
+        for seq, picture in masked:
+            if span.start <= seq <= span.end:
+                if picture.i420 is not None:
+                    timer.timed("encode", writer.write_i420, picture.i420, pts[seq - 1])
+                else:
                     timer.timed("encode", writer.write, picture.rgb, pts[seq - 1])
             if progress is not None:
                 progress(seq - span.first + 1, span.last - span.first + 1)
