@@ -16,7 +16,7 @@ from framemask.errors import InputError
 from framemask.redact import EncodeSettings, render_with_boxes
 from framemask.redact.boxes import boxes_from_doc
 from framemask.redact.gops import annexb_to_avcc, master_gops
-from framemask.redact.patch import changed_seqs, patch_render
+from framemask.redact.patch import changed_seqs, master_settings, patch_render
 
 KEYINT = 10
 SETTINGS = EncodeSettings(keyint=KEYINT)
@@ -254,3 +254,24 @@ def test_real_vfr_and_repeated_timestamps_survive_a_patch(tmp_path: Path, name: 
     assert decoded(result.output)[0] == decoded(master)[0]
     assert ffprobe_count(result.output) == n
     assert decode_errors(result.output) == ""
+
+
+def test_a_default_master_is_patched_without_being_told_its_settings(tmp_path: Path) -> None:
+    """Masters are written without a B-pyramid (`EncodeSettings.for_fps`); a patch given no settings reads
+    the B-frame layout from x264's record in the master instead of assuming the preset's pyramid, or a
+    re-encoded GOP comes out in another decode order and cannot be spliced."""
+    src = SHARED_MEDIA / "TUD-Campus.mp4"
+    n = ffprobe_count(src)
+    master = render_with_boxes(src, tmp_path / "master.mp4", doc(n, {s: [BOX] for s in range(1, n + 1)})).output
+    settings = master_settings(master, 12)
+    assert (settings.bframes, settings.b_pyramid) == (3, "none")  # what the master render used
+    moved = {**BOX, "x1": 300, "x2": 460}
+    out = patch_render(
+        src, master, tmp_path / "patched.mp4", doc(n, {s: [moved] for s in range(1, n + 1)}), range(1, n + 1)
+    )
+    assert out.reencoded_frames == n
+    assert np.array_equal(master_gops(out.output).seq_pts, master_gops(master).seq_pts)
+    assert decode_errors(out.output) == ""
+    # an older master with the preset's pyramid is still read as one
+    older = render(src, tmp_path / "older.mp4", n)
+    assert master_settings(older, KEYINT).b_pyramid == "normal"

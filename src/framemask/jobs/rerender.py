@@ -39,7 +39,7 @@ from framemask.media import FrameIndex
 from framemask.redact.corrections import Corrections
 from framemask.redact.encode import EncodeSettings
 from framemask.redact.gop_parts import read_parts
-from framemask.redact.patch import changed_seqs, patch_render
+from framemask.redact.patch import changed_seqs, master_settings, patch_render
 from framemask.redact.patch_plan import PatchPlan, PatchResult, plan_patch
 from framemask.redact.splice import splice
 from framemask.service import renders, revisions
@@ -128,7 +128,7 @@ def rerender_task(run: TaskRun) -> Finalize | None:
                 "style": style,
                 "shape": shape,
                 "strength": strength,
-                "encoder": (encoder or EncodeSettings(keyint=plan.keyint)).to_dict(),
+                "encoder": (encoder or master_settings(base, plan.keyint)).to_dict(),
                 "policy": policy.to_dict(),
                 "base_key": base_key,
             }

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import bisect
 import os
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from fractions import Fraction
@@ -27,6 +28,7 @@ __all__ = [
     "keyint_of",
     "master_gops",
     "master_size",
+    "x264_options",
 ]
 
 
@@ -118,6 +120,24 @@ def master_size(master: str | os.PathLike[str]) -> tuple[int, int]:
     with map_av_errors(master), av.open(str(master)) as container:
         ctx = container.streams.video[0].codec_context
         return ctx.width, ctx.height
+
+
+_X264_SEI = re.compile(rb"x264 - core \d+.*? options: ([ -~]*)")
+
+
+def x264_options(master: str | os.PathLike[str]) -> dict[str, str]:
+    """The options x264 wrote into the master's first frame (its user-data SEI), e.g. `b_pyramid`: {} if none.
+
+    They say how the master's GOPs are built where nothing else records it (masters rendered before their
+    encoder settings were stored, or a master given to `patch_render` without them)."""
+    with map_av_errors(master), av.open(str(master)) as container:
+        stream = container.streams.video[0]
+        first = next((p for p in container.demux(stream) if p.size), None)
+    found = _X264_SEI.search(bytes(first)) if first is not None else None
+    if found is None:
+        return {}
+    pairs = (item.split("=", 1) for item in found.group(1).decode("ascii").split() if "=" in item)
+    return {key: value for key, value in pairs}
 
 
 def avcc_length_size(extradata: bytes | None) -> int:

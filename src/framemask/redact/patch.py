@@ -51,13 +51,15 @@ from framemask.redact.boxes import BoxTrack
 from framemask.redact.encode import EncodeSettings
 from framemask.redact.gop_encoder import GopEncoder, GopTask
 from framemask.redact.gop_parts import encode_pool, read_parts
-from framemask.redact.gops import master_size
+from framemask.redact.gops import master_size, x264_options
 from framemask.redact.patch_plan import CHUNK_SECONDS, PatchPlan, PatchResult, plan_patch
 from framemask.redact.policy import DEFAULT_POLICY, MaskPolicy, painted_from_doc
 from framemask.redact.splice import Progress, check_dst, splice
 from framemask.redact.styles import make_masker
 
-__all__ = ["changed_seqs", "patch_render"]
+__all__ = ["changed_seqs", "master_settings", "patch_render"]
+
+_B_PYRAMID = {"0": "none", "1": "strict", "2": "normal"}
 
 
 def changed_seqs(before: BoxTrack, after: BoxTrack) -> list[int]:
@@ -65,6 +67,15 @@ def changed_seqs(before: BoxTrack, after: BoxTrack) -> list[int]:
     if len(before) != len(after):
         raise InputError(f"box tracks cover {len(before)} and {len(after)} frames")
     return [seq for seq in range(1, len(after) + 1) if not _same_regions(before.rows(seq), after.rows(seq))]
+
+
+def master_settings(master: str | os.PathLike[str], keyint: int) -> EncodeSettings:
+    """Encoder settings that rebuild `master`'s GOPs, for a master whose own were not recorded: `keyint` (from
+    its GOP map) and the B-frame layout x264 wrote into it (`x264_options`). A re-encoded GOP must keep the
+    master's decode order, and masters have been written both with and without a B-pyramid."""
+    options = x264_options(master)
+    bframes = int(options["bframes"]) if options.get("bframes", "").isdigit() else None
+    return EncodeSettings(keyint=keyint, bframes=bframes, b_pyramid=_B_PYRAMID.get(options.get("b_pyramid", "")))
 
 
 def _same_regions(a: np.ndarray, b: np.ndarray) -> bool:
@@ -102,7 +113,8 @@ def patch_render(
     re-encoded whole); `policy` paints it, and must be the one the master was rendered with. A caller that
     already has that painting (a re-render compares revisions by it) passes it as `painted` instead.
     `gop_starts`, if given, must match the master (a guard against a stale GOP map).
-    `settings` must be the ones the master was encoded with; by default they are derived from its GOP length.
+    `settings` must be the ones the master was encoded with; by default they are derived from the master
+    (`master_settings`: its GOP length and x264's own record of its B-frames).
     `audio_from` is the file whose first audio stream goes into `dst` (default: `master`'s); `muted` lists
     (start ms, end ms, "mute" | "tone") spans measured from the first frame, as the frame index counts.
     With `jobs` > 1 and more than one chunk of about `chunk_seconds` to re-encode, the chunks are encoded
@@ -113,7 +125,7 @@ def patch_render(
     keyint = settings.keyint if settings is not None else None
     plan = plan or plan_patch(master, changed, gop_starts=gop_starts, keyint=keyint, chunk_seconds=chunk_seconds)
     gops = plan.gops
-    settings = settings or EncodeSettings(keyint=plan.keyint)
+    settings = settings or master_settings(master, plan.keyint)
     make_masker(style, shape, strength)  # a bad style is an InputError before any work
     check_dst(master, dst)
     if painted is None:
