@@ -14,6 +14,7 @@ seen twice, a reflection) are kept as unconfirmed candidates: still masked, not 
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -39,10 +40,7 @@ LOST_SECONDS = 1.0
 """How long a lost track waits to be matched again before its id is retired (occlusion by a passer-by)."""
 
 
-_import_started = False
-_preload_lock = threading.Lock()
-
-
+@functools.cache
 def preload() -> None:
     """Start importing `trackers` on a daemon thread (once per process).
 
@@ -51,11 +49,6 @@ def preload() -> None:
     released) instead of before them; a `Tracker` waits for it on its first `update` (Python's import
     lock). Running detection further ahead meanwhile was measured and lost: the extra threads wanting
     the GIL slowed the import by more than they gained."""
-    global _import_started
-    with _preload_lock:
-        if _import_started:
-            return
-        _import_started = True
     threading.Thread(target=_import_quietly, name="framemask-import-trackers", daemon=True).start()
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -65,6 +65,10 @@ TONE_LEVEL = 0.1
 """Amplitude of the replacement tone (full scale 1.0): -20 dBFS, clearly audible, never loud."""
 
 
+_B_PYRAMID = {"0": "none", "1": "strict", "2": "normal"}
+"""x264's recorded `b_pyramid` values as its `b-pyramid` option names them."""
+
+
 @dataclass(frozen=True)
 class EncodeSettings:
     """x264 settings of the processed master (a re-render of single GOPs must use the same ones)."""
@@ -86,6 +90,17 @@ class EncodeSettings:
     def for_fps(cls, fps: float) -> EncodeSettings:
         """A master's default settings at frame rate `fps`: one key frame every `KEY_SECONDS`."""
         return cls(keyint=max(1, round((fps if fps > 0 else 25.0) * KEY_SECONDS)), b_pyramid="none")
+
+    @classmethod
+    def from_x264_options(cls, options: Mapping[str, str], keyint: int) -> EncodeSettings:
+        """Settings that rebuild the GOPs of a master x264 wrote with `options` (its own record of them,
+        `gops.x264_options`): the GOP length and the B-frame layout, the inverse of `x264_params`."""
+        bframes = options.get("bframes", "")
+        return cls(
+            keyint=keyint,
+            bframes=int(bframes) if bframes.isdigit() else None,
+            b_pyramid=_B_PYRAMID.get(options.get("b_pyramid", "")),
+        )
 
     def x264_params(self) -> str:
         k = max(1, self.keyint)

@@ -59,8 +59,6 @@ from framemask.redact.styles import make_masker
 
 __all__ = ["changed_seqs", "master_settings", "patch_render"]
 
-_B_PYRAMID = {"0": "none", "1": "strict", "2": "normal"}
-
 
 def changed_seqs(before: BoxTrack, after: BoxTrack) -> list[int]:
     """Frames whose masked regions differ between two box tracks of the same video."""
@@ -73,9 +71,7 @@ def master_settings(master: str | os.PathLike[str], keyint: int) -> EncodeSettin
     """Encoder settings that rebuild `master`'s GOPs, for a master whose own were not recorded: `keyint` (from
     its GOP map) and the B-frame layout x264 wrote into it (`x264_options`). A re-encoded GOP must keep the
     master's decode order, and masters have been written both with and without a B-pyramid."""
-    options = x264_options(master)
-    bframes = int(options["bframes"]) if options.get("bframes", "").isdigit() else None
-    return EncodeSettings(keyint=keyint, bframes=bframes, b_pyramid=_B_PYRAMID.get(options.get("b_pyramid", "")))
+    return EncodeSettings.from_x264_options(x264_options(master), keyint)
 
 
 def _same_regions(a: np.ndarray, b: np.ndarray) -> bool:
