@@ -375,10 +375,12 @@ def test_a_page_cache_cold_read_returns_the_right_bytes(svc, monkeypatch: pytest
     # reads that met dropped pages went to a thread; the kernel may keep a page despite the advice (a page
     # another process maps, readahead), so not necessarily all three did, but only these and in this order
     starts = [0, 4096 * 7, len(data) - 300]
-    assert fallbacks and fallbacks == [s for s in starts if s in fallbacks]
+    assert fallbacks == [s for s in starts if s in fallbacks]
     assert _stream(client, vid, auth(ADMIN)).content == data
     monkeypatch.setattr(ranges, "_read_cached", lambda *_args: None)  # never cached: every chunk in a thread
     assert _stream(client, vid, {**auth(ADMIN), "Range": "bytes=10-5009"}).content == data[10:5010]
+    if not fallbacks:  # seen in a CI run: the kernel kept every advised page, so no read here was cold
+        pytest.skip("the kernel kept the advised pages cached: the cold reads above were served from the cache")
 
 
 def test_large_ranges_are_sent_in_chunks(svc, monkeypatch: pytest.MonkeyPatch) -> None:
