@@ -1,5 +1,3 @@
-import sys
+from framemask.cli import run
 
-from framemask.cli import main
-
-sys.exit(main())
+run()

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import av
 import numpy as np
 import pytest
 from PIL import Image
 
+from framemask import cli
 from framemask.media import FrameReader
 
 CLI = [sys.executable, "-m", "framemask"]
@@ -106,3 +109,32 @@ def test_seq_out_of_range(make, tmp_path):
 def test_usage_error_is_exit_2(make):
     result = run("locate", make("cfr"))
     assert result.returncode == 2 and "--ms" in result.stderr
+
+
+def test_the_entry_point_exits_with_the_commands_code_and_flushes_its_output(make, monkeypatch, capsys):
+    """`run` (behind `framemask` and `python -m framemask`) freezes the collector before the interpreter's
+    teardown; the command's code and every byte it printed must survive that."""
+    monkeypatch.setattr(sys, "argv", ["framemask", "probe", str(make("vfr")), "--frames"])
+    try:
+        with pytest.raises(SystemExit) as stopped:
+            cli.run()
+    finally:
+        gc.unfreeze()
+    assert stopped.value.code == 0
+    assert len(json.loads(capsys.readouterr().out)["frames"]) == 100
+    monkeypatch.setattr(sys, "argv", ["framemask", "probe", "/nonexistent/clip.mp4"])
+    try:
+        with pytest.raises(SystemExit) as stopped:
+            cli.run()
+    finally:
+        gc.unfreeze()
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err.startswith("framemask: error:")
+
+
+def test_the_installed_command_prints_all_of_a_large_output(make):
+    """The console script exits through `run`; a piped stdout (block-buffered) still arrives whole."""
+    script = Path(sys.executable).with_name("framemask")
+    result = subprocess.run([script, "probe", make("vfr"), "--frames"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert [f["seq"] for f in json.loads(result.stdout)["frames"]] == list(range(1, 101))

@@ -14,9 +14,11 @@ import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import argparse
+import gc
 import importlib
 import logging
 import sys
+from typing import NoReturn
 
 from framemask import __version__
 from framemask.errors import FramemaskError, InputError
@@ -70,5 +72,17 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def run() -> NoReturn:
+    """The process entry point (`framemask`, `python -m framemask`): `main`, then exit with its code.
+
+    Before exiting, every object is moved out of the garbage collector's reach (`gc.freeze`): the
+    interpreter's teardown otherwise runs a full collection over numpy, scipy, onnxruntime and the rest,
+    which took 0.25-0.35 s of every command (an anonymize of a 10 s clip took about 5 s). Teardown still
+    runs as usual: atexit handlers, thread joins, buffered files flushed."""
+    code = main()
+    gc.freeze()
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()
