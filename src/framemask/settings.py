@@ -157,11 +157,20 @@ class ModelSettings(BaseSettings):
         default_factory=lambda: Path.home() / ".cache" / "framemask" / "models",
         description="prepared ONNX models (built by `framemask models --prepare`)",
     )
+    person_int8: bool = Field(
+        default=False,
+        description="anonymize with the INT8 person model on CPUs with VNNI (faster; see framemask.detect.quantize)",
+    )
 
 
 def model_dir() -> Path:
     """The model directory the environment names, `~` expanded."""
     return ModelSettings().model_dir.expanduser()
+
+
+def person_int8() -> bool:
+    """Whether the environment asks for the INT8 person model (`FRAMEMASK_PERSON_INT8`), read on each use."""
+    return ModelSettings().person_int8
 
 
 @lru_cache(maxsize=1)

@@ -330,6 +330,9 @@ def prepare_models(model_dir: Path | None = None, log: Log = lambda _msg: None) 
     broken = [s for s in statuses if not s.ready]
     if broken:
         raise ModelError("; ".join(f"{s.name}: {s.detail}" for s in broken))
+    from framemask.detect.nanodet import prepare_variants
+
+    prepare_variants(model_dir / NANODET_ONNX)  # the open-size and INT8 files the anonymizer loads
     return statuses
 
 
@@ -341,9 +344,11 @@ def load_detectors(
     person_threshold: float = 0.35,
     face_threshold: float = 0.5,
     person_tiles: int = 1,
+    person_int8: bool = False,
     face_max_side: int = 1920,
 ) -> list[Detector]:
-    """One ready detector per target label; `ModelError` says how to fix a missing model."""
+    """One ready detector per target label; `ModelError` says how to fix a missing model. `person_int8`
+    picks the person model with INT8 convolutions (`framemask.detect.quantize`)."""
     from framemask.detect.nanodet import NanoDet
     from framemask.detect.retinaface import RetinaFace
 
@@ -355,8 +360,9 @@ def load_detectors(
         status = _nanodet_status(model_dir or default_model_dir())
         if not status.ready:
             raise ModelError(f"person model {status.name} not ready: {status.detail}")
-        # NanoDet builds its own session: with the input size open (`nanodet.open_input_size`)
-        detectors.append(NanoDet(Path(status.path), person_threshold, tiles=person_tiles, threads=threads))
+        # NanoDet builds its own session: with the input size open (`nanodet.open_input_size`), INT8 if asked
+        model = Path(status.path)
+        detectors.append(NanoDet(model, person_threshold, tiles=person_tiles, threads=threads, int8=person_int8))
     if "face" in targets:
         detectors.append(RetinaFace(face_threshold, max_side=face_max_side, threads=threads))
     return detectors
