@@ -12,6 +12,9 @@ The ratio of each to the transcode of the same round is reported (median over `R
 clip how much faster than its own duration it was processed ("x real time": the moonshot asks for a
 1080p clip anonymised faster than it plays).
 
+`--int8` runs framemask with `FRAMEMASK_PERSON_INT8=1` (the INT8 person model where the CPU has VNNI) and
+writes `throughput_int8`.
+
 Clips: the 720p bench clips of `bench.anonymize` (crowded TUD-Campus, sparse arm-wrestling) and the same
 two scaled to 1920x1080 (lanczos, x264 crf 18). Upscaled footage has less fine detail than a native
 1080p camera: x264 encodes it faster, so the real-time margin measured here is optimistic for encoding;
@@ -125,9 +128,10 @@ def bench_clip(name: str, path: Path, worker: WarmWorker) -> dict[str, Any]:
 TARGET = {"tud": ("crowded", 2.0), "armwrestling": ("sparse", 1.5)}
 
 
-def markdown(rows: list[dict[str, Any]], load: dict[str, Any]) -> str:
+def markdown(rows: list[dict[str, Any]], load: dict[str, Any], int8: bool = False) -> str:
+    model = " (INT8 person model)" if int8 else ""
     lines = [
-        "## Throughput: a CLI run and a warm job worker against the x264 transcode, 720p and 1080p",
+        f"## Throughput{model}: a CLI run and a warm job worker against the x264 transcode, 720p and 1080p",
         "",
         f"2 shared CPU cores; load average {load['before']} before, {load['after']} after. Per clip "
         f"{ROUNDS} rounds of transcode, CLI run, warm-worker run; ratios are per round (median first, then "
@@ -156,9 +160,13 @@ def markdown(rows: list[dict[str, Any]], load: dict[str, Any]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
-    if parser.parse_args().serve:
+    parser.add_argument("--int8", action="store_true", help="framemask with FRAMEMASK_PERSON_INT8=1")
+    args = parser.parse_args()
+    if args.serve:
         serve()
         return
+    if args.int8:
+        os.environ["FRAMEMASK_PERSON_INT8"] = "1"  # inherited by the CLI runs and the warm worker
     WORK.mkdir(parents=True, exist_ok=True)
     tud = make_clip("tud_720p", SHARED / "TUD-Campus.mp4", PASSES)[0]
     arm = make_clip("armwrestling_720p", SHARED / "mmaction2_demo_armwrestling.mp4", 1)[0]
@@ -176,7 +184,9 @@ def main() -> None:
     finally:
         worker.close()
     load = {"before": [round(v, 2) for v in load_before], "after": [round(v, 2) for v in os.getloadavg()]}
-    write_results("throughput", {"clips": rows, "load_average": load, "rounds": ROUNDS}, markdown(rows, load))
+    name = "throughput_int8" if args.int8 else "throughput"
+    data = {"clips": rows, "load_average": load, "rounds": ROUNDS, "person_int8": args.int8}
+    write_results(name, data, markdown(rows, load, args.int8))
 
 
 if __name__ == "__main__":

@@ -66,3 +66,14 @@ def test_killed_worker_job_finishes_exactly_once(tmp_path: Path) -> None:
         assert FrameIndex.build(processed).end_sequence == 71
         leftovers = list((settings.cache_dir / "jobs").glob("*")) if (settings.cache_dir / "jobs").exists() else []
         assert len(leftovers) <= 1  # only the killed attempt's scratch dir can remain
+
+
+def test_a_starting_worker_builds_the_default_detectors_before_its_first_job() -> None:
+    from framemask.jobs.worker import warm_up
+    from framemask.redact import pipeline
+
+    pipeline._BUILT.clear()
+    warm_up().join(120)
+    (built,) = pipeline._BUILT.values()
+    first_job = pipeline.default_detectors(("person", "face"))
+    assert [id(d) for d in first_job] == [id(d) for d in built]  # served by the warm-up's detectors

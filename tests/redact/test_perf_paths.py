@@ -20,6 +20,7 @@ from framemask.detect import box_iou, prepare_models
 from framemask.detect._runtime import make_session
 from framemask.detect.models import NANODET_ONNX, default_model_dir
 from framemask.detect.nanodet import NanoDet
+from framemask.errors import ModelError
 from framemask.media import FrameReader
 from framemask.redact import anonymize_file, pipeline
 from framemask.redact.encode import frame_to_i420, i420_frame, i420_to_rgb
@@ -67,6 +68,38 @@ def test_the_open_graph_is_cached_beside_the_model_and_reused(model: Path, tmp_p
     a, b = first.detect(rgb), second.detect(rgb)
     assert np.array_equal(a.xyxy, b.xyxy) and np.array_equal(a.confidence, b.confidence)
     assert len(list(tmp_path.glob("nanodet-m-416.open-*.onnx"))) == 1
+
+
+def test_the_int8_graph_is_cached_beside_the_open_one_and_reused(model: Path, tmp_path: Path) -> None:
+    copy = tmp_path / NANODET_ONNX
+    copy.write_bytes(model.read_bytes())
+    NanoDet(copy, 0.25, threads=1, int8=True)
+    (cached,) = tmp_path.glob("nanodet-m-416.open-*.int8-*.onnx")
+    stamp = cached.stat().st_mtime_ns
+    NanoDet(copy, 0.25, threads=1, int8=True)
+    assert cached.stat().st_mtime_ns == stamp  # loaded, not quantised again
+    assert len(list(tmp_path.glob("*.onnx"))) == 3  # the model, its open-size graph, their INT8 graph
+
+
+def test_default_detectors_are_built_once_per_process_until_models_stop_being_ready(
+    model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for built in model.parent.glob(f"{model.stem}*"):  # the model, its manifest, its open-size graph
+        if ".int8-" not in built.name:
+            (tmp_path / built.name).write_bytes(built.read_bytes())
+    monkeypatch.setenv("FRAMEMASK_MODEL_DIR", str(tmp_path))
+    first, second = pipeline.default_detectors(("person", "face")), pipeline.default_detectors(("person", "face"))
+    assert [id(d) for d in first] == [id(d) for d in second]
+    assert pipeline.default_detectors(("face",))[0] is not first[1]  # each target set has its own
+    kept = (tmp_path / NANODET_ONNX).read_bytes()
+    (tmp_path / NANODET_ONNX).unlink()
+    with pytest.raises(ModelError, match="not ready"):
+        pipeline.default_detectors(("person", "face"))
+    (tmp_path / NANODET_ONNX).write_bytes(kept)
+    rebuilt = pipeline.default_detectors(("person", "face"))
+    assert rebuilt[0] is not first[0]  # built again once the models were back
+    rgb = cv2.resize(i420_to_rgb(frame_to_i420(_tud(20))), (1280, 720))
+    assert np.array_equal(rebuilt[0].detect(rgb).xyxy, first[0].detect(rgb).xyxy)
 
 
 BOXES = np.array(

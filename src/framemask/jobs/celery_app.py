@@ -16,7 +16,7 @@ from celery import Celery
 
 from framemask.jobs.broker import QUEUE_NAME, TASK_NAME, configure
 from framemask.jobs.housekeeping import Housekeeper
-from framemask.jobs.worker import execute, worker_name
+from framemask.jobs.worker import execute, warm_up, worker_name
 from framemask.service.context import Services
 from framemask.settings import Settings
 
@@ -80,6 +80,7 @@ def run_celery_worker(settings: Settings, concurrency: int, name: str) -> None:
     housekeeper.start()
     stop = start_sweeper(services)
     app = make_celery(services)
+    warm_up()
     try:
         app.worker_main(
             [
