@@ -111,24 +111,23 @@ def test_usage_error_is_exit_2(make):
     assert result.returncode == 2 and "--ms" in result.stderr
 
 
+def _run_entry_point(monkeypatch, *args: str) -> int | str | None:
+    """`cli.run` with `args`, as the process entry point would; the collector is unfrozen after it."""
+    monkeypatch.setattr(sys, "argv", ["framemask", *args])
+    try:
+        with pytest.raises(SystemExit) as stopped:
+            cli.run()
+    finally:
+        gc.unfreeze()
+    return stopped.value.code
+
+
 def test_the_entry_point_exits_with_the_commands_code_and_flushes_its_output(make, monkeypatch, capsys):
     """`run` (behind `framemask` and `python -m framemask`) freezes the collector before the interpreter's
     teardown; the command's code and every byte it printed must survive that."""
-    monkeypatch.setattr(sys, "argv", ["framemask", "probe", str(make("vfr")), "--frames"])
-    try:
-        with pytest.raises(SystemExit) as stopped:
-            cli.run()
-    finally:
-        gc.unfreeze()
-    assert stopped.value.code == 0
+    assert _run_entry_point(monkeypatch, "probe", str(make("vfr")), "--frames") == 0
     assert len(json.loads(capsys.readouterr().out)["frames"]) == 100
-    monkeypatch.setattr(sys, "argv", ["framemask", "probe", "/nonexistent/clip.mp4"])
-    try:
-        with pytest.raises(SystemExit) as stopped:
-            cli.run()
-    finally:
-        gc.unfreeze()
-    assert stopped.value.code == 2
+    assert _run_entry_point(monkeypatch, "probe", "/nonexistent/clip.mp4") == 2
     assert capsys.readouterr().err.startswith("framemask: error:")
 
 
