@@ -81,6 +81,29 @@ def test_the_int8_graph_is_cached_beside_the_open_one_and_reused(model: Path, tm
     assert len(list(tmp_path.glob("*.onnx"))) == 3  # the model, its open-size graph, their INT8 graph
 
 
+def test_preparing_models_survives_an_int8_model_that_cannot_be_built(
+    model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """INT8 is opt-in: ranges that do not fit (another onnxruntime) must not fail `framemask models --prepare`."""
+    from framemask.detect import quantize
+    from framemask.detect.nanodet import prepare_variants
+
+    reason = "INT8 ranges do not fit this model: 3 of 34 convolutions left in float"
+
+    def refuse(model: bytes) -> bytes:
+        raise ModelError(reason)
+
+    copy = tmp_path / NANODET_ONNX
+    copy.write_bytes(model.read_bytes())
+    monkeypatch.setattr(quantize, "quantize_convs", refuse)
+    said: list[str] = []
+    prepare_variants(copy, said.append)
+    assert said == [f"INT8 person model not built: {reason}"]
+    assert len(list(tmp_path.glob("*.open-*.onnx"))) == 1 and not list(tmp_path.glob("*int8*"))
+    with pytest.raises(ModelError, match="do not fit"):  # asking for it says why
+        NanoDet(copy, threads=1, int8=True)
+
+
 def test_default_detectors_are_built_once_per_process_until_models_stop_being_ready(
     model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -332,7 +332,7 @@ def prepare_models(model_dir: Path | None = None, log: Log = lambda _msg: None) 
         raise ModelError("; ".join(f"{s.name}: {s.detail}" for s in broken))
     from framemask.detect.nanodet import prepare_variants
 
-    prepare_variants(model_dir / NANODET_ONNX)  # the open-size and INT8 files the anonymizer loads
+    prepare_variants(model_dir / NANODET_ONNX, log)  # the open-size and INT8 files the anonymizer loads
     return statuses
 
 
