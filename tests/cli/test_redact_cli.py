@@ -69,3 +69,37 @@ def test_render_rejects_bad_boxes_with_one_line(tmp_path: Path) -> None:
 def test_audit_refuses_an_original_that_does_not_match(tmp_path: Path) -> None:
     other = SHARED_MEDIA / "carphone_pristine.mp4"
     assert_one_line_error(framemask("audit", str(TUD), "--original", str(other)), "not its original")
+
+
+def test_anonymize_several_inputs_into_a_folder_skipping_a_bad_one(make, tmp_path: Path) -> None:
+    from framemask.media import probe
+
+    junk = tmp_path / "notes.mp4"
+    junk.write_text("hello\n" * 100)
+    inputs = [str(make("cfr")), str(junk), str(make("vfr"))]
+    out, boxes = tmp_path / "out", tmp_path / "boxes"
+    proc = framemask("anonymize", *inputs, "-o", str(out), "--boxes", str(boxes), "--no-progress")
+    assert proc.returncode == 2  # one input was bad
+    (error,) = proc.stderr.strip().splitlines()
+    assert error.startswith(f"framemask: error: {junk}: ") and "not a decodable video" in error
+    done = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [d["input"] for d in done] == [inputs[0], inputs[2]]
+    for src, summary in zip((inputs[0], inputs[2]), done, strict=True):
+        stem = Path(src).stem
+        assert summary["output"] == str(out / f"{stem}.mp4")
+        assert probe(out / f"{stem}.mp4").end_sequence == probe(src).end_sequence == summary["endSequence"]
+        assert json.loads((boxes / f"{stem}.json").read_text())["endSequence"] == summary["endSequence"]
+    assert sorted(p.name for p in out.iterdir()) == sorted(f"{Path(s).stem}.mp4" for s in (inputs[0], inputs[2]))
+
+
+def test_anonymize_several_inputs_refuses_a_clash_before_any_work(make, tmp_path: Path) -> None:
+    one, two = tmp_path / "a" / "clip.mp4", tmp_path / "b" / "clip.mp4"
+    for path in (one, two):
+        path.parent.mkdir()
+        path.write_bytes(Path(make("cfr")).read_bytes())
+    out = tmp_path / "out"
+    assert_one_line_error(framemask("anonymize", str(one), str(two), "-o", str(out)), "would both write clip.mp4")
+    assert not out.exists()
+    taken = tmp_path / "taken.mp4"
+    taken.write_bytes(b"")
+    assert_one_line_error(framemask("anonymize", str(one), str(make("vfr")), "-o", str(taken)), "must be a folder")
