@@ -256,7 +256,8 @@ class WorkerPool:
         self._threads: list[threading.Thread] = []
 
     def start(self) -> None:
-        warm_up()
+        if self.size > 0:  # an API-only process (FRAMEMASK_WORKERS=0) runs no job: nothing to load
+            warm_up()
         for i in range(self.size):
             name = worker_name(f"t{i}")
             thread = threading.Thread(
