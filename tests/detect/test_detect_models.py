@@ -340,9 +340,11 @@ def test_decode_weights_uint8_affine_quantization() -> None:
 
 
 def _open_fp32(prepared: Path) -> bytes:
-    from framemask.detect.nanodet import open_input_size
+    """The open-size FP32 graph the INT8 model is made from (`nanodet._open_model`: cached beside the model)."""
+    from framemask.detect.nanodet import _open_model
 
-    return open_input_size(prepared)
+    opened = _open_model(prepared)
+    return opened if isinstance(opened, bytes) else opened.read_bytes()
 
 
 def test_int8_person_model_is_rebuilt_byte_for_byte_with_every_convolution_quantised(prepared: Path) -> None:

@@ -61,15 +61,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         return int(args.func(args) or 0)
-    except InputError as exc:
-        print(f"framemask: error: {exc}", file=sys.stderr)
-        return 2
     except FramemaskError as exc:
-        print(f"framemask: error: {exc}", file=sys.stderr)
-        return 1
+        return report(exc)
     except KeyboardInterrupt:
         print("framemask: interrupted", file=sys.stderr)
         return 130
+
+
+def report(exc: FramemaskError, subject: str = "") -> int:
+    """Print `exc` as the one line a user sees (about `subject`, e.g. one input of several) and return its
+    exit code: 2 for input a user can fix (`InputError`), 1 for any other `FramemaskError`."""
+    print(f"framemask: error: {f'{subject}: ' if subject else ''}{exc}", file=sys.stderr)
+    return 2 if isinstance(exc, InputError) else 1
 
 
 def run() -> NoReturn:

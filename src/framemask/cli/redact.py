@@ -12,6 +12,7 @@ from typing import IO
 
 from tqdm import tqdm
 
+from framemask.cli import report
 from framemask.errors import FramemaskError, InputError
 from framemask.redact import (
     DEFAULT_STRIDE,
@@ -169,8 +170,7 @@ def cmd_anonymize(args: argparse.Namespace) -> int:
         try:
             result = _anonymize_one(args, src, dst, boxes)
         except FramemaskError as exc:
-            print(f"framemask: error: {src}: {exc}", file=sys.stderr)
-            code = max(code, 2 if isinstance(exc, InputError) else 1)
+            code = max(code, report(exc, src))
             continue
         print(json.dumps({"input": src, **_summary(result)}), flush=True)
     return code
