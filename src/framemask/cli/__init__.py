@@ -22,6 +22,7 @@ from typing import NoReturn
 
 from framemask import __version__
 from framemask.errors import FramemaskError, InputError
+from framemask.startup import collector_paused
 
 COMMAND_MODULES = (
     "framemask.cli.media",
@@ -53,8 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    with collector_paused():  # the command modules import numpy, PyAV, onnxruntime, pydantic...
+        parser = build_parser()
+        args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import sys
 import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from framemask.detect.detections import LABELS, Detections, box_iou
+from framemask.startup import collector_paused
 
 if TYPE_CHECKING:
     from trackers import ByteTrackTracker
@@ -44,11 +46,12 @@ LOST_SECONDS = 1.0
 def preload() -> None:
     """Start importing `trackers` on a daemon thread (once per process).
 
-    The import pulls in supervision and scipy (about 1 s of one core, holding the GIL). A render starts
-    it as its stages start, so it runs beside the first frames' decoding and detection (native code, GIL
-    released) instead of before them; a `Tracker` waits for it on its first `update` (Python's import
-    lock). Running detection further ahead meanwhile was measured and lost: the extra threads wanting
-    the GIL slowed the import by more than they gained."""
+    The import pulls in supervision and scipy (about 0.6 s of one core, holding the GIL, with the
+    collector paused: `framemask.startup`). `anonymize_file` starts it before probing the input, so it
+    runs beside the probe, the detectors' set-up and the first frames' decoding and detection instead of
+    before them; a `Tracker` waits for it on its first `update` (Python's import lock). Running detection
+    further ahead meanwhile was measured and lost: the extra threads wanting the GIL slowed the import by
+    more than they gained."""
     threading.Thread(target=_import_quietly, name="framemask-import-trackers", daemon=True).start()
 
 
@@ -58,7 +61,10 @@ def _import_quietly() -> None:
 
 
 def _import_trackers() -> type[ByteTrackTracker]:
-    from trackers import ByteTrackTracker  # imports supervision (~1 s): only when tracking
+    if "trackers" not in sys.modules:  # the first import: supervision and scipy (~0.7 s), only when tracking
+        with collector_paused():
+            import trackers  # noqa: F401
+    from trackers import ByteTrackTracker
 
     return ByteTrackTracker
 

@@ -220,11 +220,11 @@ def anonymize_file(
             )
         index = probed.index
     masker = make_masker(style, shape, strength)
+    preload()
     info = _probe_for_output(src, dst, index)
     stride = stride or auto_stride(info.fps, targets)
     detectors = list(detectors) if detectors is not None else default_detectors(targets)
     span = span or Span.whole(info.end_sequence)
-    preload()
     tracker = Tracker(fps=max(1.0, info.fps / stride))
     track = BoxTrack(info.width, info.height)
     for _ in range(span.first - 1):  # frames before the span: none of ours
@@ -268,6 +268,7 @@ def render_with_boxes(
     Detections (boxes with a `score`) are padded and held as on the first render; regions without
     one are painted exactly."""
     masker = make_masker(style, shape, strength)
+    preload()
     info = _probe_for_output(src, dst, index)
     track = boxes_from_doc(boxes_doc, info.end_sequence, info.width, info.height)
 
