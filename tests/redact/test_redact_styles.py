@@ -5,9 +5,11 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from framemask.errors import InputError
-from framemask.redact.styles import MAX_CELLS, MIN_CELL, Blur, Fill, Masker, Mosaic, make_masker
+from framemask.redact.styles import MAX_CELLS, MIN_CELL, Blur, Fill, Masker, Mosaic, box_slices, make_masker
 
 
 def textured(height: int = 240, width: int = 320, seed: int = 0) -> np.ndarray:
@@ -99,3 +101,35 @@ def test_boxes_inside_a_painted_box_are_not_painted_again() -> None:
     assert np.array_equal(both, alone)  # the face is already inside a masked region
     face_first = Mosaic().apply(original.copy(), np.array([face, person]))
     assert not np.array_equal(face_first[40:90, 60:100], original[40:90, 60:100])
+
+
+def _painted_one_by_one(boxes: np.ndarray, width: int, height: int, shape: str) -> list[tuple[slice, slice]]:
+    """The rule `_regions` implements, box by box: a box is skipped when it is empty after clipping or lies
+    inside a rectangle painted before it."""
+    painted: list[tuple[slice, slice]] = []
+    regions: list[tuple[slice, slice]] = []
+    for box in boxes:
+        region = box_slices(box, width, height)
+        if region is None or any(
+            all(o.start <= i.start and i.stop <= o.stop for i, o in zip(region, done, strict=True)) for done in painted
+        ):
+            continue
+        if shape == "rect":
+            painted.append(region)
+        regions.append(region)
+    return regions
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    corners=st.lists(
+        st.tuples(*[st.integers(-20, 140)] * 4, st.sampled_from([0.0, 0.3, 0.5, 0.99])), min_size=0, max_size=25
+    ),
+    shape=st.sampled_from(["rect", "ellipse"]),
+)
+def test_regions_are_the_boxes_not_inside_an_earlier_rectangle(corners, shape) -> None:
+    """Nested, repeated, empty and out-of-frame boxes (fractional edges round outward) in any order."""
+    boxes = np.array([[x1 + f, y1 + f, x1 + f + w, y1 + f + h] for x1, y1, w, h, f in corners], np.float64)
+    boxes = boxes.reshape(-1, 4)
+    expected = _painted_one_by_one(boxes, 120, 100, shape)
+    assert Mosaic(shape=shape)._regions(boxes, 120, 100) == expected  # type: ignore[arg-type]

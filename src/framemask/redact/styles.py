@@ -11,7 +11,7 @@ Only pixels inside a box are read to produce that box's mask, so nothing outside
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
 
@@ -74,10 +74,6 @@ def _ellipse_mask(h: int, w: int) -> np.ndarray:
     return (y[:, None] ** 2 + x[None, :] ** 2) <= 1.0
 
 
-def _inside(inner: tuple[slice, slice], outer: tuple[slice, slice]) -> bool:
-    return all(o.start <= i.start and i.stop <= o.stop for i, o in zip(inner, outer, strict=True))
-
-
 @dataclass(frozen=True)
 class _RegionMasker:
     """Shared box loop: each subclass turns one box's pixels into their masked version."""
@@ -125,16 +121,24 @@ class _RegionMasker:
                 self._paint(roi, self.mask_plane(roi, size, plane, roi if inside is None else None), inside)
         return i420
 
-    def _regions(self, boxes: np.ndarray, width: int, height: int) -> Iterator[tuple[slice, slice]]:
-        """Pixel regions to paint, in order, without those inside an already painted rectangle."""
-        painted: list[tuple[slice, slice]] = []
-        for box in np.asarray(boxes, dtype=np.float64).reshape(-1, 4):
-            region = box_slices(box, width, height)
-            if region is None or any(_inside(region, done) for done in painted):
-                continue
-            if self.shape == "rect":
-                painted.append(region)
-            yield region
+    def _regions(self, boxes: np.ndarray, width: int, height: int) -> list[tuple[slice, slice]]:
+        """Pixel regions to paint, in order, without those inside an earlier rectangle (`box_slices` for all
+        boxes at once: a crowd's 50 boxes were 2,500 Python-level comparisons a frame)."""
+        xyxy = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+        c1 = np.maximum(np.floor(xyxy[:, 0]), 0).astype(np.int64)
+        r1 = np.maximum(np.floor(xyxy[:, 1]), 0).astype(np.int64)
+        c2 = np.minimum(np.ceil(xyxy[:, 2]), width).astype(np.int64)
+        r2 = np.minimum(np.ceil(xyxy[:, 3]), height).astype(np.int64)
+        keep = (c2 > c1) & (r2 > r1)
+        if self.shape == "rect" and len(xyxy) > 1:
+            # inside[i, j]: region i lies in region j, which comes before it. Containment is transitive, so
+            # "inside an earlier painted rectangle" is "inside any earlier region" (an empty region only
+            # contains empty ones, which are dropped anyway).
+            inside = (c1[:, None] >= c1) & (r1[:, None] >= r1) & (c2[:, None] <= c2) & (r2[:, None] <= r2)
+            inside &= np.tri(len(xyxy), k=-1, dtype=bool)
+            keep &= ~inside.any(axis=1)
+        rows, cols = np.stack([r1, r2], axis=1)[keep].tolist(), np.stack([c1, c2], axis=1)[keep].tolist()
+        return [(slice(*r), slice(*c)) for r, c in zip(rows, cols, strict=True)]
 
     def _where(self, size: tuple[int, int]) -> np.ndarray | None:
         """Which pixels of a box region are painted: None for all of them (then a style may write its result
@@ -180,26 +184,29 @@ class Mosaic(_RegionMasker):
         """Cell means from an integral image, spread back by nearest-neighbour resizing: the cells are
         exactly the pixel groups the spreading paints (`_cells`), each the rounded mean of its own pixels.
         (A resize with INTER_AREA to the cell grid did the same with fractional edge weights, 6x slower
-        on a person-sized box when the ratio is not an integer.)"""
+        on a person-sized box when the ratio is not an integer; summing with `np.add.reduceat` instead of
+        the integral image was 2x slower on a 300 x 120 box.)"""
         (h, w), (bh, bw) = roi.shape[:2], size
         cell = self.cell(bh, bw)
         grid = _grid(min(h, max(1, -(-bh // cell))), h, min(w, max(1, -(-bw // cell))), w, roi.ndim == 3)
-        sums = cv2.integral(roi, sdepth=cv2.CV_32S)  # (h+1) x (w+1) [x channels]
-        corners = sums[grid.rows, grid.cols]
-        total = corners[1:, 1:] - corners[:-1, 1:] - corners[1:, :-1] + corners[:-1, :-1]
-        small = ((2 * total + grid.count) // grid.twice).astype(np.uint8)  # round half up
-        return cv2.resize(small, (w, h), dst=out, interpolation=cv2.INTER_NEAREST)
+        corners = cv2.integral(roi, sdepth=cv2.CV_32S)[grid.rows, grid.cols]  # (h+1) x (w+1) [x channels]
+        total = corners[1:, 1:] - corners[:-1, 1:]
+        total -= corners[1:, :-1]
+        total += corners[:-1, :-1]
+        total += grid.half
+        total //= grid.count  # the mean, rounded half up
+        return cv2.resize(total.astype(np.uint8), (w, h), dst=out, interpolation=cv2.INTER_NEAREST)
 
 
 @dataclass(frozen=True)
 class _Grid:
     """Where a mosaic of `ny` x `nx` cells over an h x w region reads its integral image, and each cell's
-    pixel count (once and twice, for the rounded mean): the same for every box of one size, so cached."""
+    pixel count (and half of it, for the rounded mean): the same for every box of one size, so cached."""
 
     rows: np.ndarray
     cols: np.ndarray
     count: np.ndarray
-    twice: np.ndarray
+    half: np.ndarray
 
 
 @functools.lru_cache(maxsize=4096)
@@ -208,7 +215,7 @@ def _grid(ny: int, h: int, nx: int, w: int, channels: bool) -> _Grid:
     count = np.diff(ys)[:, None] * np.diff(xs)[None, :]
     if channels:
         count = count[..., None]
-    return _Grid(ys[:, None], xs[None, :], count, 2 * count)
+    return _Grid(ys[:, None], xs[None, :], count.astype(np.int32), (count // 2).astype(np.int32))
 
 
 @functools.lru_cache(maxsize=1024)
