@@ -11,7 +11,8 @@ Each round runs, on one clip, back to back:
 - at 720p also `framemask anonymize` of `BATCH` copies of the clip in one process (`-o FOLDER`), counted per
   file: a batch pays the start-up once.
 
-The ratio of each to the transcode of the same round is reported (median over `ROUNDS`), and for each
+The ratio of each to the transcode of the same round is reported (median over the rounds, `--rounds`,
+default `ROUNDS`; more rounds when other work loads the machine), and for each
 clip how much faster than its own duration it was processed ("x real time": the moonshot asks for a
 1080p clip anonymised faster than it plays).
 
@@ -127,7 +128,7 @@ def _copies(path: Path, name: str) -> list[Path]:
     return links
 
 
-def bench_clip(name: str, path: Path, worker: WarmWorker) -> dict[str, Any]:
+def bench_clip(name: str, path: Path, worker: WarmWorker, rounds: int = ROUNDS) -> dict[str, Any]:
     info = probe(path)
     duration = info.duration_ms / 1000
     out = WORK / f"throughput_{name}"
@@ -135,7 +136,7 @@ def bench_clip(name: str, path: Path, worker: WarmWorker) -> dict[str, Any]:
     copies = _copies(path, name) if info.height <= 720 else []
     if copies:
         runs["batch"] = []
-    for _ in range(ROUNDS):
+    for _ in range(rounds):
         runs["transcode"].append(run_measured(transcode_cmd(path, out.with_suffix(".ffmpeg.mp4"))))
         runs["cli"].append(run_measured(framemask_cmd(path, out.with_suffix(".cli.mp4"), "person,face")))
         runs["worker"].append(worker.run(path, out.with_suffix(".worker.mp4")))
@@ -171,13 +172,13 @@ def bench_clip(name: str, path: Path, worker: WarmWorker) -> dict[str, Any]:
 TARGET = {"tud": ("crowded", 2.0), "armwrestling": ("sparse", 1.5), "mot17-04": ("crowded", 2.0)}
 
 
-def markdown(rows: list[dict[str, Any]], load: dict[str, Any], int8: bool = False) -> str:
+def markdown(rows: list[dict[str, Any]], load: dict[str, Any], int8: bool = False, rounds: int = ROUNDS) -> str:
     model = " (INT8 person model)" if int8 else ""
     lines = [
         f"## Throughput{model}: a CLI run and a warm job worker against the x264 transcode, 720p and 1080p",
         "",
         f"2 shared CPU cores; load average {load['before']} before, {load['after']} after. Per clip "
-        f"{ROUNDS} rounds of transcode, CLI run, warm-worker run (and at 720p a CLI batch); ratios are per round "
+        f"{rounds} rounds of transcode, CLI run, warm-worker run (and at 720p a CLI batch); ratios are per round "
         "(median first, then each round). *x real time* is the clip's duration over the median wall time.",
         "",
         "| clip | frames | transcode s | CLI s | worker s | CLI / transcode (wall) | worker / transcode (wall) "
@@ -206,7 +207,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--int8", action="store_true", help="framemask with FRAMEMASK_PERSON_INT8=1")
+    parser.add_argument("--rounds", type=int, default=ROUNDS, help=f"rounds per clip (default {ROUNDS})")
     args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     if args.serve:
         serve()
         return
@@ -226,13 +230,13 @@ def main() -> None:
     worker = WarmWorker(SHARED / "TUD-Campus.mp4")
     load_before = os.getloadavg()
     try:
-        rows = [bench_clip(name, path, worker) for name, path in clips.items()]
+        rows = [bench_clip(name, path, worker, args.rounds) for name, path in clips.items()]
     finally:
         worker.close()
     load = {"before": [round(v, 2) for v in load_before], "after": [round(v, 2) for v in os.getloadavg()]}
     name = "throughput_int8" if args.int8 else "throughput"
-    data = {"clips": rows, "load_average": load, "rounds": ROUNDS, "person_int8": args.int8}
-    write_results(name, data, markdown(rows, load, args.int8))
+    data = {"clips": rows, "load_average": load, "rounds": args.rounds, "person_int8": args.int8}
+    write_results(name, data, markdown(rows, load, args.int8, args.rounds))
 
 
 if __name__ == "__main__":
