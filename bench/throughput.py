@@ -47,36 +47,33 @@ ROUNDS = 3
 BATCH = 3
 
 
-def upscale(src: Path, name: str) -> Path:
-    """`src` scaled to 1920x1080 once (kept under bench/scratch)."""
+def _encode_once(src: Path, name: str, filters: list[str]) -> Path:
+    """`src` through ffmpeg `filters` into bench/scratch/`name`.mp4 (x264 crf 18), once: later runs reuse it."""
     path = WORK / f"{name}.mp4"
     if not path.exists():
         tmp = path.with_suffix(".tmp.mp4")
-        scale = ["-vf", "scale=1920:1080:flags=lanczos", "-an"]
         encode = ["-c:v", "libx264", "-preset", "medium", "-crf", "18", "-pix_fmt", "yuv420p", str(tmp)]
-        subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(src), *scale, *encode], check=True)
+        subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(src), *filters, *encode], check=True)
         tmp.replace(path)
     return path
+
+
+def upscale(src: Path, name: str) -> Path:
+    """`src` scaled to 1920x1080 (lanczos, no audio)."""
+    return _encode_once(src, name, ["-vf", "scale=1920:1080:flags=lanczos", "-an"])
 
 
 def pingpong(src: Path, name: str, cycles: int = 18) -> Path:
     """A dense crowd at 720p: MOT17-04's 8 frames (a busy pedestrian street, about 50 people in view) played
-    forward and back (1..8, 7..2) `cycles` times at 30 fps, every frame distinct from the one before (kept
-    under bench/scratch). The people move to and fro, which suits what is measured here, the cost of many
-    boxes; the shared media hold no longer clip of a crowd this dense."""
-    path = WORK / f"{name}.mp4"
-    if not path.exists():
-        tmp = path.with_suffix(".tmp.mp4")
-        graph = (
-            "[0:v]scale=1280:720:flags=lanczos,setpts=N/30/TB,split[a][b];"
-            "[b]reverse,trim=start_frame=1:end_frame=7,setpts=N/30/TB[r];"
-            f"[a][r]concat=n=2:v=1:a=0,loop=loop={cycles - 1}:size=14:start=0,setpts=N/30/TB[v]"
-        )
-        encode = ["-r", "30", "-c:v", "libx264", "-preset", "medium", "-crf", "18", "-pix_fmt", "yuv420p", str(tmp)]
-        cmd = ["ffmpeg", "-v", "error", "-y", "-i", str(src), "-filter_complex", graph, "-map", "[v]", *encode]
-        subprocess.run(cmd, check=True)
-        tmp.replace(path)
-    return path
+    forward and back (1..8, 7..2) `cycles` times at 30 fps, every frame distinct from the one before. The
+    people move to and fro, which suits what is measured here, the cost of many boxes; the shared media hold
+    no longer clip of a crowd this dense."""
+    graph = (
+        "[0:v]scale=1280:720:flags=lanczos,setpts=N/30/TB,split[a][b];"
+        "[b]reverse,trim=start_frame=1:end_frame=7,setpts=N/30/TB[r];"
+        f"[a][r]concat=n=2:v=1:a=0,loop=loop={cycles - 1}:size=14:start=0,setpts=N/30/TB[v]"
+    )
+    return _encode_once(src, name, ["-filter_complex", graph, "-map", "[v]", "-r", "30"])
 
 
 def serve() -> None:

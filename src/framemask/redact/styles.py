@@ -58,12 +58,21 @@ class Masker(Protocol):
 
 def box_slices(box: Iterable[float], width: int, height: int) -> tuple[slice, slice] | None:
     """Integer pixel rows/cols covering a float box (outward rounding), clipped; None if empty."""
-    x1, y1, x2, y2 = (float(v) for v in box)
-    c1, c2 = max(0, int(np.floor(x1))), min(width, int(np.ceil(x2)))
-    r1, r2 = max(0, int(np.floor(y1))), min(height, int(np.ceil(y2)))
+    r1, r2, c1, c2 = (int(v[0]) for v in _pixel_bounds(np.array([float(v) for v in box]), width, height))
     if c2 <= c1 or r2 <= r1:
         return None
     return slice(r1, r2), slice(c1, c2)
+
+
+def _pixel_bounds(boxes: np.ndarray, width: int, height: int) -> tuple[np.ndarray, ...]:
+    """Rows r1:r2 and columns c1:c2 of the pixels covering each (x1, y1, x2, y2) float box, rounded outward and
+    clipped to the frame (a box wholly outside it gets an empty range)."""
+    xyxy = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    c1 = np.maximum(np.floor(xyxy[:, 0]), 0).astype(np.int64)
+    r1 = np.maximum(np.floor(xyxy[:, 1]), 0).astype(np.int64)
+    c2 = np.minimum(np.ceil(xyxy[:, 2]), width).astype(np.int64)
+    r2 = np.minimum(np.ceil(xyxy[:, 3]), height).astype(np.int64)
+    return r1, r2, c1, c2
 
 
 @functools.lru_cache(maxsize=256)
@@ -124,18 +133,14 @@ class _RegionMasker:
     def _regions(self, boxes: np.ndarray, width: int, height: int) -> list[tuple[slice, slice]]:
         """Pixel regions to paint, in order, without those inside an earlier rectangle (`box_slices` for all
         boxes at once: a crowd's 50 boxes were 2,500 Python-level comparisons a frame)."""
-        xyxy = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-        c1 = np.maximum(np.floor(xyxy[:, 0]), 0).astype(np.int64)
-        r1 = np.maximum(np.floor(xyxy[:, 1]), 0).astype(np.int64)
-        c2 = np.minimum(np.ceil(xyxy[:, 2]), width).astype(np.int64)
-        r2 = np.minimum(np.ceil(xyxy[:, 3]), height).astype(np.int64)
+        r1, r2, c1, c2 = _pixel_bounds(boxes, width, height)
         keep = (c2 > c1) & (r2 > r1)
-        if self.shape == "rect" and len(xyxy) > 1:
+        if self.shape == "rect" and len(keep) > 1:
             # inside[i, j]: region i lies in region j, which comes before it. Containment is transitive, so
             # "inside an earlier painted rectangle" is "inside any earlier region" (an empty region only
             # contains empty ones, which are dropped anyway).
             inside = (c1[:, None] >= c1) & (r1[:, None] >= r1) & (c2[:, None] <= c2) & (r2[:, None] <= r2)
-            inside &= np.tri(len(xyxy), k=-1, dtype=bool)
+            inside &= np.tri(len(keep), k=-1, dtype=bool)
             keep &= ~inside.any(axis=1)
         rows, cols = np.stack([r1, r2], axis=1)[keep].tolist(), np.stack([c1, c2], axis=1)[keep].tolist()
         return [(slice(*r), slice(*c)) for r, c in zip(rows, cols, strict=True)]
