@@ -49,6 +49,8 @@ def test_open_input_nanodet_finds_the_boxes_of_the_square_graph(model: Path) -> 
         assert opened._letterbox(rgb, square=False)[0].shape == (1, 3, 288, 416)  # 234 rows + margin
         a, b = square.detect(rgb), opened.detect(rgb)
         assert len(a) >= 3 and abs(len(a) - len(b)) <= 1
+        # scores may differ by up to 0.05 (below), so a box that close to the threshold may be in one list only
+        a = a[a.confidence >= 0.25 + 0.05]
         iou = box_iou(a.xyxy, b.xyxy)
         best = iou.argmax(1)
         matched = iou.max(1) >= 0.9

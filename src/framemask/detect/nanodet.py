@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 import onnxruntime as ort
 
-from framemask.detect._runtime import DEFAULT_THREADS, check_rgb, make_session, nms, onnx_errors, planar_blob
+from framemask.detect._runtime import DEFAULT_THREADS, check_rgb, make_session, nms, onnx_errors, planar_blob, shrink
 from framemask.detect.detections import Detections
 from framemask.errors import ModelError
 
@@ -330,8 +330,7 @@ class NanoDet:
         scale = SIZE / max(h, w)
         nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
         bh, bw = (SIZE, SIZE) if square else (_open_side(nh), _open_side(nw))
-        interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-        small = cv2.resize(rgb, (nw, nh), interpolation=interp)
+        small = shrink(rgb, nw, nh) if scale < 1 else cv2.resize(rgb, (nw, nh), interpolation=cv2.INTER_LINEAR)
         return planar_blob(small, bh, bw, _MEAN_BGR, _STD_BGR), scale  # zero padding == the mean
 
     def _detect_once(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-import cv2
 import numpy as np
 import onnxruntime as ort
 
-from framemask.detect._runtime import DEFAULT_THREADS, check_rgb, make_session, nms, onnx_errors, planar_blob
+from framemask.detect._runtime import DEFAULT_THREADS, check_rgb, make_session, nms, onnx_errors, planar_blob, shrink
 from framemask.detect.detections import Detections
 from framemask.errors import ModelError
 
@@ -81,7 +80,7 @@ class RetinaFace:
         h, w = rgb.shape[:2]
         scale = min(1.0, self.max_side / max(h, w))
         if scale < 1.0:
-            rgb = cv2.resize(rgb, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+            rgb = shrink(rgb, round(w * scale), round(h * scale))
         sh, sw = rgb.shape[:2]
         return planar_blob(rgb, -(-sh // _ALIGN) * _ALIGN, -(-sw // _ALIGN) * _ALIGN, _MEAN_BGR), scale
 
