@@ -161,6 +161,10 @@ class ModelSettings(BaseSettings):
         default=False,
         description="anonymize with the INT8 person model on CPUs with VNNI (faster; see framemask.detect.quantize)",
     )
+    small_faces: bool = Field(
+        default=False,
+        description="with people in the targets, look for faces at full resolution too (dense crowds; slower)",
+    )
 
 
 def model_dir() -> Path:
@@ -171,6 +175,12 @@ def model_dir() -> Path:
 def person_int8() -> bool:
     """Whether the environment asks for the INT8 person model (`FRAMEMASK_PERSON_INT8`), read on each use."""
     return ModelSettings().person_int8
+
+
+def small_faces() -> bool:
+    """Whether the environment asks for full-resolution faces with people (`FRAMEMASK_SMALL_FACES`), read on each
+    use (see `framemask.redact.pipeline.FACE_MAX_SIDE`)."""
+    return ModelSettings().small_faces
 
 
 @lru_cache(maxsize=1)

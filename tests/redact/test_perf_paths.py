@@ -127,6 +127,25 @@ def test_default_detectors_are_built_once_per_process_until_models_stop_being_re
     assert np.array_equal(rebuilt[0].detect(rgb).xyxy, first[0].detect(rgb).xyxy)
 
 
+def test_small_faces_setting_looks_for_the_faces_of_a_crowd_at_full_resolution(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """MOT17-04 at 1080p: with people in the targets, faces are looked for at 640 px unless FRAMEMASK_SMALL_FACES
+    is set; then at full size, which finds the small faces of the crowd the person detector misses."""
+    with FrameReader(SHARED_MEDIA / "mmtracking_demo_MOT17-04_frames1-8.mp4") as reader:
+        rgb = reader.frame(4)
+    monkeypatch.delenv("FRAMEMASK_SMALL_FACES", raising=False)
+    default = pipeline.default_detectors(("person", "face"))
+    monkeypatch.setenv("FRAMEMASK_SMALL_FACES", "1")
+    thorough = pipeline.default_detectors(("person", "face"))
+    assert default[1].max_side == 640 and thorough[1].max_side == 1920  # type: ignore[attr-defined]
+    assert thorough[0] is not default[0]  # a separate build, cached under its own key
+    faces = [int((pipeline.detect_frame(rgb, d).class_id == 1).sum()) for d in (default, thorough)]
+    assert faces[1] >= faces[0] + 5, faces
+    monkeypatch.setenv("FRAMEMASK_SMALL_FACES", "0")
+    assert pipeline.default_detectors(("person", "face"))[1] is default[1]
+
+
 BOXES = np.array(
     [
         [101.3, 40.7, 231.0, 401.2],  # a person: fractional, odd edges

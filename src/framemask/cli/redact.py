@@ -33,7 +33,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="detect people and faces, mask them, write an H.264 MP4",
         description="Detect people and faces, mask them, write an H.264 MP4. Several inputs run one after the "
         "other in one process (models loaded once) into the folder -o names; a bad input is reported and "
-        "skipped, the exit code says that one failed.",
+        "skipped, the exit code says that one failed. Dense crowds: FRAMEMASK_SMALL_FACES=1 also looks for "
+        "faces at full resolution (slower; see docs/service.md).",
     )
     p.add_argument("input", nargs="+", help="video file(s)")
     p.add_argument(
