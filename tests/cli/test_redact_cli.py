@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -103,3 +104,35 @@ def test_anonymize_several_inputs_refuses_a_clash_before_any_work(make, tmp_path
     taken = tmp_path / "taken.mp4"
     taken.write_bytes(b"")
     assert_one_line_error(framemask("anonymize", str(one), str(make("vfr")), "-o", str(taken)), "must be a folder")
+
+
+def test_audit_of_unmasked_faces_points_to_small_faces_on_stderr(tmp_path: Path) -> None:
+    """An 'anonymized' video that is the original itself: every face is a leak. The JSON report stays alone on
+    stdout; the hint goes to stderr, and not when the setting is already on."""
+    talking_head = SHARED_MEDIA / "carphone_pristine.mp4"
+    proc = framemask("audit", str(talking_head), "--original", str(talking_head), "--stride", "30", "--no-progress")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    faces = sum(1 for leak in report["leaks"] if leak["label"] == "face")
+    assert faces >= 1
+    assert f"{faces} face(s) left unmasked" in proc.stderr and "FRAMEMASK_SMALL_FACES=1" in proc.stderr
+    quiet = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "framemask",
+            "audit",
+            str(talking_head),
+            "--original",
+            str(talking_head),
+            "--stride",
+            "30",
+            "--no-progress",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "FRAMEMASK_SMALL_FACES": "1"},
+    )
+    assert quiet.returncode == 0 and json.loads(quiet.stdout) == report
+    assert "FRAMEMASK_SMALL_FACES" not in quiet.stderr

@@ -25,6 +25,7 @@ from framemask.redact import (
     render_with_boxes,
 )
 from framemask.redact.audit import audit_file
+from framemask.settings import small_faces
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -246,6 +247,13 @@ def cmd_audit(args: argparse.Namespace) -> int:
             progress=progress,
         )
     print(json.dumps(report))
+    faces = sum(1 for leak in report["leaks"] if leak["label"] == "face")
+    if faces and not small_faces():  # a hint on stderr; stdout stays the JSON report
+        print(
+            f"framemask: {faces} face(s) left unmasked; where they are in a crowd whose people were not detected, "
+            "anonymizing with FRAMEMASK_SMALL_FACES=1 looks for faces at full resolution (slower)",
+            file=sys.stderr,
+        )
     return 0
 
 
