@@ -12,8 +12,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from framemask.errors import InputError
 
 _MIN_SECRET_LEN = 16
 _WEAK_SECRETS = {"changeme", "change-me", "admin", "secret", "password", "token"}
@@ -167,20 +169,33 @@ class ModelSettings(BaseSettings):
     )
 
 
+def bad_settings(exc: ValidationError) -> InputError:
+    """The one line a user sees for invalid settings, naming each variable and what is wrong with it."""
+    problems = "; ".join(f"FRAMEMASK_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
+    return InputError(f"bad settings: {problems}")
+
+
+def _model_settings() -> ModelSettings:
+    try:
+        return ModelSettings()
+    except ValidationError as exc:
+        raise bad_settings(exc) from None
+
+
 def model_dir() -> Path:
     """The model directory the environment names, `~` expanded."""
-    return ModelSettings().model_dir.expanduser()
+    return _model_settings().model_dir.expanduser()
 
 
 def person_int8() -> bool:
     """Whether the environment asks for the INT8 person model (`FRAMEMASK_PERSON_INT8`), read on each use."""
-    return ModelSettings().person_int8
+    return _model_settings().person_int8
 
 
 def small_faces() -> bool:
     """Whether the environment asks for full-resolution faces with people (`FRAMEMASK_SMALL_FACES`), read on each
     use (see `framemask.redact.pipeline.FACE_MAX_SIDE`)."""
-    return ModelSettings().small_faces
+    return _model_settings().small_faces
 
 
 @lru_cache(maxsize=1)

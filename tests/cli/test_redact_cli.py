@@ -136,3 +136,16 @@ def test_audit_of_unmasked_faces_points_to_small_faces_on_stderr(tmp_path: Path)
     )
     assert quiet.returncode == 0 and json.loads(quiet.stdout) == report
     assert "FRAMEMASK_SMALL_FACES" not in quiet.stderr
+
+
+@pytest.mark.parametrize("variable", ["FRAMEMASK_SMALL_FACES", "FRAMEMASK_PERSON_INT8"])
+def test_anonymize_names_a_bad_setting_in_one_line(tmp_path: Path, variable: str) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "framemask", "anonymize", str(TUD), "-o", str(tmp_path / "o.mp4"), "--no-progress"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, variable: "maybe"},
+    )
+    assert_one_line_error(proc, f"bad settings: {variable}: Input should be a valid boolean")
+    assert not (tmp_path / "o.mp4").exists()

@@ -8,8 +8,6 @@ import os
 import signal
 from typing import Any
 
-from framemask.errors import InputError
-
 __all__ = ["register"]
 
 log = logging.getLogger(__name__)
@@ -53,13 +51,12 @@ def register(subparsers: Any) -> None:
 def _settings() -> Any:
     from pydantic import ValidationError
 
-    from framemask.settings import get_settings
+    from framemask.settings import bad_settings, get_settings
 
     try:
         return get_settings()
     except ValidationError as exc:
-        problems = "; ".join(f"FRAMEMASK_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
-        raise InputError(f"bad settings: {problems}") from None
+        raise bad_settings(exc) from None
 
 
 def _serve(args: argparse.Namespace) -> int:
