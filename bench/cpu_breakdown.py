@@ -158,16 +158,11 @@ def main() -> None:
         return
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
-    from bench.anonymize import PASSES, SHARED, make_clip
     from bench.common import WORK, write_results
-    from bench.throughput import pingpong
+    from bench.throughput import clips_720p
 
     WORK.mkdir(parents=True, exist_ok=True)
-    clips = {
-        "tud_720p": make_clip("tud_720p", SHARED / "TUD-Campus.mp4", PASSES)[0],
-        "armwrestling_720p": make_clip("armwrestling_720p", SHARED / "mmaction2_demo_armwrestling.mp4", 1)[0],
-        "mot17-04_720p": pingpong(SHARED / "mmtracking_demo_MOT17-04_frames1-8.mp4", "mot17-04_720p"),
-    }
+    clips = clips_720p()
     load_before = os.getloadavg()
     rows = [bench_clip(name, path, args.rounds) for name, path in clips.items()]
     load = {"before": [round(v, 2) for v in load_before], "after": [round(v, 2) for v in os.getloadavg()]}

@@ -76,6 +76,15 @@ def pingpong(src: Path, name: str, cycles: int = 18) -> Path:
     return _encode_once(src, name, ["-filter_complex", graph, "-map", "[v]", "-r", "30"])
 
 
+def clips_720p() -> dict[str, Path]:
+    """The 720p clips by name, made once under bench/scratch: crowded, sparse, dense crowd."""
+    return {
+        "tud_720p": make_clip("tud_720p", SHARED / "TUD-Campus.mp4", PASSES)[0],
+        "armwrestling_720p": make_clip("armwrestling_720p", SHARED / "mmaction2_demo_armwrestling.mp4", 1)[0],
+        "mot17-04_720p": pingpong(SHARED / "mmtracking_demo_MOT17-04_frames1-8.mp4", "mot17-04_720p"),
+    }
+
+
 def serve() -> None:
     """The warm process: one JSON line per `src dst` line on stdin, timed around `anonymize_file` alone."""
     from framemask.redact import anonymize_file
@@ -214,15 +223,9 @@ def main() -> None:
     if args.int8:
         os.environ["FRAMEMASK_PERSON_INT8"] = "1"  # inherited by the CLI runs and the warm worker
     WORK.mkdir(parents=True, exist_ok=True)
-    tud = make_clip("tud_720p", SHARED / "TUD-Campus.mp4", PASSES)[0]
-    arm = make_clip("armwrestling_720p", SHARED / "mmaction2_demo_armwrestling.mp4", 1)[0]
-    clips = {
-        "tud_720p": tud,
-        "armwrestling_720p": arm,
-        "mot17-04_720p": pingpong(SHARED / "mmtracking_demo_MOT17-04_frames1-8.mp4", "mot17-04_720p"),
-        "tud_1080p": upscale(tud, "tud_1080p"),
-        "armwrestling_1080p": upscale(arm, "armwrestling_1080p"),
-    }
+    clips = clips_720p()
+    clips["tud_1080p"] = upscale(clips["tud_720p"], "tud_1080p")
+    clips["armwrestling_1080p"] = upscale(clips["armwrestling_720p"], "armwrestling_1080p")
     run_measured(framemask_cmd(SHARED / "TUD-Campus.mp4", WORK / "warm.mp4", "person,face"))  # page cache, models
     worker = WarmWorker(SHARED / "TUD-Campus.mp4")
     load_before = os.getloadavg()

@@ -168,6 +168,11 @@ class ModelSettings(BaseSettings):
         description="with people in the targets, look for faces at full resolution too (dense crowds; slower)",
     )
 
+    @field_validator("model_dir")
+    @classmethod
+    def _expand_user(cls, value: Path) -> Path:
+        return value.expanduser()
+
 
 def bad_settings(exc: ValidationError) -> InputError:
     """The one line a user sees for invalid settings, naming each variable and what is wrong with it."""
@@ -175,7 +180,8 @@ def bad_settings(exc: ValidationError) -> InputError:
     return InputError(f"bad settings: {problems}")
 
 
-def _model_settings() -> ModelSettings:
+def model_settings() -> ModelSettings:
+    """The model settings the environment gives now (`model_dir` with `~` expanded); `InputError` if invalid."""
     try:
         return ModelSettings()
     except ValidationError as exc:
@@ -184,18 +190,13 @@ def _model_settings() -> ModelSettings:
 
 def model_dir() -> Path:
     """The model directory the environment names, `~` expanded."""
-    return _model_settings().model_dir.expanduser()
-
-
-def person_int8() -> bool:
-    """Whether the environment asks for the INT8 person model (`FRAMEMASK_PERSON_INT8`), read on each use."""
-    return _model_settings().person_int8
+    return model_settings().model_dir
 
 
 def small_faces() -> bool:
     """Whether the environment asks for full-resolution faces with people (`FRAMEMASK_SMALL_FACES`), read on each
     use (see `framemask.redact.pipeline.FACE_MAX_SIDE`)."""
-    return _model_settings().small_faces
+    return model_settings().small_faces
 
 
 @lru_cache(maxsize=1)

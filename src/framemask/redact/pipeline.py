@@ -51,7 +51,7 @@ from framemask.redact.encode import (
 from framemask.redact.policy import MaskPolicy
 from framemask.redact.styles import Masker, make_masker
 from framemask.redact.tracklist import duplicate_tracks, static_weak_tracks
-from framemask.settings import model_dir, person_int8, small_faces
+from framemask.settings import model_settings
 
 __all__ = [
     "DEFAULT_STRIDE",
@@ -317,7 +317,8 @@ def default_detectors(targets: Sequence[str]) -> list[Detector]:
     TUD-Campus (not a calibration clip) at these thresholds, tuned for FP32, it tracks as well or better
     (MOTA 0.721 both, IDF1 0.80 vs 0.78, recall 0.84 vs 0.82, every person masked) but stores 1.31 boxes
     per annotated person against 1.28, over issue 6's 1.3. The audit always runs FP32."""
-    key = (tuple(targets), model_dir(), person_int8() and int8_pays_off(), small_faces())
+    models = model_settings()  # one read of the environment per call
+    key = (tuple(targets), models.model_dir, models.person_int8 and int8_pays_off(), models.small_faces)
     with _BUILT_LOCK:  # one build when several jobs start at once
         built = _BUILT.get(key)
         if built is None or not readiness(key[0], key[1])[0]:  # a fresh process skips the check: the build checks
