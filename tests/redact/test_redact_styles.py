@@ -103,21 +103,15 @@ def test_boxes_inside_a_painted_box_are_not_painted_again() -> None:
     assert not np.array_equal(face_first[40:90, 60:100], original[40:90, 60:100])
 
 
-def _painted_one_by_one(boxes: np.ndarray, width: int, height: int, shape: str) -> list[tuple[slice, slice]]:
-    """The rule `_regions` implements, box by box: a box is skipped when it is empty after clipping or lies
-    inside a rectangle painted before it."""
-    painted: list[tuple[slice, slice]] = []
-    regions: list[tuple[slice, slice]] = []
+def _box_masks(boxes: np.ndarray, width: int, height: int) -> list[np.ndarray]:
+    masks = []
     for box in boxes:
+        mask = np.zeros((height, width), bool)
         region = box_slices(box, width, height)
-        if region is None or any(
-            all(o.start <= i.start and i.stop <= o.stop for i, o in zip(region, done, strict=True)) for done in painted
-        ):
-            continue
-        if shape == "rect":
-            painted.append(region)
-        regions.append(region)
-    return regions
+        if region is not None:
+            mask[region] = True
+        masks.append(mask)
+    return masks
 
 
 @settings(max_examples=200, deadline=None)
@@ -126,10 +120,48 @@ def _painted_one_by_one(boxes: np.ndarray, width: int, height: int, shape: str) 
         st.tuples(*[st.integers(-20, 140)] * 4, st.sampled_from([0.0, 0.3, 0.5, 0.99])), min_size=0, max_size=25
     ),
     shape=st.sampled_from(["rect", "ellipse"]),
+    style=st.sampled_from([Mosaic, Blur, Fill]),
 )
-def test_regions_are_the_boxes_not_inside_an_earlier_rectangle(corners, shape) -> None:
-    """Nested, repeated, empty and out-of-frame boxes (fractional edges round outward) in any order."""
+def test_regions_cover_every_box_each_within_its_own(corners, shape, style) -> None:
+    """Nested, repeated, overlapping, empty and out-of-frame boxes (fractional edges round outward), any order:
+    every box pixel is painted, each region lies in a box of its size, larger boxes first (rectangles), and no
+    region of a rectangle lies inside one painted before it."""
     boxes = np.array([[x1 + f, y1 + f, x1 + f + w, y1 + f + h] for x1, y1, w, h, f in corners], np.float64)
-    boxes = boxes.reshape(-1, 4)
-    expected = _painted_one_by_one(boxes, 120, 100, shape)
-    assert Mosaic(shape=shape)._regions(boxes, 120, 100) == expected  # type: ignore[arg-type]
+    boxes = boxes.reshape(-1, 4) * 4  # large enough for overlaps to be cut off (`TRIM_PIXELS`)
+    width, height = 480, 400
+    regions = style(shape=shape)._regions(boxes, width, height)
+    masks = _box_masks(boxes, width, height)
+    painted = np.zeros((height, width), bool)
+    for region in regions:
+        painted[region.rows, region.cols] = True
+        owners = [m for m in masks if m.sum() == region.box[0] * region.box[1] and m[region.rows, region.cols].all()]
+        assert owners, f"{region} lies in no box of size {region.box}"
+    assert np.array_equal(painted, np.any(masks, axis=0) if masks else painted)
+    if shape == "rect":
+        sides = [max(r.box) for r in regions]
+        assert sides == sorted(sides, reverse=True)
+        for i, later in enumerate(regions):
+            for done in regions[:i]:
+                inside = all(d.start <= s.start and s.stop <= d.stop for s, d in zip(later[:2], done[:2], strict=True))
+                assert not inside, f"{later} is inside {done}, painted before it"
+    else:  # ellipses: every box whole, in the order given
+        assert len(regions) == sum(m.any() for m in masks)
+
+
+def test_overlapping_boxes_cost_about_their_union() -> None:
+    """A group of people: padded boxes overlapping to 3x the area they cover. Each pixel is painted about once,
+    and what a smaller box adds keeps the mosaic cells of its own size."""
+    big, right, top = [100, 0, 400, 300], [300, 0, 560, 300], [150, 0, 350, 120]  # cells 38, 38, 25 px
+    boxes = np.array([top, big, right], np.float64)
+    regions = Mosaic()._regions(boxes, 640, 360)
+    area = sum((r.rows.stop - r.rows.start) * (r.cols.stop - r.cols.start) for r in regions)
+    union = 300 * 460
+    assert union <= area <= 1.15 * union  # the sum of the boxes' areas is 1.3x the union
+    assert [r.box for r in regions] == [(300, 300), (300, 260)]  # `top` lies inside `big`
+    out = Mosaic().apply(textured(360, 640), boxes)
+    cell = Mosaic().cell(300, 260)
+    added = regions[1]
+    assert added.cols.start > 300 and (added.cols.start - 300) % cell == 0  # whole cells of `right`'s grid
+    across = -(-(added.cols.stop - added.cols.start) // cell)
+    assert len(np.unique(out[added.rows, added.cols].reshape(-1, 3), axis=0)) <= 8 * across  # cells of >= 36 px
+    assert len(np.unique(out[0:300, 100:560].reshape(-1, 3), axis=0)) <= 8 * 8 + 8 * across
