@@ -165,3 +165,22 @@ def test_overlapping_boxes_cost_about_their_union() -> None:
     across = -(-(added.cols.stop - added.cols.start) // cell)
     assert len(np.unique(out[added.rows, added.cols].reshape(-1, 3), axis=0)) <= 8 * across  # cells of >= 36 px
     assert len(np.unique(out[0:300, 100:560].reshape(-1, 3), axis=0)) <= 8 * 8 + 8 * across
+
+
+@pytest.mark.parametrize("masker", [Mosaic(), Blur(), Fill(), Mosaic(strength=2.0)])
+def test_overlapping_boxes_leave_no_detail_anywhere_in_them(masker: Masker) -> None:
+    """A group whose boxes overlap enough for later ones to be cut to their unpainted part: every pixel of
+    every box loses its detail, in the parts cut off as much as in the rest, and nothing outside changes."""
+    original = textured(360, 640, seed=3)
+    boxes = np.array([[300, 0, 560, 300], [100, 0, 400, 300], [380, 150, 620, 350], [150, 10, 350, 120]], float)
+    out = masker.apply(original.copy(), boxes)
+    inside = np.zeros(original.shape[:2], bool)
+    for x1, y1, x2, y2 in boxes.astype(int):
+        inside[y1:y2, x1:x2] = True
+        box = (slice(y1, y2), slice(x1, x2))
+        assert high_freq_energy(out[box]) < 0.2 * high_freq_energy(original[box])
+    assert np.array_equal(out[~inside], original[~inside])
+    cut = masker._regions(boxes, 640, 360)[1]  # the second box, cut to what the first leaves of it
+    assert cut.box == (300, 300) and cut.cols.stop - cut.cols.start < 300
+    strip = (slice(0, 300), slice(100, 300))
+    assert high_freq_energy(out[strip]) < 0.2 * high_freq_energy(original[strip])
