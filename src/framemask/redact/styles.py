@@ -5,9 +5,9 @@ a mosaic has at most `MAX_CELLS` cells along the box's longer side (and cells of
 a blur's sigma is at least the longer side / `MAX_CELLS` (and at least `MIN_SIGMA` px). A user's
 `strength` can only make the mask coarser than the floor, never finer. Mosaic cells are averaged
 (deface paints each cell with its top-left pixel, which keeps sharp single-pixel samples of the face).
-Only pixels inside a box are read to produce that box's mask, so nothing outside leaks in. Overlapping
-rectangles are painted largest (coarsest) first, and a later box paints only the part of it not painted
-yet, so a frame's masks cost about the area they cover, however much the boxes overlap.
+Only pixels inside a box are read to produce that box's mask, so nothing outside leaks in. Where rectangles
+overlap, the coarsest mask covering a pixel is the one it keeps, and a box is painted only over its part that no
+larger box covers, so a frame's masks cost about the area they cover, however much the boxes overlap.
 """
 
 from __future__ import annotations
@@ -135,7 +135,7 @@ class _RegionMasker:
     shape: Shape = "rect"
 
     def apply(self, rgb: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-        """Boxes are painted largest first, each only where no earlier rectangle painted (`_regions`)."""
+        """Boxes are painted smallest first, each only over its part no larger box covers (`_regions`)."""
         height, width = rgb.shape[:2]
         for region in self._regions(boxes, width, height):
             roi = rgb[region.rows, region.cols]
@@ -175,12 +175,13 @@ class _RegionMasker:
         return i420
 
     def _regions(self, boxes: np.ndarray, width: int, height: int) -> list[_Region]:
-        """What to paint, in order. Rectangles go largest first (by the longer side, which sets the mosaic's
-        cells and the blur's sigma), so a box overlapping earlier ones has its strength or a coarser one
-        there already, and each paints only the bounding rectangle of its part that is not painted yet
-        (`_unpainted`, widened to whole cells by `_step`); a box inside one painted before is skipped. Then
-        overlapping boxes cost about their union, not the sum of their areas: the padded boxes of a group of
-        people overlap to 3x the frame's area. Ellipses are painted whole, in the order given."""
+        """What to paint, in order. Rectangles are planned largest first (by the longer side, which sets the
+        mosaic's cells and the blur's sigma): each gets the bounding rectangle of its part that no larger box
+        covers (`_unpainted`, widened to whole cells by `_step`), and a box inside a larger one is skipped.
+        They are painted in the reverse order, smallest first, so every pixel ends with the mask of the largest
+        box covering it, the coarsest. Overlapping boxes then cost about their union, not the sum of their
+        areas: the padded boxes of a group of people overlap to 3x the frame's area. Ellipses are painted
+        whole, in the order given."""
         r1, r2, c1, c2 = _pixel_bounds(boxes, width, height)
         keep = np.flatnonzero((c2 > c1) & (r2 > r1))
         if self.shape == "rect":
@@ -189,9 +190,9 @@ class _RegionMasker:
         regions = [_Region(slice(a, b), slice(c, d), (b - a, d - c)) for a, b, c, d in bounds.tolist()]
         if self.shape != "rect" or len(regions) < 2:
             return regions
-        # Box j before box i is painted whole by the time i comes (its own region and the boxes before it), so
-        # what i still needs is i minus the earlier boxes it meets. Vectorised over all pairs first: a crowd
-        # has 50 boxes a frame, most meeting nobody earlier or lying inside an earlier one.
+        # Every pixel of a box j planned before box i is in the region of j or of a box planned before j, all
+        # painted after i: what i must paint is i minus the earlier boxes it meets. Vectorised over all pairs
+        # first: a crowd has 50 boxes a frame, most meeting nobody earlier or lying inside an earlier one.
         a1, a2, b1, b2 = (bounds[:, k : k + 1] for k in range(4))
         earlier = np.tri(len(regions), k=-1, dtype=bool)
         meets = (a1 < a2.T) & (a2 > a1.T) & (b1 < b2.T) & (b2 > b1.T) & earlier
@@ -199,7 +200,7 @@ class _RegionMasker:
         inside = spans_rows & spans_cols
         # A box's bounding rectangle shrinks only where an edge of it is covered: checked exactly only when an
         # earlier box spans its height or width and shares at least `TRIM_PIXELS` with it, as the padded boxes
-        # of people side by side do. Smaller overlaps are painted twice: cheaper than checking them.
+        # of people side by side do. Smaller overlaps are painted by both, the larger box last: cheaper than checking.
         shared = (np.minimum(b2, b2.T) - np.maximum(b1, b1.T)) * (np.minimum(a2, a2.T) - np.maximum(a1, a1.T))
         trims = ((spans_rows | spans_cols) & (shared >= TRIM_PIXELS)).any(axis=1)
         out = []
@@ -215,7 +216,7 @@ class _RegionMasker:
                 continue
             step = self._step(*whole.box)
             out.append(_Region(_snap(part[0], whole.rows, step), _snap(part[1], whole.cols, step), whole.box))
-        return out
+        return out[::-1]
 
     def _step(self, h: int, w: int) -> int:
         """The grain a partly painted box's region is widened to (a mosaic cell); 1 for no grain."""
