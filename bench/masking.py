@@ -24,7 +24,7 @@ from framemask.media import iter_frames
 from framemask.redact import anonymize_file
 from framemask.redact.boxes import X1, Y2
 from framemask.redact.encode import frame_to_i420
-from framemask.redact.styles import Mosaic
+from framemask.redact.styles import Mosaic, box_slices
 
 ROUNDS = 5
 Paint = Callable[[np.ndarray, np.ndarray], object]
@@ -40,27 +40,22 @@ def box_by_box(masker: Mosaic) -> Paint:
     return paint
 
 
-def painted_area(masker: Mosaic, frames: list[tuple[np.ndarray, np.ndarray]], whole: bool) -> float:
-    """Pixels painted per frame over the frame's pixels: by the pipeline, or with every box `whole`."""
+def areas(masker: Mosaic, frames: list[tuple[np.ndarray, np.ndarray]]) -> tuple[float, float, float]:
+    """Pixels per frame, over the frame's pixels: in the boxes (each painted whole, the anchor), painted by the
+    pipeline, and covered (the union of the boxes)."""
     height, width = frames[0][0].shape[0] * 2 // 3, frames[0][0].shape[1]
-    total = 0
-    for _, boxes in frames:
-        groups = [box[None] for box in boxes] if whole else [boxes]
-        for group in groups:
-            regions = masker._regions(group, width, height)
-            total += sum((r.rows.stop - r.rows.start) * (r.cols.stop - r.cols.start) for r in regions)
-    return total / len(frames) / (width * height)
-
-
-def union_area(frames: list[tuple[np.ndarray, np.ndarray]]) -> float:
-    height, width = frames[0][0].shape[0] * 2 // 3, frames[0][0].shape[1]
-    total = 0
+    boxed = painted = covered = 0
     for _, boxes in frames:
         mask = np.zeros((height, width), bool)
-        for region in Mosaic()._regions(boxes, width, height):
-            mask[region.rows, region.cols] = True
-        total += int(mask.sum())
-    return total / len(frames) / (width * height)
+        for box in boxes:
+            region = box_slices(box, width, height)
+            if region is not None:
+                boxed += (region[0].stop - region[0].start) * (region[1].stop - region[1].start)
+                mask[region] = True
+        covered += int(mask.sum())
+        painted += sum(r.size[0] * r.size[1] for r in masker._regions(boxes, width, height))
+    pixels = len(frames) * width * height
+    return boxed / pixels, painted / pixels, covered / pixels
 
 
 def cpu_ms_per_frame(paint: Paint, frames: list[tuple[np.ndarray, np.ndarray]]) -> float:
@@ -89,14 +84,15 @@ def main() -> None:
             times["anchor"].append(cpu_ms_per_frame(box_by_box(masker), frames))
             times["pipeline"].append(cpu_ms_per_frame(masker.apply_i420, frames))
         anchor, ours = statistics.median(times["anchor"]), statistics.median(times["pipeline"])
+        boxed, painted, covered = areas(masker, frames)
         rows.append(
             {
                 "clip": name,
                 "frames": len(frames),
                 "boxes_per_frame": round(sum(len(b) for _, b in frames) / len(frames), 1),
-                "box_area": round(painted_area(masker, frames, whole=True), 2),
-                "painted_area": round(painted_area(masker, frames, whole=False), 2),
-                "union_area": round(union_area(frames), 2),
+                "box_area": round(boxed, 2),
+                "painted_area": round(painted, 2),
+                "union_area": round(covered, 2),
                 "anchor_ms": round(anchor, 2),
                 "pipeline_ms": round(ours, 2),
                 "speedup": round(anchor / ours, 2),

@@ -86,7 +86,7 @@ def _ellipse_mask(h: int, w: int) -> np.ndarray:
 
 
 class _Region(NamedTuple):
-    """Pixels one box paints: `rows` x `cols` (all of the box, or the part of it not painted before) with
+    """Pixels one box paints: `rows` x `cols` (all of the box, or the part of it no larger box covers) with
     the strength the whole box sets (`box`: its height and width)."""
 
     rows: slice
