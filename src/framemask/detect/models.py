@@ -345,10 +345,12 @@ def load_detectors(
     face_threshold: float = 0.5,
     person_tiles: int = 1,
     person_int8: bool = False,
+    person_crowd_pass: bool = False,
     face_max_side: int = 1920,
 ) -> list[Detector]:
     """One ready detector per target label; `ModelError` says how to fix a missing model. `person_int8`
-    picks the person model with INT8 convolutions (`framemask.detect.quantize`)."""
+    picks the person model with INT8 convolutions (`framemask.detect.quantize`); `person_crowd_pass` looks
+    at crowds of small people twice (`NanoDet`)."""
     from framemask.detect.nanodet import NanoDet
     from framemask.detect.retinaface import RetinaFace
 
@@ -362,7 +364,16 @@ def load_detectors(
             raise ModelError(f"person model {status.name} not ready: {status.detail}")
         # NanoDet builds its own session: with the input size open (`nanodet.open_input_size`), INT8 if asked
         model = Path(status.path)
-        detectors.append(NanoDet(model, person_threshold, tiles=person_tiles, threads=threads, int8=person_int8))
+        detectors.append(
+            NanoDet(
+                model,
+                person_threshold,
+                tiles=person_tiles,
+                threads=threads,
+                int8=person_int8,
+                crowd_pass=person_crowd_pass,
+            )
+        )
     if "face" in targets:
         detectors.append(RetinaFace(face_threshold, max_side=face_max_side, threads=threads))
     return detectors
