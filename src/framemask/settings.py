@@ -167,6 +167,10 @@ class ModelSettings(BaseSettings):
         default=False,
         description="with people in the targets, look for faces at full resolution too (dense crowds; slower)",
     )
+    crowd_pass: bool = Field(
+        default=True,
+        description="look again at 640 px where the person detector finds a crowd of small people (0: one look)",
+    )
 
     @field_validator("model_dir")
     @classmethod

@@ -138,7 +138,7 @@ def test_audit_of_unmasked_faces_points_to_small_faces_on_stderr(tmp_path: Path)
     assert "FRAMEMASK_SMALL_FACES" not in quiet.stderr
 
 
-@pytest.mark.parametrize("variable", ["FRAMEMASK_SMALL_FACES", "FRAMEMASK_PERSON_INT8"])
+@pytest.mark.parametrize("variable", ["FRAMEMASK_SMALL_FACES", "FRAMEMASK_PERSON_INT8", "FRAMEMASK_CROWD_PASS"])
 def test_anonymize_names_a_bad_setting_in_one_line(tmp_path: Path, variable: str) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "framemask", "anonymize", str(TUD), "-o", str(tmp_path / "o.mp4"), "--no-progress"],

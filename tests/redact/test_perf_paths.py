@@ -146,6 +146,19 @@ def test_small_faces_setting_looks_for_the_faces_of_a_crowd_at_full_resolution(
     assert pipeline.default_detectors(("person", "face"))[1] is default[1]
 
 
+def test_crowd_pass_setting_turns_the_second_look_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The default detectors look at a crowd twice; FRAMEMASK_CROWD_PASS=0 leaves one look (and fewer people)."""
+    with FrameReader(SHARED_MEDIA / "mmtracking_demo_MOT17-04_frames1-8.mp4") as reader:
+        rgb = reader.frame(4)
+    monkeypatch.delenv("FRAMEMASK_CROWD_PASS", raising=False)
+    twice = pipeline.default_detectors(("person",))
+    monkeypatch.setenv("FRAMEMASK_CROWD_PASS", "0")
+    once = pipeline.default_detectors(("person",))
+    assert once[0] is not twice[0]  # a separate build, cached under its own key
+    people = [len(pipeline.detect_frame(rgb, d)) for d in (once, twice)]
+    assert people[1] >= people[0] + 5, people
+
+
 BOXES = np.array(
     [
         [101.3, 40.7, 231.0, 401.2],  # a person: fractional, odd edges

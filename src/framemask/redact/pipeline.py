@@ -312,7 +312,7 @@ def default_detectors(targets: Sequence[str]) -> list[Detector]:
     per job (sessions run from several threads at once; the detectors hold no per-frame state). Models that
     stop being ready (deleted, corrupt) are noticed on the next call: the readiness check is cheap. The person
     detector looks at a crowd of small people twice (`NanoDet`'s crowd pass): in a dense street crowd it
-    finds people the 416 px look misses, and elsewhere it does nothing.
+    finds people the 416 px look misses, and elsewhere it does nothing (`FRAMEMASK_CROWD_PASS=0`: one look).
 
     `FRAMEMASK_PERSON_INT8=1` runs the person detector's convolutions in INT8 on a CPU with VNNI
     (`framemask.detect.quantize`): half of NanoDet's time. Not the default yet: scored against FP32 on
@@ -320,7 +320,13 @@ def default_detectors(targets: Sequence[str]) -> list[Detector]:
     (MOTA 0.721 both, IDF1 0.80 vs 0.78, recall 0.84 vs 0.82, every person masked) but stores 1.31 boxes
     per annotated person against 1.28, over issue 6's 1.3. The audit always runs FP32."""
     models = model_settings()  # one read of the environment per call
-    key = (tuple(targets), models.model_dir, models.person_int8 and int8_pays_off(), models.small_faces)
+    key = (
+        tuple(targets),
+        models.model_dir,
+        models.person_int8 and int8_pays_off(),
+        models.small_faces,
+        models.crowd_pass,
+    )
     with _BUILT_LOCK:  # one build when several jobs start at once
         built = _BUILT.get(key)
         if built is None or not readiness(key[0], key[1])[0]:  # a fresh process skips the check: the build checks
@@ -332,7 +338,7 @@ def default_detectors(targets: Sequence[str]) -> list[Detector]:
                     threads=DETECTOR_THREADS,
                     person_threshold=PERSON_THRESHOLD,
                     person_int8=key[2],
-                    person_crowd_pass=True,
+                    person_crowd_pass=key[4],
                     face_threshold=FACE_THRESHOLD,
                     face_max_side=FACE_MAX_SIDE["person" in targets and not key[3]],
                 )
@@ -340,8 +346,8 @@ def default_detectors(targets: Sequence[str]) -> list[Detector]:
         return list(built)
 
 
-_BUILT: dict[tuple[tuple[str, ...], Path, bool, bool], tuple[Detector, ...]] = {}
-"""`default_detectors` by (targets, model folder, INT8, small faces)."""
+_BUILT: dict[tuple[tuple[str, ...], Path, bool, bool, bool], tuple[Detector, ...]] = {}
+"""`default_detectors` by (targets, model folder, INT8, small faces, crowd pass)."""
 _BUILT_LOCK = threading.Lock()
 
 
