@@ -46,7 +46,8 @@ people at the bottom edge change (TUD-Campus MOTA 0.72 -> 0.62); see `_open_side
 CROWD_PEOPLE = 10
 """People found under `SMALL_PX` in one frame that make it a crowd of small people, which `detect` (with
 `crowd_pass`) looks at again at `FINE_SIDE`: at 416 px NanoDet finds about half of a street crowd's people
-39 px tall (MOT17-04 at 1080p: recall 0.49 at the anonymizer's threshold), at 832 px three quarters. Few
+39 px tall (MOT17-04 at 1080p: recall 0.49 at the anonymizer's threshold), with a second look at 640 px 0.70
+(`tests/detect/test_detect_crowd.py`). Few
 frames of ordinary street footage have that many: none of TUD-Campus at 720p (at most 6) or of the
 arm-wrestling spectators (at most 7); every frame of the MOT17-04 crowd (24 on average)."""
 SMALL_PX = 48
