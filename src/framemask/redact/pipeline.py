@@ -89,10 +89,10 @@ FACE_MAX_SIDE: dict[bool, int] = {True: 640, False: 1920}
 faces matter where no body is detected (close-ups), and those faces are large; small faces belong to
 bodies that are masked anyway. Faces only: full resolution (up to 1080p).
 
-That assumption fails in a dense crowd, where the person detector misses most people: on MOT17-04 at 720p
-the audit finds 12-20 faces in 52 frames that the default leaves unmasked, 2 with full-resolution faces, at
-1.4-1.5x the CPU. `FRAMEMASK_SMALL_FACES=1` (`settings.small_faces`) makes that trade: faces at full resolution
-with people too."""
+That assumption fails in a dense crowd, where the person detector misses people: on MOT17-04 at 720p the
+audit finds 5 faces in 52 frames that the default leaves unmasked (12-20 before the person detector's crowd
+pass), 4 with full-resolution faces, at 1.3x the CPU. `FRAMEMASK_SMALL_FACES=1` (`settings.small_faces`) makes
+that trade: faces at full resolution with people too."""
 DETECTOR_THREADS = 1
 """One inference thread: the stages already run in parallel, and onnxruntime's pool threads spin while
 idle, taking the cores x264 needs (measured on 2 cores: 13.4 s with 2 threads vs 10.5 s with 1)."""
