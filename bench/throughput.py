@@ -63,6 +63,10 @@ def upscale(src: Path, name: str) -> Path:
     return _encode_once(src, name, ["-vf", "scale=1920:1080:flags=lanczos", "-an"])
 
 
+PINGPONG_CYCLE = (*range(1, 9), *range(7, 1, -1))
+"""Which source frame (1-8) each frame of one `pingpong` cycle shows: 1..8, then 7..2."""
+
+
 def pingpong(src: Path, name: str, cycles: int = 18) -> Path:
     """A dense crowd at 720p: MOT17-04's 8 frames (a busy pedestrian street, about 50 people in view) played
     forward and back (1..8, 7..2) `cycles` times at 30 fps, every frame distinct from the one before. The

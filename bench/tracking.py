@@ -50,21 +50,20 @@ CLIPS = {
     ),
 }
 ANCHOR_SCORE = 0.35
-PINGPONG = (*range(1, 9), *range(7, 1, -1))
-"""Source frame (MOT17-04 1-8) of each frame of a 14-frame cycle of `bench.throughput.pingpong`."""
 
 
 def dense_crowd(scratch: Path) -> tuple[Path, Path, None]:
     """The throughput bench's 720p dense-crowd clip (MOT17-04's 8 frames to and fro, 252 frames) and its ground
     truth: each frame's source frame's people, scaled from 1080p. 31 s of a crowd instead of 8 frames, so
     tracks have time to form; the people walk back and forth, so read its ID numbers loosely."""
-    from bench.throughput import pingpong
+    from bench.throughput import PINGPONG_CYCLE, pingpong
+    from framemask.media import probe
 
     src = pingpong(CLIPS["MOT17-04 f1-8"][0], "mot17-04_720p")
     gt = load_gt(CLIPS["MOT17-04 f1-8"][1])
     lines = []
-    for seq in range(1, 18 * len(PINGPONG) + 1):
-        for tid, (x1, y1, x2, y2) in gt[PINGPONG[(seq - 1) % len(PINGPONG)]]:
+    for seq in range(1, probe(src).end_sequence + 1):
+        for tid, (x1, y1, x2, y2) in gt[PINGPONG_CYCLE[(seq - 1) % len(PINGPONG_CYCLE)]]:
             left, top, w, h = (v * 2 / 3 for v in (x1, y1, x2 - x1, y2 - y1))
             lines.append(f"{seq},{tid},{left:.2f},{top:.2f},{w:.2f},{h:.2f},1,1,1")
     path = scratch / "mot17-04_720p.gt.txt"

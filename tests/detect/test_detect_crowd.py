@@ -3,7 +3,6 @@ one are detected exactly as before."""
 
 from __future__ import annotations
 
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -16,34 +15,32 @@ from framemask.detect.detections import box_iou
 from framemask.detect.nanodet import NanoDet
 from framemask.media import iter_frames
 from framemask.redact.pipeline import PERSON_THRESHOLD
+from framemask.redact.scoring import load_gt
 
 MOT = SHARED_MEDIA / "mmtracking_demo_MOT17-04_frames1-8.mp4"
 MOT_GT = Path(__file__).resolve().parents[2] / "bench/data/MOT17-04-frames1-8.gt.txt"
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _prepared() -> None:
+    prepare_models()  # a no-op when the models are cached
+
+
 def _person(crowd_pass: bool) -> NanoDet:
-    prepare_models()
     (det,) = load_detectors(("person",), person_threshold=PERSON_THRESHOLD, person_crowd_pass=crowd_pass)
     assert isinstance(det, NanoDet)
     return det
 
 
-def _mot_gt() -> dict[int, np.ndarray]:
-    boxes: dict[int, list[list[float]]] = defaultdict(list)
-    for line in MOT_GT.read_text().split():
-        frame, _, left, top, w, h = (float(v) for v in line.split(",")[:6])
-        boxes[int(frame)].append([left, top, left + w, top + h])
-    return {k: np.array(v) for k, v in boxes.items()}
-
-
 def _recall(det: NanoDet) -> float:
     """Share of MOT17-04's annotated pedestrians (1080p, frames 1-8) that a detection meets at IoU >= 0.5."""
-    gt, hits, total = _mot_gt(), 0, 0
+    gt, hits, total = load_gt(MOT_GT), 0, 0
     for seq, frame in iter_frames(MOT):
         found = det.detect(frame.to_ndarray(format="rgb24")).xyxy
+        people = np.array([box for _, box in gt[seq]])
         if len(found):
-            hits += int((box_iou(gt[seq], found).max(axis=1) >= 0.5).sum())
-        total += len(gt[seq])
+            hits += int((box_iou(people, found).max(axis=1) >= 0.5).sum())
+        total += len(people)
     return hits / total
 
 

@@ -362,7 +362,7 @@ class NanoDet:
         self, rgb: np.ndarray, side: int = SIZE, session: ort.InferenceSession | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         blob, scale = self._letterbox(rgb, square=not self.open_size, side=side)
-        session = session or self.session
+        session = self.session if session is None else session
         with onnx_errors(self.name):
             outs = dict(
                 zip(
