@@ -91,8 +91,10 @@ def clips_720p() -> dict[str, Path]:
 
 def serve() -> None:
     """The warm process: one JSON line per `src dst` line on stdin, timed around `anonymize_file` alone."""
+    from framemask.heap import keep_freed_memory
     from framemask.redact import anonymize_file
 
+    keep_freed_memory()  # as `framemask worker` does
     for line in sys.stdin:
         src, dst = line.split()
         before, start = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()

@@ -22,6 +22,7 @@ from typing import NoReturn
 
 from framemask import __version__
 from framemask.errors import FramemaskError, InputError
+from framemask.heap import keep_freed_memory
 from framemask.startup import collector_paused
 
 COMMAND_MODULES = (
@@ -80,10 +81,14 @@ def report(exc: FramemaskError, subject: str = "") -> int:
 def run() -> NoReturn:
     """The process entry point (`framemask`, `python -m framemask`): `main`, then exit with its code.
 
+    First the allocator is told to keep freed frame buffers (`heap.keep_freed_memory`): every command that
+    reads video, the job workers and `serve` included, runs in this process.
+
     Before exiting, every object is moved out of the garbage collector's reach (`gc.freeze`): the
     interpreter's teardown otherwise runs a full collection over numpy, scipy, onnxruntime and the rest,
     which took 0.25-0.35 s of every command (an anonymize of a 10 s clip took about 5 s). Teardown still
     runs as usual: atexit handlers, thread joins, buffered files flushed."""
+    keep_freed_memory()
     code = main()
     gc.freeze()
     sys.exit(code)
