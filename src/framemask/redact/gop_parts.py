@@ -20,6 +20,7 @@ import av
 import numpy as np
 
 from framemask.errors import FramemaskError
+from framemask.heap import keep_freed_memory
 from framemask.redact.gop_encoder import GopEncoder, GopTask
 from framemask.redact.gops import GopMap
 from framemask.redact.patch_plan import PatchPlan
@@ -138,7 +139,9 @@ def encode_pool(
     tasks = [replace(task, part=str(scratch / f"part{k:05d}.npz"), runs=c) for k, c in enumerate(plan.chunks)]
     total, done = plan.frames(plan.runs), 0
     context = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(max_workers=min(jobs, len(tasks)), mp_context=context) as pool:
+    with concurrent.futures.ProcessPoolExecutor(
+        max_workers=min(jobs, len(tasks)), mp_context=context, initializer=keep_freed_memory
+    ) as pool:
         futures = {pool.submit(encode_runs, t): t for t in tasks}
         try:
             for future in concurrent.futures.as_completed(futures):

@@ -39,6 +39,7 @@ from scipy.optimize import linear_sum_assignment
 from framemask.detect import box_iou
 from framemask.detect.tracking import CONFIRM_HITS, LOST_SECONDS
 from framemask.errors import NotAVideoError
+from framemask.heap import keep_freed_memory
 from framemask.media import FrameIndex, probe
 from framemask.redact.boxes import LABEL, TRACK, X1, Y2, BoxTrack
 from framemask.redact.encode import AudioCopier, EncodeSettings, monotonic_pts
@@ -273,7 +274,9 @@ def _run_all(
         watcher.start()
     try:
         context = multiprocessing.get_context("spawn")
-        with concurrent.futures.ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=context) as pool:
+        with concurrent.futures.ProcessPoolExecutor(
+            max_workers=max(1, jobs), mp_context=context, initializer=keep_freed_memory
+        ) as pool:
             return list(pool.map(run_segment, jobs_list))
     finally:
         stop.set()
