@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import av
 import numpy as np
@@ -320,34 +320,44 @@ def default_detectors(targets: Sequence[str]) -> list[Detector]:
     (MOTA 0.721 both, IDF1 0.80 vs 0.78, recall 0.84 vs 0.82, every person masked) but stores 1.31 boxes
     per annotated person against 1.28, over issue 6's 1.3. The audit always runs FP32."""
     models = model_settings()  # one read of the environment per call
-    key = (
-        tuple(targets),
-        models.model_dir,
-        models.person_int8 and int8_pays_off(),
-        models.small_faces,
-        models.crowd_pass,
+    key = _DetectorsKey(
+        targets=tuple(targets),
+        model_dir=models.model_dir,
+        person_int8=models.person_int8 and int8_pays_off(),
+        small_faces=models.small_faces,
+        crowd_pass=models.crowd_pass,
     )
     with _BUILT_LOCK:  # one build when several jobs start at once
         built = _BUILT.get(key)
-        if built is None or not readiness(key[0], key[1])[0]:  # a fresh process skips the check: the build checks
+        if built is None or not readiness(key.targets, key.model_dir)[0]:  # a fresh process: the build checks
             _BUILT.pop(key, None)
             built = _BUILT[key] = tuple(
                 load_detectors(
-                    key[0],
-                    model_dir=key[1],
+                    key.targets,
+                    model_dir=key.model_dir,
                     threads=DETECTOR_THREADS,
                     person_threshold=PERSON_THRESHOLD,
-                    person_int8=key[2],
-                    person_crowd_pass=key[4],
+                    person_int8=key.person_int8,
+                    person_crowd_pass=key.crowd_pass,
                     face_threshold=FACE_THRESHOLD,
-                    face_max_side=FACE_MAX_SIDE["person" in targets and not key[3]],
+                    face_max_side=FACE_MAX_SIDE["person" in key.targets and not key.small_faces],
                 )
             )
         return list(built)
 
 
-_BUILT: dict[tuple[tuple[str, ...], Path, bool, bool, bool], tuple[Detector, ...]] = {}
-"""`default_detectors` by (targets, model folder, INT8, small faces, crowd pass)."""
+class _DetectorsKey(NamedTuple):
+    """What a set of default detectors was built for: a change of any field builds another set."""
+
+    targets: tuple[str, ...]
+    model_dir: Path
+    person_int8: bool
+    small_faces: bool
+    crowd_pass: bool
+
+
+_BUILT: dict[_DetectorsKey, tuple[Detector, ...]] = {}
+"""`default_detectors` by what they were built for."""
 _BUILT_LOCK = threading.Lock()
 
 
