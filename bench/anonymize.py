@@ -114,7 +114,8 @@ def make_clip(name: str, src: Path, passes: int) -> tuple[Path, list[int], float
 
 
 def run_measured(cmd: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
-    """Run `cmd`: wall seconds, CPU seconds of the child tree, peak RSS (MiB) of the tree, stdout."""
+    """Run `cmd`: wall seconds, CPU seconds of the child tree (and its user and system parts), its minor page
+    faults, peak RSS (MiB) of the tree, stdout."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         start = time.perf_counter()
@@ -134,10 +135,13 @@ def run_measured(cmd: list[str], env: dict[str, str] | None = None) -> dict[str,
         stdout, stderr = out.read().decode(errors="replace"), err.read().decode(errors="replace")
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd[:3])} failed ({proc.returncode}): {stderr[-2000:]}")
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    user, system = after.ru_utime - before.ru_utime, after.ru_stime - before.ru_stime
     return {
         "seconds": round(wall, 2),
-        "cpu_seconds": round(cpu, 2),
+        "cpu_seconds": round(user + system, 2),
+        "user_seconds": round(user, 2),
+        "system_seconds": round(system, 2),
+        "minor_faults": after.ru_minflt - before.ru_minflt,
         "peak_rss_mib": round(peak / 2**20, 1),
         "stdout": stdout,
     }

@@ -12,14 +12,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import statistics
-import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
-from bench.anonymize import framemask_cmd, transcode_cmd
+from bench.anonymize import framemask_cmd, run_measured, transcode_cmd
 from bench.common import WORK, write_results
 from bench.throughput import clips_720p
 
@@ -28,15 +25,13 @@ UNTUNED = {"GLIBC_TUNABLES": "glibc.malloc.perturb=0"}
 
 
 def measure(cmd: list[str], env: dict[str, str] | None = None) -> dict[str, float]:
-    """Wall seconds, user and system CPU seconds and minor faults of `cmd`'s process tree."""
-    before, start = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
-    subprocess.run(cmd, check=True, capture_output=True, env={**os.environ, **(env or {})})
-    wall, after = time.perf_counter() - start, resource.getrusage(resource.RUSAGE_CHILDREN)
+    """Wall seconds, user and system CPU seconds and minor faults of `cmd`'s process tree (`run_measured`)."""
+    run = run_measured(cmd, env={**os.environ, **(env or {})})
     return {
-        "wall": round(wall, 2),
-        "user": round(after.ru_utime - before.ru_utime, 2),
-        "sys": round(after.ru_stime - before.ru_stime, 2),
-        "minor_faults": after.ru_minflt - before.ru_minflt,
+        "wall": run["seconds"],
+        "user": run["user_seconds"],
+        "sys": run["system_seconds"],
+        "minor_faults": run["minor_faults"],
     }
 
 

@@ -14,28 +14,18 @@ import os
 import statistics
 import subprocess
 import sys
-from pathlib import Path
 from typing import Any
 
 from bench.anonymize import framemask_cmd, transcode_cmd
 from bench.common import WORK, write_results
 from bench.heap import measure
-from bench.throughput import clips_720p
+from bench.throughput import clips_720p, encode_once
 
 ROUNDS = 5
 IMPORTS = {  # what is imported, and the modules of its tree worth naming
     "framemask.cli.redact": ("framemask.settings", "numpy", "av", "cv2", "framemask.redact.pipeline"),
     "trackers": ("supervision", "supervision.annotators.core", "scipy.interpolate", "scipy.optimize", "scipy.special"),
 }
-
-
-def tiny_clip(src: Path) -> Path:
-    """The first 2 frames of `src`, once."""
-    path = WORK / "startup_2frames.mp4"
-    if not path.exists():
-        cmd = ["ffmpeg", "-v", "error", "-y", "-i", str(src), "-frames:v", "2", "-c:v", "libx264", str(path)]
-        subprocess.run(cmd, check=True)
-    return path
 
 
 def import_profile(module: str, named: tuple[str, ...]) -> dict[str, float]:
@@ -58,7 +48,7 @@ def main() -> None:
     args = parser.parse_args()
     before = [round(x, 2) for x in os.getloadavg()]
     sparse = clips_720p()["armwrestling_720p"]
-    tiny = tiny_clip(sparse)
+    tiny = encode_once(sparse, "startup_2frames", ["-frames:v", "2"])
     runs: dict[str, list[dict[str, float]]] = {"transcode": [], "anonymize": [], "anonymize_2_frames": []}
     for _ in range(args.rounds):
         runs["transcode"].append(measure(transcode_cmd(sparse, WORK / "startup.ffmpeg.mp4")))

@@ -47,7 +47,7 @@ ROUNDS = 3
 BATCH = 3
 
 
-def _encode_once(src: Path, name: str, filters: list[str]) -> Path:
+def encode_once(src: Path, name: str, filters: list[str]) -> Path:
     """`src` through ffmpeg `filters` into bench/scratch/`name`.mp4 (x264 crf 18), once: later runs reuse it."""
     path = WORK / f"{name}.mp4"
     if not path.exists():
@@ -60,7 +60,7 @@ def _encode_once(src: Path, name: str, filters: list[str]) -> Path:
 
 def upscale(src: Path, name: str) -> Path:
     """`src` scaled to 1920x1080 (lanczos, no audio)."""
-    return _encode_once(src, name, ["-vf", "scale=1920:1080:flags=lanczos", "-an"])
+    return encode_once(src, name, ["-vf", "scale=1920:1080:flags=lanczos", "-an"])
 
 
 PINGPONG_CYCLE = (*range(1, 9), *range(7, 1, -1))
@@ -77,7 +77,7 @@ def pingpong(src: Path, name: str, cycles: int = 18) -> Path:
         "[b]reverse,trim=start_frame=1:end_frame=7,setpts=N/30/TB[r];"
         f"[a][r]concat=n=2:v=1:a=0,loop=loop={cycles - 1}:size=14:start=0,setpts=N/30/TB[v]"
     )
-    return _encode_once(src, name, ["-filter_complex", graph, "-map", "[v]", "-r", "30"])
+    return encode_once(src, name, ["-filter_complex", graph, "-map", "[v]", "-r", "30"])
 
 
 def clips_720p() -> dict[str, Path]:

@@ -13,6 +13,9 @@ import pytest
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator")
 
+FRAME_PAGES = 720 * 1280 * 3 // 4096
+"""Pages of one 720p RGB frame."""
+
 CHURN = """
 import resource
 import numpy as np
@@ -44,10 +47,9 @@ def _run(body: str, env: dict[str, str] | None = None) -> list[str]:
 def test_a_draining_frame_queue_reuses_its_pages():
     untuned = int(_run("print(churn())")[0])
     applied, tuned = _run("from framemask.heap import keep_freed_memory\nprint(keep_freed_memory(), churn())")
-    frame_pages = 720 * 1280 * 3 // 4096
     assert applied == "True"
-    assert untuned > 100 * frame_pages  # glibc's defaults: most rounds fault the queue in again
-    assert int(tuned) < 15 * frame_pages  # tuned: the first round, and little more
+    assert untuned > 100 * FRAME_PAGES  # glibc's defaults: most rounds fault the queue in again
+    assert int(tuned) < 15 * FRAME_PAGES  # tuned: the first round, and little more
 
 
 def test_every_framemask_process_is_tuned_before_its_command_runs():
@@ -56,11 +58,11 @@ import framemask.cli as cli
 cli.main = lambda argv=None: print(churn()) or 0
 cli.run()
 """
-    assert int(_run(body)[0]) < 15 * 720 * 1280 * 3 // 4096
+    assert int(_run(body)[0]) < 15 * FRAME_PAGES
 
 
 def test_glibc_tunables_set_by_the_operator_win():
     env = {"GLIBC_TUNABLES": "glibc.malloc.trim_threshold=0"}
     applied, faults = _run("from framemask.heap import keep_freed_memory\nprint(keep_freed_memory(), churn())", env)
     assert applied == "False"
-    assert int(faults) > 100 * 720 * 1280 * 3 // 4096
+    assert int(faults) > 100 * FRAME_PAGES

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
-import multiprocessing
 import os
 from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -20,10 +19,10 @@ import av
 import numpy as np
 
 from framemask.errors import FramemaskError
-from framemask.heap import keep_freed_memory
 from framemask.redact.gop_encoder import GopEncoder, GopTask
 from framemask.redact.gops import GopMap
 from framemask.redact.patch_plan import PatchPlan
+from framemask.redact.process_pool import spawn_pool
 from framemask.redact.splice import Progress, RunPackets
 
 __all__ = ["encode_pool", "encode_runs", "read_parts"]
@@ -138,10 +137,7 @@ def encode_pool(
     """Every chunk of `plan` encoded by `encode_runs` in up to `jobs` processes; the parts, in order."""
     tasks = [replace(task, part=str(scratch / f"part{k:05d}.npz"), runs=c) for k, c in enumerate(plan.chunks)]
     total, done = plan.frames(plan.runs), 0
-    context = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(
-        max_workers=min(jobs, len(tasks)), mp_context=context, initializer=keep_freed_memory
-    ) as pool:
+    with spawn_pool(min(jobs, len(tasks))) as pool:
         futures = {pool.submit(encode_runs, t): t for t in tasks}
         try:
             for future in concurrent.futures.as_completed(futures):

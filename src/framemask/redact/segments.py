@@ -18,7 +18,6 @@ task of a distributed queue: its inputs and outputs are plain picklable data.
 
 from __future__ import annotations
 
-import concurrent.futures
 import multiprocessing
 import os
 import queue
@@ -39,12 +38,12 @@ from scipy.optimize import linear_sum_assignment
 from framemask.detect import box_iou
 from framemask.detect.tracking import CONFIRM_HITS, LOST_SECONDS
 from framemask.errors import NotAVideoError
-from framemask.heap import keep_freed_memory
 from framemask.media import FrameIndex, probe
 from framemask.redact.boxes import LABEL, TRACK, X1, Y2, BoxTrack
 from framemask.redact.encode import AudioCopier, EncodeSettings, monotonic_pts
 from framemask.redact.pipeline import AnonymizeResult, Progress, Span, anonymize_file
 from framemask.redact.policy import MaskPolicy
+from framemask.redact.process_pool import spawn_pool
 from framemask.redact.tracklist import duplicate_tracks, static_weak_tracks
 
 __all__ = [
@@ -273,10 +272,7 @@ def _run_all(
     if watcher is not None:
         watcher.start()
     try:
-        context = multiprocessing.get_context("spawn")
-        with concurrent.futures.ProcessPoolExecutor(
-            max_workers=max(1, jobs), mp_context=context, initializer=keep_freed_memory
-        ) as pool:
+        with spawn_pool(jobs) as pool:
             return list(pool.map(run_segment, jobs_list))
     finally:
         stop.set()
