@@ -55,6 +55,7 @@ def test_upload_is_processed_to_ready(svc) -> None:
     assert video["status"] == "ready", video
     assert video["endSequence"] == ffprobe_count(PEOPLE_VIDEO) == 71
     assert (video["width"], video["height"], video["rotation"]) == (640, 480, 0)
+    assert video["sample_aspect_ratio"] == "1:1"  # square pixels, as probed
     assert video["processed"] is True and video["error"] is None
     job = video["job"]
     assert job["id"] == created["job_id"]

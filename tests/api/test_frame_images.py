@@ -8,6 +8,7 @@ import io
 import os
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 from PIL import Image
@@ -20,6 +21,8 @@ from support.videos import frame_number
 from framemask.api.frames import encode_pixels, frame_pixels, jpeg_planes
 from framemask.api.ranges import RangeFileResponse
 from framemask.media import FrameReader
+from framemask.media.signal import RANGE_FULL
+from framemask.redact.encode import frame_to_rgb
 
 
 def _decode(body: bytes) -> np.ndarray:
@@ -67,6 +70,21 @@ def test_other_cases_keep_the_rgb_path(make, name: str, fmt: str) -> None:
 def test_only_420_formats_have_planes(make) -> None:
     with FrameReader(make("odd")) as reader:
         assert jpeg_planes(reader.av_frame(3), None) is None  # yuv444p
+
+
+def test_full_range_420_without_a_yuvj_format(make) -> None:
+    """VP9 and AV1 decoders say "full range" by a tag on a yuv420p frame, not by the yuvj420p format: both the
+    planes and the RGB path read it, or the frame comes out with lifted blacks and dimmed whites."""
+    with FrameReader(make("cfr")) as reader:
+        rgb = reader.frame(10)
+    frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p", dst_color_range=RANGE_FULL)
+    frame.color_range = RANGE_FULL
+    assert frame.format.name == "yuv420p"
+    planes = jpeg_planes(frame, None)
+    assert planes is not None
+    body, _ = encode_pixels(planes, "jpeg", 95)
+    assert _mad(_decode(body), rgb) < 3
+    assert _mad(frame_to_rgb(frame), rgb) < 2
 
 
 def test_range_response_sends_exactly_the_range(tmp_path: Path) -> None:

@@ -29,6 +29,10 @@ class VideoSpec:
     start: float = 0.0
     audio: bool = False
     options: dict[str, str] = field(default_factory=dict)
+    sar: Fraction | None = None
+    color: tuple[int, int, int, int] | None = None
+    """Primaries, transfer, matrix, range (FFmpeg's codes) written into the stream; the samples follow the
+    matrix and range (swscale converts the RGB pattern with them)."""
 
     def frame_times(self) -> list[float]:
         return list(self.times) if self.times is not None else [i / self.fps for i in range(self.n)]
@@ -87,9 +91,16 @@ def make_video(path: Path, spec: VideoSpec) -> Path:
             }
         if spec.rotation:
             stream.set_display_rotation(spec.rotation)
+        if spec.sar is not None:
+            stream.codec_context.sample_aspect_ratio = spec.sar
+        if spec.color is not None:
+            ctx = stream.codec_context
+            ctx.color_primaries, ctx.color_trc, ctx.colorspace, ctx.color_range = spec.color
         audio = out.add_stream("aac", rate=48000) if spec.audio else None
         for i, t in enumerate(spec.frame_times()):
             frame = av.VideoFrame.from_ndarray(pattern(i, width, height), format="rgb24")
+            if spec.color is not None:
+                frame = frame.reformat(format=spec.pix_fmt, dst_colorspace=spec.color[2], dst_color_range=spec.color[3])
             frame.pts = round((t + spec.start) / tb)
             frame.time_base = tb
             out.mux(stream.encode(frame))

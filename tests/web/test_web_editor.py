@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from fractions import Fraction
 from pathlib import Path
 
 import httpx
@@ -294,6 +295,31 @@ def test_manual_track_is_interpolated_by_time(
     assert manual["x1"] == pytest.approx(x_key15 + (x_key25 - x_key15) * t, abs=1.01)
     before = httpx.get(f"{server}/api/videos/{video_id}/frames?from=14&to=14", headers=auth).json()
     assert not [b for b in before["sequence"][0].get("manual", []) if b["y1"] >= 140]  # starts at its first key
+
+
+def test_anamorphic_frames_are_shown_unsqueezed(
+    server: str, editor_token: str, chromium_browser: Browser, tmp_path: Path
+) -> None:
+    """Pixels 4:3 wide (DV, broadcast): the editor shows the 4:3-stored frame at 16:9, as a player does (and as
+    the processed master now says), and a box drawn on the wider picture is saved in the video's own pixels."""
+    clip = make_video(tmp_path / "anamorphic.mp4", VideoSpec(n=20, fps=10, size=SPEC.size, sar=Fraction(4, 3)))
+    video_id = _upload_ready(server, clip, "anamorphic.mp4")
+    page = chromium_browser.new_page(viewport={"width": 1280, "height": 900})
+    _open_editor(page, server, editor_token, video_id)
+    expect(page.locator('[data-testid=frame-image][data-seq="1"]')).to_be_visible()
+    for testid in ("frame-box", "canvas", "frame-image"):
+        shown = page.get_by_test_id(testid).bounding_box()
+        assert shown is not None
+        assert shown["width"] / shown["height"] == pytest.approx(16 / 9, rel=0.01), testid
+    _drag(page, DRAWN)
+    page.get_by_test_id("save").click()
+    expect(page.get_by_test_id("message")).to_contain_text("Saved revision 1")
+    auth = {"Authorization": f"Bearer {editor_token}"}
+    saved = httpx.get(f"{server}/api/videos/{video_id}/corrections", headers=auth).json()
+    [rect] = saved["corrections"]["drawnRectangles"]["1"]
+    assert [rect["x"], rect["y"], rect["x"] + rect["width"], rect["y"] + rect["height"]] == pytest.approx(
+        list(DRAWN), abs=1.5
+    )
 
 
 def test_upload_from_the_video_list_shows_processing_until_ready(

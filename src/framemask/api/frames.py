@@ -24,6 +24,7 @@ from PIL import Image
 from framemask.errors import NotFoundError
 from framemask.jobs.context import Services
 from framemask.media import FrameIndex, FrameReader
+from framemask.media.signal import RANGE_FULL
 from framemask.service.streaming import StreamVideo
 from framemask.store.layout import Variant, index_key, load_index, local_copy, save_index, sidecar_index_key
 from framemask.store.models import Video
@@ -201,6 +202,7 @@ def jpeg_planes(frame: av.VideoFrame, width: int | None) -> tuple[np.ndarray, np
     full = _YUV420.get(frame.format.name)
     if full is None:
         return None
+    full = full or frame.color_range == RANGE_FULL  # a 4:2:0 decoder without a yuvj format (VP9, AV1) tags it
     if width and width != frame.width:
         height = max(2, round(frame.height * width / frame.width))
         frame = frame.reformat(width=width, height=height, format=frame.format.name)

@@ -139,6 +139,9 @@ class VideoPublic(BaseModel):
     coded_height: int | None
     codec: str | None
     pix_fmt: str | None
+    sample_aspect_ratio: str | None = Field(
+        None, description='shape of a pixel as displayed, "num:den" ("1:1" square); a frame is shown width x ratio wide'
+    )
     time_base: str | None
     duration_ms: float | None
     fps: float | None

@@ -4,12 +4,14 @@ from framemask.media.index import TIME_TOLERANCE_MS, FrameIndex, round_ms
 from framemask.media.probe import VideoInfo, probe
 from framemask.media.reader import FrameReader, iter_frames
 from framemask.media.rotate import displayed_size, normalize_rotation, rotate
+from framemask.media.signal import VideoSignal
 
 __all__ = [
     "TIME_TOLERANCE_MS",
     "FrameIndex",
     "FrameReader",
     "VideoInfo",
+    "VideoSignal",
     "displayed_size",
     "iter_frames",
     "normalize_rotation",

@@ -11,6 +11,7 @@ from framemask.errors import NotAVideoError
 from framemask.media._av import MAX_DIMENSION, map_av_errors, open_video
 from framemask.media.index import FrameIndex, round_ms
 from framemask.media.rotate import displayed_size, normalize_rotation
+from framemask.media.signal import VideoSignal
 
 
 @dataclass(frozen=True)
@@ -18,6 +19,7 @@ class VideoInfo:
     """Probe facts of one video; `width`/`height` are as displayed (rotation applied).
 
     `rotation` is FFmpeg's display-matrix angle as ffprobe prints it (e.g. -90 for a portrait phone clip).
+    `signal` is how a player shows the samples (pixel aspect ratio, colour): a render carries it over.
     """
 
     path: str
@@ -36,12 +38,15 @@ class VideoInfo:
     vfr: bool
     has_audio: bool
     audio_codecs: list[str] = field(default_factory=list)
+    signal: VideoSignal = field(default_factory=VideoSignal)
     index: FrameIndex | None = field(default=None, repr=False, compare=False)
 
     def to_json(self) -> dict[str, Any]:
         """The `framemask probe` JSON (seed naming: `endSequence`)."""
         data = asdict(self)
         data.pop("index")
+        data.pop("signal")
+        data.update(self.signal.to_json())
         data["time_base"] = f"{self.time_base.numerator}/{self.time_base.denominator}"
         data["endSequence"] = data.pop("end_sequence")
         data["duration_ms"] = round_ms(self.duration_ms)
@@ -67,6 +72,7 @@ def probe(path: str | os.PathLike[str], index: FrameIndex | None = None) -> Vide
         time_base = stream.time_base or Fraction(1, 90000)
         pix_fmt = first.format.name
         coded = (first.width, first.height)
+        signal = VideoSignal.of(stream, first)
     finally:
         container.close()
     index = index if index is not None else FrameIndex.build(path)
@@ -88,5 +94,6 @@ def probe(path: str | os.PathLike[str], index: FrameIndex | None = None) -> Vide
         vfr=index.vfr,
         has_audio=bool(audio),
         audio_codecs=audio,
+        signal=signal,
         index=index,
     )

@@ -15,7 +15,10 @@
 - **Audio** is stream-copied when MP4 can hold its codec, otherwise re-encoded to AAC; or dropped. With
   muted spans (a reviewer's `mutedRanges`) it is decoded, silenced or replaced by a 1 kHz tone over exactly
   those spans (sample-accurate), and re-encoded to AAC; untouched samples pass through the codec unchanged.
-- **Metadata**: nothing is copied from the input container or streams (GPS, make/model, creation time).
+- **Signal**: the input's pixel aspect ratio and colour description (`media.VideoSignal`) are written into the
+  SPS and the MP4, as they hold for the samples written: I420 planes pass through unchanged, frames painted in
+  RGB come back in BT.601 at limited range.
+- **Metadata**: nothing else is copied from the input container or streams (GPS, make/model, creation time).
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ from typing import Any, cast
 import av
 import cv2
 import numpy as np
+
+from framemask.media.signal import RANGE_FULL, VideoSignal
 
 __all__ = [
     "COPYABLE_AUDIO",
@@ -164,8 +169,9 @@ def i420_frame(i420: np.ndarray) -> av.VideoFrame:
 
 
 def frame_to_rgb(frame: av.VideoFrame) -> np.ndarray:
-    """RGB pixels of a decoded frame (stored orientation); 4:2:0 via OpenCV, the rest via swscale."""
-    if frame.format.name == "yuv420p" and frame.width % 2 == 0 and frame.height % 2 == 0:
+    """RGB pixels of a decoded frame (stored orientation); limited-range 4:2:0 via OpenCV, the rest via swscale
+    (which honours the frame's range and matrix)."""
+    if frame.format.name == "yuv420p" and frame.color_range != RANGE_FULL and frame.width % 2 == 0 == frame.height % 2:
         return i420_to_rgb(frame_to_i420(frame))
     return frame.to_ndarray(format="rgb24")
 
@@ -206,6 +212,8 @@ class VideoWriter:
     fps: float
     settings: EncodeSettings = field(default_factory=EncodeSettings)
     audio_from: str | os.PathLike[str] | None = None
+    signal: VideoSignal = field(default_factory=VideoSignal)
+    """The input's signal: written as it is with I420 frames, `through_rgb` with RGB ones."""
     gop_starts: list[int] = field(default_factory=list, init=False)
     frames: int = field(default=0, init=False)
 
@@ -234,6 +242,8 @@ class VideoWriter:
 
     def write(self, rgb: np.ndarray, pts: int) -> None:
         """Encode one displayed-orientation RGB frame with timestamp `pts` (in `time_base`)."""
+        if not self.frames:
+            self.signal.through_rgb().configure(self._video.codec_context)
         frame = rgb_to_frame(rgb, self.pix_fmt)
         frame.pts = int(pts)
         frame.time_base = self.time_base
@@ -245,6 +255,8 @@ class VideoWriter:
         """Encode one displayed-orientation I420 frame (`frame_to_i420`) as it is: no colour conversion."""
         if self._video.pix_fmt != "yuv420p":
             raise ValueError(f"this master is {self._video.pix_fmt}; write RGB frames")
+        if not self.frames:
+            self.signal.configure(self._video.codec_context)
         frame = i420_frame(i420)
         frame.pts = int(pts)
         frame.time_base = self.time_base

@@ -19,6 +19,7 @@ import numpy as np
 from framemask.errors import FramemaskError, InputError, NotAVideoError
 from framemask.media import FrameIndex, FrameReader, probe, rotate
 from framemask.media._av import map_av_errors
+from framemask.media.signal import VideoSignal
 from framemask.redact._stages import Pipe
 from framemask.redact.boxes import BoxTrack
 from framemask.redact.encode import EncodeSettings, frame_to_i420, frame_to_rgb, i420_frame, rgb_to_frame
@@ -105,6 +106,7 @@ class GopEncoder:
             if ctx.format is None:
                 raise InputError(f"{task.master}: the video stream has no pixel format")
             self._width, self._height, self._pix_fmt = ctx.width, ctx.height, ctx.format.name
+            self._signal = VideoSignal.of_codec(ctx)  # the master's SPS says it; re-encoded GOPs say the same
             self._nal_length = avcc_length_size(ctx.extradata)
         self._reader = FrameReader(task.src, index=task.index)
         try:
@@ -170,6 +172,7 @@ class GopEncoder:
         codec.width, codec.height, codec.pix_fmt = self._width, self._height, self._pix_fmt
         codec.time_base = self.gops.time_base
         self._settings.configure(codec)
+        self._signal.configure(codec)
         return codec
 
     def _decoded(self, seq: int) -> np.ndarray:

@@ -407,9 +407,8 @@ def _render(
         painted.append_rows(np.zeros((0, len(COLUMNS)), np.int32))
     whole = span == Span.whole(info.end_sequence)
     tmp = _temp_path(dst)
-    writer = VideoWriter(
-        tmp, info.width, info.height, time_base, info.fps, settings, src if audio and info.has_audio and whole else None
-    )
+    audio_from = src if audio and info.has_audio and whole else None
+    writer = VideoWriter(tmp, info.width, info.height, time_base, info.fps, settings, audio_from, info.signal)
 
     def mask_stage(boxed: Pipe, out: Pipe) -> None:
         stored = (((seq, picture), rows) for seq, picture, rows in boxed)

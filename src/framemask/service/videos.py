@@ -63,6 +63,7 @@ def apply_probe(video: Video, info: VideoInfo) -> None:
     video.width, video.height, video.rotation = info.width, info.height, info.rotation
     video.coded_width, video.coded_height = info.coded_width, info.coded_height
     video.codec, video.pix_fmt = info.codec, info.pix_fmt
+    video.sample_aspect_ratio = info.signal.to_json()["sample_aspect_ratio"]
     video.time_base = f"{info.time_base.numerator}/{info.time_base.denominator}"
     video.duration_ms, video.fps = round(float(info.duration_ms), 3), round(float(info.fps), 6)
     video.vfr, video.has_audio, video.end_sequence = bool(info.vfr), bool(info.has_audio), int(info.end_sequence)

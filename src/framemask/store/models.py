@@ -92,6 +92,7 @@ class Video(Base):
     coded_height: Mapped[int | None] = mapped_column(Integer)
     codec: Mapped[str | None] = mapped_column(String(32))
     pix_fmt: Mapped[str | None] = mapped_column(String(32))
+    sample_aspect_ratio: Mapped[str | None] = mapped_column(String(16))  # "num:den", displayed orientation
     time_base: Mapped[str | None] = mapped_column(String(32))
     duration_ms: Mapped[float | None] = mapped_column(Float)
     fps: Mapped[float | None] = mapped_column(Float)

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { IDENTITY, dragBox, handleAt, panBy, toVideo, zoomAt } from './geometry'
+import { IDENTITY, dragBox, handleAt, panBy, pixelAspect, toVideo, zoomAt } from './geometry'
 
 const b = { x1: 10, y1: 10, x2: 50, y2: 30 }
 
@@ -30,5 +30,15 @@ describe('zoom and pan', () => {
     const v = zoomAt(IDENTITY, 2, 0, 0, 200, 100)
     expect(panBy(v, -0.25, 0, 200, 100)).toEqual({ scale: 2, ox: 25, oy: 0 })
     expect(panBy(v, -5, -5, 200, 100)).toEqual({ scale: 2, ox: 100, oy: 50 })
+  })
+})
+
+describe('pixel aspect', () => {
+  it('reads a sample aspect ratio and falls back to square pixels', () => {
+    expect(pixelAspect('64:51')).toBeCloseTo(1.2549, 4)
+    expect(pixelAspect('3:4')).toBe(0.75)
+    expect(pixelAspect('1:1')).toBe(1)
+    for (const bad of [null, undefined, '', '0:1', '4:0', 'x:y', '16'])
+      expect(pixelAspect(bad)).toBe(1)
   })
 })

@@ -87,3 +87,9 @@ export function clampView(v: View, width: number, height: number): View {
 export function toVideo(v: View, fx: number, fy: number, width: number, height: number): { x: number; y: number } {
   return { x: v.ox + (fx * width) / v.scale, y: v.oy + (fy * height) / v.scale }
 }
+
+/** The width of one pixel as displayed over its height, from a "num:den" sample aspect ratio (1 when absent). */
+export function pixelAspect(ratio: string | null | undefined): number {
+  const [num = 0, den = 0] = (ratio ?? '').split(':').map(Number)
+  return num > 0 && den > 0 && Number.isFinite(num / den) ? num / den : 1
+}

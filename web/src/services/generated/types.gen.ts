@@ -1705,6 +1705,12 @@ export type VideoPublic = {
      */
     rotation: number | null;
     /**
+     * Sample Aspect Ratio
+     *
+     * shape of a pixel as displayed, "num:den" ("1:1" square); a frame is shown width x ratio wide
+     */
+    sample_aspect_ratio?: string | null;
+    /**
      * Size Bytes
      */
     size_bytes: number;
