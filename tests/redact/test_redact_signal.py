@@ -97,6 +97,14 @@ def test_probe_reports_the_signal_as_displayed(tmp_path: Path) -> None:
     }
 
 
+def test_an_absurd_aspect_ratio_is_read_as_square_pixels(tmp_path: Path) -> None:
+    """A corrupt or hostile header must not make the master (and the editor) 100 times wider than tall."""
+    src = make_video(tmp_path / "in.mp4", VideoSpec(n=3, sar=Fraction(100, 1)))
+    assert probe(src).signal.sample_aspect_ratio == 1
+    out = render_with_boxes(src, tmp_path / "out.mp4", {"endSequence": 3, "sequence": []}).output
+    assert stream_signal(out)["sample_aspect_ratio"] == "N/A"
+
+
 def test_a_re_encoded_gop_says_what_the_master_says(tmp_path: Path) -> None:
     """A corrected GOP is spliced into the master: its SPS must carry the same aspect ratio and colours, or
     players would switch colours (and shape) in the middle of the video."""

@@ -32,6 +32,7 @@ _TRANSFERS = {1: "bt709", 4: "gamma22", 5: "gamma28", 6: "smpte170m", 7: "smpte2
 _MATRICES = {0: "gbr", 1: "bt709", 4: "fcc", 5: "bt470bg", 6: "smpte170m", 7: "smpte240m", 8: "ycgco", 9: "bt2020nc",
              10: "bt2020c", 14: "ictcp"}  # fmt: skip
 _RANGES = {RANGE_LIMITED: "tv", RANGE_FULL: "pc"}
+MIN_SAR, MAX_SAR = Fraction(1, 4), Fraction(4)
 
 
 @dataclass(frozen=True)
@@ -48,8 +49,7 @@ class VideoSignal:
     def of(cls, stream: av.VideoStream, frame: av.VideoFrame) -> VideoSignal:
         """The signal of a stream, from its first decoded frame; the aspect ratio as displayed (a portrait
         rotation turns a pixel on its side, so its ratio inverts)."""
-        sar = stream.sample_aspect_ratio or stream.codec_context.sample_aspect_ratio
-        sar = Fraction(sar) if sar and sar > 0 else Fraction(1)
+        sar = _plausible(stream.sample_aspect_ratio or stream.codec_context.sample_aspect_ratio)
         if normalize_rotation(frame.rotation) in (90, 270):
             sar = 1 / sar
         full = frame.color_range == RANGE_FULL or frame.format.name.startswith("yuvj")
@@ -64,9 +64,8 @@ class VideoSignal:
     @classmethod
     def of_codec(cls, ctx: av.VideoCodecContext) -> VideoSignal:
         """The signal an encoder or decoder context carries (a master's, to re-encode its GOPs alike)."""
-        sar = ctx.sample_aspect_ratio
         return cls(
-            sample_aspect_ratio=Fraction(sar) if sar and sar > 0 else Fraction(1),
+            sample_aspect_ratio=_plausible(ctx.sample_aspect_ratio),
             primaries=ctx.color_primaries,
             transfer=ctx.color_trc,
             matrix=ctx.colorspace,
@@ -100,3 +99,9 @@ class VideoSignal:
             "color_space": _MATRICES.get(self.matrix, "unknown" if self.matrix == 2 else self.matrix),
             "color_range": _RANGES.get(self.range, "unknown"),
         }
+
+
+def _plausible(sar: Fraction | None) -> Fraction:
+    """A stored pixel aspect ratio, or square pixels where it is missing or absurd (real ones lie within
+    about 0.7-2: DV, broadcast and anamorphic lenses; a corrupt header says anything)."""
+    return Fraction(sar) if sar is not None and MIN_SAR <= sar <= MAX_SAR else Fraction(1)
