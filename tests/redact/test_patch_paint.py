@@ -42,7 +42,7 @@ CASES = [("cfr", "mosaic"), ("cfr", "blur"), ("rotated", "mosaic"), ("odd", "fil
 
 @pytest.mark.parametrize(("name", "style"), CASES)
 def test_unchanged_boxes_reencode_to_the_masters_frames(make, tmp_path: Path, name: str, style: str) -> None:
-    src = make(name)  # cfr: the I420 path; rotated and odd (a 4:4:4 master): the RGB path
+    src = make(name)  # cfr and rotated (planes turned): the I420 path; odd (a 4:4:4 master): the RGB path
     n = ffprobe_count(src)
     master = render_with_boxes(src, tmp_path / "master.mp4", doc(n), settings=LOSSLESS, style=style).output
     assert master_gops(master).starts == list(range(1, n + 1, 10))

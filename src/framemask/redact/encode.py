@@ -16,8 +16,8 @@
   muted spans (a reviewer's `mutedRanges`) it is decoded, silenced or replaced by a 1 kHz tone over exactly
   those spans (sample-accurate), and re-encoded to AAC; untouched samples pass through the codec unchanged.
 - **Signal**: the input's pixel aspect ratio and colour description (`media.VideoSignal`) are written into the
-  SPS and the MP4, as they hold for the samples written: I420 planes pass through unchanged, frames painted in
-  RGB come back in BT.601 at limited range.
+  SPS and the MP4, as they hold for the samples written: I420 planes (every even-sized video, rotated or not)
+  pass through unchanged; frames painted in RGB (odd sizes) come back in BT.601 at limited range.
 - **Metadata**: nothing else is copied from the input container or streams (GPS, make/model, creation time).
 """
 
@@ -36,6 +36,7 @@ import av
 import cv2
 import numpy as np
 
+from framemask.media.rotate import normalize_rotation
 from framemask.media.signal import RANGE_FULL, VideoSignal
 
 __all__ = [
@@ -54,6 +55,7 @@ __all__ = [
     "monotonic_pts",
     "redact_audio_frame",
     "rgb_to_frame",
+    "rotate_i420",
 ]
 
 log = logging.getLogger(__name__)
@@ -187,6 +189,28 @@ def frame_to_i420(frame: av.VideoFrame) -> np.ndarray:
         frame = frame.reformat(format="yuv420p")
     planes = [np.frombuffer(memoryview(p), np.uint8).reshape(p.height, p.line_size)[:, : p.width] for p in frame.planes]
     return np.concatenate([plane.reshape(-1) for plane in planes]).reshape(-1, frame.width)
+
+
+_TURNS = {90: cv2.ROTATE_90_COUNTERCLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_CLOCKWISE}
+
+
+def rotate_i420(i420: np.ndarray, rotation: int) -> np.ndarray:
+    """An I420 array (`frame_to_i420`) turned counter-clockwise by `rotation` degrees, as `media.rotate` turns
+    an RGB image: each plane on its own, so samples move but are never converted (a portrait phone clip keeps
+    its colours exactly, and skips two colour conversions a frame)."""
+    turn = _TURNS.get(normalize_rotation(rotation))
+    if turn is None:
+        return i420
+    width, height = i420.shape[1], i420.shape[0] * 2 // 3
+    luma, chroma = width * height, width * height // 4
+    flat = i420.reshape(-1)
+    planes = [
+        flat[:luma].reshape(height, width),
+        flat[luma : luma + chroma].reshape(height // 2, width // 2),
+        flat[luma + chroma :].reshape(height // 2, width // 2),
+    ]
+    turned = [cv2.rotate(plane, turn) for plane in planes]
+    return np.concatenate([plane.reshape(-1) for plane in turned]).reshape(-1, turned[0].shape[1])
 
 
 def i420_to_rgb(i420: np.ndarray) -> np.ndarray:

@@ -17,12 +17,19 @@ import av
 import numpy as np
 
 from framemask.errors import FramemaskError, InputError, NotAVideoError
-from framemask.media import FrameIndex, FrameReader, probe, rotate
+from framemask.media import FrameIndex, FrameReader, displayed_size, probe, rotate
 from framemask.media._av import map_av_errors
 from framemask.media.signal import VideoSignal
 from framemask.redact._stages import Pipe
 from framemask.redact.boxes import BoxTrack
-from framemask.redact.encode import EncodeSettings, frame_to_i420, frame_to_rgb, i420_frame, rgb_to_frame
+from framemask.redact.encode import (
+    EncodeSettings,
+    frame_to_i420,
+    frame_to_rgb,
+    i420_frame,
+    rgb_to_frame,
+    rotate_i420,
+)
 from framemask.redact.gops import GopMap, annexb_to_avcc, avcc_length_size, master_gops
 from framemask.redact.pipeline import paints_i420  # the master render's own decision
 from framemask.redact.styles import make_masker
@@ -94,7 +101,7 @@ class GopEncoder:
     """Re-renders single GOPs: exact original frames -> new masks -> x264 with the master's settings.
 
     Frames are painted exactly as the master render paints them (`pipeline._render`): in the decoder's I420
-    planes when the pipeline would (`paints_i420`: even size, no rotation, a 4:2:0 master), else in RGB, so
+    planes when the pipeline would (`paints_i420`: even size, a 4:2:0 master), else in RGB, so
     a re-encoded GOP with unchanged boxes gets the very frames the master's encoder got."""
 
     def __init__(self, task: GopTask, timer: dict[str, float]) -> None:
@@ -180,8 +187,9 @@ class GopEncoder:
         displayed orientation."""
         frame = self._reader.av_frame(seq)
         if self._i420:
-            size = (frame.width, frame.height)
-            array = frame_to_i420(frame) if size == (self._width, self._height) else None
+            size = displayed_size(frame.width, frame.height, self._reader.rotation)
+            fits = size == (self._width, self._height)
+            array = rotate_i420(frame_to_i420(frame), self._reader.rotation) if fits else None
         else:
             array = np.ascontiguousarray(rotate(frame_to_rgb(frame), self._reader.rotation))
             size = (array.shape[1], array.shape[0])

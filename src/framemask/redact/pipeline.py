@@ -37,7 +37,7 @@ from framemask.detect.models import readiness
 from framemask.detect.quantize import int8_pays_off
 from framemask.detect.tracking import LOST_SECONDS, preload
 from framemask.errors import InputError, NotAVideoError
-from framemask.media import FrameIndex, FrameReader, VideoInfo, iter_frames, probe, rotate
+from framemask.media import FrameIndex, FrameReader, VideoInfo, displayed_size, iter_frames, probe, rotate
 from framemask.redact._stages import Pipe, Stages, StageTimer
 from framemask.redact.boxes import COLUMNS, X1, Y2, BoxTrack, boxes_from_doc
 from framemask.redact.encode import (
@@ -47,6 +47,7 @@ from framemask.redact.encode import (
     frame_to_rgb,
     i420_to_rgb,
     monotonic_pts,
+    rotate_i420,
 )
 from framemask.redact.policy import MaskPolicy
 from framemask.redact.styles import Masker, make_masker
@@ -103,7 +104,7 @@ LOOKAHEAD = 1
 
 class Picture:
     """One frame as the stages carry it: the decoder's own I420 planes when the output can be painted and
-    encoded in them (even size, no rotation), else RGB.
+    encoded in them (even size; a rotation turns the planes), else RGB.
 
     The I420 path never converts the whole frame to RGB and back: only detected frames are converted (for
     the detectors), masks are painted into the planes (`Masker.apply_i420`) and x264 takes them as they
@@ -463,8 +464,8 @@ def _frames(
 
 
 def paints_i420(info: VideoInfo) -> bool:
-    """Whether frames can stay I420 from decoder to encoder: even size (4:2:0) and no rotation to apply."""
-    return info.rotation % 360 == 0 and info.width % 2 == 0 and info.height % 2 == 0
+    """Whether frames can stay I420 from decoder to encoder: an even size (4:2:0); a rotation turns the planes."""
+    return info.width % 2 == 0 and info.height % 2 == 0
 
 
 def _decode_stage(
@@ -478,9 +479,9 @@ def _decode_stage(
             if item is None:
                 return
             seq, frame = item
-            if i420 and (frame.width, frame.height) == (info.width, info.height):
-                picture = Picture(i420=frame_to_i420(frame))
-            else:  # rotated or odd-sized video (or a frame of another size: refused below)
+            if i420 and displayed_size(frame.width, frame.height, info.rotation) == (info.width, info.height):
+                picture = Picture(i420=rotate_i420(frame_to_i420(frame), info.rotation))
+            else:  # odd-sized video (or a frame of another size: refused below)
                 picture = Picture(rgb=rotate(frame_to_rgb(frame), info.rotation))
             timer.add("decode", time.perf_counter() - t0)
             shape = picture.rgb.shape[:2] if picture.i420 is None else (info.height, info.width)
