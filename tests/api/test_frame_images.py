@@ -1,6 +1,6 @@
 """The /frame fast path and the range response: a JPEG encoded straight from the decoder's YUV planes shows
-the same exact frame as the RGB path, at full size and scaled; other formats, rotated and non-4:2:0 videos
-keep the RGB path; a range is read with `pread` and answers exactly the bytes asked for."""
+the same exact frame as the RGB path, at full size and scaled, portrait clips turned; other formats and
+non-4:2:0 videos keep the RGB path; a range is read with `pread` and answers exactly the bytes asked for."""
 
 from __future__ import annotations
 
@@ -55,9 +55,21 @@ def test_yuv_jpeg_scaled_to_a_width(make) -> None:
     assert frame_number(shown) == 29 and _mad(shown, rgb) < 4
 
 
-@pytest.mark.parametrize(
-    ("name", "fmt"), [("rotated", "jpeg"), ("odd", "jpeg"), ("bframes", "png"), ("bframes", "webp")]
-)
+@pytest.mark.parametrize("width", [None, 120])
+def test_yuv_jpeg_of_a_portrait_clip_is_turned(make, width: int | None) -> None:
+    """A phone's portrait clip (stored landscape, a display rotation): the planes are turned one by one and
+    scaled to the displayed width, and show what the RGB path shows."""
+    with FrameReader(make("rotated")) as reader:
+        pixels = frame_pixels(reader, 12, width, "jpeg")
+        assert isinstance(pixels, tuple)
+        body, _ = encode_pixels(pixels, "jpeg", 90)
+        rgb = reader.frame(12, width)
+    shown = _decode(body)
+    assert shown.shape == rgb.shape == ((320, 240, 3) if width is None else (160, 120, 3))
+    assert _mad(shown, rgb) < 4
+
+
+@pytest.mark.parametrize(("name", "fmt"), [("odd", "jpeg"), ("bframes", "png"), ("bframes", "webp")])
 def test_other_cases_keep_the_rgb_path(make, name: str, fmt: str) -> None:
     with FrameReader(make(name)) as reader:
         pixels = frame_pixels(reader, 5, None, fmt)

@@ -36,7 +36,7 @@ import av
 import cv2
 import numpy as np
 
-from framemask.media.rotate import normalize_rotation
+from framemask.media.rotate import normalize_rotation, rotate
 from framemask.media.signal import RANGE_FULL, VideoSignal
 
 __all__ = [
@@ -191,15 +191,11 @@ def frame_to_i420(frame: av.VideoFrame) -> np.ndarray:
     return np.concatenate([plane.reshape(-1) for plane in planes]).reshape(-1, frame.width)
 
 
-_TURNS = {90: cv2.ROTATE_90_COUNTERCLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_CLOCKWISE}
-
-
 def rotate_i420(i420: np.ndarray, rotation: int) -> np.ndarray:
     """An I420 array (`frame_to_i420`) turned counter-clockwise by `rotation` degrees, as `media.rotate` turns
     an RGB image: each plane on its own, so samples move but are never converted (a portrait phone clip keeps
     its colours exactly, and skips two colour conversions a frame)."""
-    turn = _TURNS.get(normalize_rotation(rotation))
-    if turn is None:
+    if normalize_rotation(rotation) == 0:
         return i420
     width, height = i420.shape[1], i420.shape[0] * 2 // 3
     luma, chroma = width * height, width * height // 4
@@ -209,7 +205,7 @@ def rotate_i420(i420: np.ndarray, rotation: int) -> np.ndarray:
         flat[luma : luma + chroma].reshape(height // 2, width // 2),
         flat[luma + chroma :].reshape(height // 2, width // 2),
     ]
-    turned = [cv2.rotate(plane, turn) for plane in planes]
+    turned = [rotate(plane, rotation) for plane in planes]
     return np.concatenate([plane.reshape(-1) for plane in turned]).reshape(-1, turned[0].shape[1])
 
 
