@@ -1,4 +1,4 @@
-"""Helpers shared by the benchmarks: machine facts, percentiles, result files."""
+"""Helpers shared by the benchmarks: machine facts, percentiles, result files, a portrait clip."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import av
 import numpy as np
 
 RESULTS = Path(__file__).parent / "results"
@@ -34,3 +35,18 @@ def write_results(name: str, data: dict[str, Any], markdown: str) -> None:
     (RESULTS / f"{name}.json").write_text(json.dumps(data, indent=2) + "\n")
     (RESULTS / f"{name}.md").write_text(markdown.rstrip() + "\n")
     print(markdown)
+
+
+def with_display_rotation(src: Path, dst: Path, rotation: int = -90) -> Path:
+    """`src`'s video packets remuxed into `dst` under a display rotation (no re-encode): a landscape clip turned
+    into the portrait clip a phone records (stored landscape, shown upright by its display matrix)."""
+    tmp = dst.with_suffix(".tmp" + dst.suffix)
+    with av.open(str(src)) as source, av.open(str(tmp), "w") as out:
+        stream = out.add_stream_from_template(source.streams.video[0])
+        stream.set_display_rotation(rotation)
+        for packet in source.demux(source.streams.video[0]):
+            if packet.dts is not None:
+                packet.stream = stream
+                out.mux(packet)
+    tmp.replace(dst)
+    return dst

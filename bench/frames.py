@@ -16,7 +16,9 @@ latency):
    segmented render encodes it (`segment_encoder`: 0.5 s GOPs, no B-frames), and with the 1 s GOPs masters
    had before (the bitrate trade: each master's size is recorded). The processed file the editor steps
    through is one of the first two, so they are what an editor session costs; the 2 s GOP rows stand for an
-   original.
+   original;
+5. random and sequential on the 2 s GOP clip remuxed under a -90 degree display rotation: a portrait phone
+   clip's original (its frames are turned before they are encoded).
 
 Anchor, in the same run: OpenCV (`cv2.VideoCapture` seek to the frame, read, `cv2.imencode` JPEG q90) on the
 same processed file, in this process, no HTTP: what a naive frame server would do. Targets (issue 13):
@@ -43,13 +45,14 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from bench.common import pct, write_results  # noqa: E402
+from bench.common import pct, with_display_rotation, write_results  # noqa: E402
 from bench.service import ADMIN, expose_as_processed, free_port, start_server  # noqa: E402
 from framemask.media import iter_frames, probe  # noqa: E402
 from framemask.redact.encode import EncodeSettings, VideoWriter, frame_to_i420, monotonic_pts  # noqa: E402
 from framemask.redact.segments import segment_encoder  # noqa: E402
 
 FRAMES = 240
+PORTRAIT = "portrait original (2 s GOPs, shown rotated)"
 TARGETS = {"random": 60.0, "sequential": 15.0}
 
 
@@ -192,6 +195,8 @@ def main() -> None:
         data = tmp / "data"
         video_id = serve_as_processed(base, data, clip)
         master_ids = {label: serve_as_processed(base, data, path) for label, path in masters.items()}
+        portrait = with_display_rotation(clip, tmp / "portrait_1080p.mp4")
+        master_ids[PORTRAIT] = serve_as_processed(base, data, portrait)
         admin = {"Authorization": f"Bearer {ADMIN}"}
         token = httpx.post(f"{base}/api/tokens", json={"role": "editor", "name": "bench"}, headers=admin, timeout=60)
         token.raise_for_status()
@@ -241,7 +246,8 @@ def main() -> None:
         "veryfast crf 23, closed GOPs, the preset's 3 B-frames). `segmented master`: the same with "
         "`segment_encoder` settings (no B-frames), as a segmented render writes it. `master before`: the 1 s GOPs "
         "masters had before. The editor steps through a processed master, so the master rows are what an editing "
-        "session costs. The OpenCV anchor reads the 2 s GOP clip. Master sizes (the bitrate trade): "
+        "session costs. `portrait original`: the 2 s GOP clip under a -90 degree display rotation, as a phone "
+        "records portrait video. The OpenCV anchor reads the 2 s GOP clip. Master sizes (the bitrate trade): "
         + ", ".join(f"{label} {mib} MiB" for label, mib in master_mib.items())
         + ".",
         "",

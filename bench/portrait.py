@@ -14,10 +14,8 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-import av
-
 from bench.anonymize import SHARED, before_env, framemask_cmd, transcode_cmd
-from bench.common import WORK, write_results
+from bench.common import WORK, with_display_rotation, write_results
 from bench.heap import measure
 from bench.throughput import encode_once
 
@@ -32,16 +30,7 @@ def portrait_clip() -> Path:
         return path
     four_times = "loop=loop=3:size=71,setpts=N/FRAME_RATE/TB,scale=1920:1080"  # TUD-Campus has 71 frames
     landscape = encode_once(SHARED / "TUD-Campus.mp4", "tud_1080p_x4", ["-vf", four_times, "-an"])
-    tmp = path.with_suffix(".tmp.mp4")
-    with av.open(str(landscape)) as src, av.open(str(tmp), "w") as dst:
-        stream = dst.add_stream_from_template(src.streams.video[0])
-        stream.set_display_rotation(ROTATION)
-        for packet in src.demux(src.streams.video[0]):
-            if packet.dts is not None:
-                packet.stream = stream
-                dst.mux(packet)
-    tmp.replace(path)
-    return path
+    return with_display_rotation(landscape, path, ROTATION)
 
 
 def main() -> None:
