@@ -11,6 +11,7 @@ import av
 import cv2
 import numpy as np
 import pytest
+from conftest import SHARED_MEDIA
 from support.videos import VideoSpec, make_video, pattern
 
 from framemask.media import VideoSignal, normalize_rotation, probe, rotate
@@ -89,6 +90,27 @@ def test_a_render_keeps_aspect_and_colours(tmp_path: Path, name: str) -> None:
     assert len(before) == len(after) == N
     # the same colours on screen: x264 at crf 23 (and, at an odd size, the RGB round trip) moves a sample by
     # 1-3 levels on average; a lost range or matrix moves the test pattern's colours by 5-9
+    assert float(np.mean([np.abs(a - b).mean() for a, b in zip(before, after, strict=True)])) < 4
+
+
+@pytest.mark.parametrize(
+    ("name", "want"),
+    [
+        ("mmaction2_demo_armwrestling.mp4", {"sample_aspect_ratio": "64:51"}),  # anamorphic SD
+        (  # a Samsung phone's portrait clip: HEVC, full range, BT.601, VFR, a -90 degree display matrix
+            "immich_samsung-one-ui-6_motionphoto_video.mp4",
+            {"color_range": "pc", "color_space": "bt470bg", "color_primaries": "bt470bg"},
+        ),
+    ],
+)
+def test_real_clips_keep_their_signal(tmp_path: Path, name: str, want: dict[str, str]) -> None:
+    src = SHARED_MEDIA / name
+    n = probe(src).end_sequence
+    out = render_with_boxes(src, tmp_path / "out.mp4", {"endSequence": n, "sequence": []}).output
+    signal = stream_signal(out)
+    assert {k: signal[k] for k in want} == want
+    before, after = shown_rgb(src), shown_rgb(out)
+    assert len(before) == len(after) == n
     assert float(np.mean([np.abs(a - b).mean() for a, b in zip(before, after, strict=True)])) < 4
 
 
