@@ -4,32 +4,23 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 from support.servers import postgres_db, postgres_server, redis_server, rgw_server  # noqa: F401  (fixtures)
 from support.videos import VideoSpec, ffprobe_count, make_video, vfr_times  # noqa: F401  (ffprobe_count: for tests)
 
+from framemask.samples import shared_media as shared_media_dir
+
 
 def find_shared_media() -> Path:
-    """The team's shared third-party test videos (`shared/media`, not in the repository).
-
-    Looked up from $FRAMEMASK_TEST_MEDIA, then beside every ancestor of this checkout and of the
-    repository it was cloned from (CI runs on a clean clone whose origin is the main checkout).
-    """
+    """The team's shared third-party test videos: $FRAMEMASK_TEST_MEDIA, else where the demo finds them
+    (`framemask.samples.shared_media`: beside this checkout or the repository it was cloned from; CI runs on a
+    clean clone whose origin is the main checkout)."""
     if os.environ.get("FRAMEMASK_TEST_MEDIA"):
         return Path(os.environ["FRAMEMASK_TEST_MEDIA"])
     repo = Path(__file__).resolve().parents[1]
-    roots = [repo]
-    origin = subprocess.run(["git", "-C", str(repo), "remote", "get-url", "origin"], capture_output=True, text=True)
-    if origin.returncode == 0 and Path(origin.stdout.strip()).is_dir():
-        roots.append(Path(origin.stdout.strip()).resolve())
-    for root in roots:
-        for folder in (root, *root.parents):
-            if (folder / "shared" / "media" / "TUD-Campus.mp4").exists():
-                return folder / "shared" / "media"
-    return repo.parent / "shared" / "media"
+    return shared_media_dir(repo) or repo.parent / "shared" / "media"
 
 
 SHARED_MEDIA = find_shared_media()

@@ -1,7 +1,7 @@
 """`./dev demo [VIDEO]`: the main job on the embedded default, end to end, with no external service.
 
 probe -> anonymize (detect, track, mask, encode) -> leak audit -> event timeline, written under
-`data/demo/`. Without VIDEO it uses the shared sample clip with people (TUD-Campus) when present.
+`data/demo/`. Without VIDEO it uses the shared sample clip with people (TUD-Campus: `samples.sample_video`).
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ import sys
 from pathlib import Path
 
 from framemask.cli import main as cli
+from framemask.samples import SAMPLE, sample_video
 
 ROOT = Path(__file__).resolve().parents[2]
-SAMPLES = [ROOT.parent / "shared" / "media" / "TUD-Campus.mp4", ROOT / "data" / "samples" / "TUD-Campus.mp4"]
 
 
 def step(title: str, argv: list[str]) -> None:
@@ -26,11 +26,11 @@ def main(argv: list[str]) -> int:
     if argv:
         video = Path(argv[0])
     else:
-        found = [p for p in SAMPLES if p.exists()]
-        if not found:
-            print("framemask demo: no sample video here; run ./dev demo path/to/video.mp4", file=sys.stderr)
+        found = sample_video()
+        if found is None:
+            print(f"framemask demo: no {SAMPLE} here; run ./dev demo path/to/video.mp4", file=sys.stderr)
             return 2
-        video = found[0]
+        video = found
     out = ROOT / "data" / "demo"
     out.mkdir(parents=True, exist_ok=True)
     processed, boxes = out / f"{video.stem}.anonymized.mp4", out / f"{video.stem}.boxes.json"
