@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import os
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -16,7 +17,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.routing import Route
 from starlette.testclient import TestClient
-from support.videos import frame_number
+from support.videos import VideoSpec, frame_number, make_video
 
 from framemask.api.frames import encode_pixels, frame_pixels, jpeg_planes
 from framemask.api.ranges import RangeFileResponse
@@ -67,6 +68,20 @@ def test_yuv_jpeg_of_a_portrait_clip_is_turned(make, width: int | None) -> None:
     shown = _decode(body)
     assert shown.shape == rgb.shape == ((320, 240, 3) if width is None else (160, 120, 3))
     assert _mad(shown, rgb) < 4
+
+
+def test_a_scaled_frame_has_the_shape_it_is_shown_in(tmp_path: Path) -> None:
+    """Anamorphic pixels (4:3 wide) are made square when a frame is scaled to a width: a 320x240 picture shown
+    at 16:9 comes back 160x90 by either path (thumbnails, sprites, `width=`). Unscaled, a frame keeps its stored
+    pixels, which boxes refer to."""
+    src = make_video(tmp_path / "anamorphic.mp4", VideoSpec(n=5, sar=Fraction(4, 3)))
+    with FrameReader(src) as reader:
+        rgb = reader.frame(3, 160)
+        body, _ = encode_pixels(frame_pixels(reader, 3, 160, "jpeg"), "jpeg", 90)
+        stored = reader.frame(3)
+    assert rgb.shape == _decode(body).shape == (90, 160, 3)
+    assert stored.shape == (240, 320, 3)
+    assert _mad(_decode(body), rgb) < 4
 
 
 @pytest.mark.parametrize(("name", "fmt"), [("odd", "jpeg"), ("bframes", "png"), ("bframes", "webp")])

@@ -23,7 +23,7 @@ from PIL import Image
 
 from framemask.errors import NotFoundError
 from framemask.jobs.context import Services
-from framemask.media import FrameIndex, FrameReader, displayed_size, rotate
+from framemask.media import FrameIndex, FrameReader, rotate
 from framemask.media.signal import RANGE_FULL
 from framemask.service.streaming import StreamVideo
 from framemask.store.layout import Variant, index_key, load_index, local_copy, save_index, sidecar_index_key
@@ -195,10 +195,10 @@ def _plane(frame: av.VideoFrame, i: int, lut: np.ndarray | None) -> np.ndarray:
 
 
 def jpeg_planes(
-    frame: av.VideoFrame, width: int | None, rotation: int = 0
+    frame: av.VideoFrame, size: tuple[int, int] | None = None, rotation: int = 0
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """Full-range Y, U, V planes of a 4:2:0 frame as displayed (turned by `rotation`, scaled to the displayed
-    `width`), or None for other pixel formats.
+    """Full-range Y, U, V planes of a 4:2:0 frame as displayed (scaled to `size` in the stored orientation, then
+    turned by `rotation`), or None for other pixel formats.
 
     A JPEG is YCbCr 4:2:0 itself, so encoding the decoder's planes skips the YUV->RGB conversion and the
     encoder's RGB->YCbCr conversion of the RGB path: at 1080p that is most of a frame request. A portrait
@@ -207,10 +207,8 @@ def jpeg_planes(
     if full is None:
         return None
     full = full or frame.color_range == RANGE_FULL  # a 4:2:0 decoder without a yuvj format (VP9, AV1) tags it
-    shown_width, shown_height = displayed_size(frame.width, frame.height, rotation)
-    if width and width != shown_width:
-        stored = displayed_size(width, max(2, round(shown_height * width / shown_width)), rotation)
-        frame = frame.reformat(width=stored[0], height=stored[1], format=frame.format.name)
+    if size is not None and size != (frame.width, frame.height):
+        frame = frame.reformat(width=size[0], height=size[1], format=frame.format.name)
     y_lut, c_lut = (None, None) if full else (_Y_FULL, _C_FULL)
     y, u, v = _plane(frame, 0, y_lut), _plane(frame, 1, c_lut), _plane(frame, 2, c_lut)
     return rotate(y, rotation), rotate(u, rotation), rotate(v, rotation)
@@ -224,7 +222,8 @@ def frame_pixels(reader: FrameReader, seq: int, width: int | None, fmt: str) -> 
     """What `encode_pixels` needs of frame `seq`: YUV planes for a JPEG of a 4:2:0 video, else RGB. Copies, so
     the reader's lock can be released before the encode."""
     if fmt == "jpeg":
-        planes = jpeg_planes(reader.av_frame(seq), width, reader.rotation)
+        frame = reader.av_frame(seq)
+        planes = jpeg_planes(frame, reader.scaled_size(frame, width) if width else None, reader.rotation)
         if planes is not None:
             return planes
     return reader.frame(seq, width)

@@ -35,7 +35,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     which.add_argument("--seq", type=int, help="frame number, 1..endSequence")
     which.add_argument("--ms", type=float, help="the frame on screen at this time (ms)")
     p.add_argument("-o", "--output", required=True, help="image path (.png, .jpg, .webp)")
-    p.add_argument("--width", type=int, help="scale to this width, keeping the aspect ratio")
+    p.add_argument(
+        "--width", type=int, help="scale to this width in the shape a player shows (anamorphic pixels made square)"
+    )
     p.set_defaults(func=cmd_frame)
 
 

@@ -18,7 +18,8 @@ import numpy as np
 from framemask.errors import NotAVideoError
 from framemask.media._av import map_av_errors, open_video
 from framemask.media.index import FrameIndex
-from framemask.media.rotate import normalize_rotation, rotate
+from framemask.media.rotate import displayed_size, normalize_rotation, rotate
+from framemask.media.signal import VideoSignal
 
 CACHE_FRAMES = 32
 THREAD_TYPE = "AUTO"
@@ -53,12 +54,15 @@ class FrameReader:
         # on the way are not here: the first step back onto one decodes the GOP whole (`_stepping_back`)
         self._passed: OrderedDict[int, av.VideoFrame] = OrderedDict()
         self.rotation = 0
-        self.rotation = normalize_rotation(self._decode_at(1).rotation)
+        first = self._decode_at(1)
+        self.rotation = normalize_rotation(first.rotation)
+        self.signal = VideoSignal.of(self._stream, first)
 
     # --- public ---------------------------------------------------------------------------------------------
 
     def frame(self, seq: int, width: int | None = None) -> np.ndarray:
-        """Frame `seq` as RGB uint8 (rotation applied), optionally scaled to `width` (aspect kept)."""
+        """Frame `seq` as RGB uint8 (rotation applied), optionally scaled to `width` with the shape it is shown in
+        (`scaled_size`: anamorphic pixels made square)."""
         seq = self.index.check_seq(seq)
         key = (seq, width)
         if key in self._cache:
@@ -94,14 +98,17 @@ class FrameReader:
 
     # --- decoding -------------------------------------------------------------------------------------------
 
+    def scaled_size(self, frame: av.VideoFrame, width: int) -> tuple[int, int]:
+        """The stored-orientation size to scale `frame` to, so that turned upright it is `width` wide and has the
+        shape a player shows (display rotation and pixel aspect ratio applied)."""
+        shown_width, shown_height = displayed_size(frame.width, frame.height, self.rotation)
+        height = max(2, round(shown_height * width / (shown_width * self.signal.sample_aspect_ratio)))
+        return displayed_size(width, height, self.rotation)
+
     def _to_rgb(self, frame: av.VideoFrame, width: int | None) -> np.ndarray:
-        if width and self.rotation in (90, 270):
-            # width is the displayed width, i.e. the stored height
-            height = max(2, round(frame.width * width / frame.height))
-            rgb = frame.to_ndarray(format="rgb24", width=height, height=width)
-        elif width:
-            height = max(2, round(frame.height * width / frame.width))
-            rgb = frame.to_ndarray(format="rgb24", width=width, height=height)
+        if width:
+            stored_width, stored_height = self.scaled_size(frame, width)
+            rgb = frame.to_ndarray(format="rgb24", width=stored_width, height=stored_height)
         else:
             rgb = frame.to_ndarray(format="rgb24")
         return rotate(rgb, self.rotation)
