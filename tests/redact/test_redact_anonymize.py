@@ -4,6 +4,7 @@ exact frames and timestamps, the seed JSON, and the leak audit in both direction
 from __future__ import annotations
 
 import json
+import subprocess
 from collections import defaultdict
 from pathlib import Path
 
@@ -202,6 +203,23 @@ def test_tracks_meet_the_mot_floors(tud: AnonymizeResult) -> None:
     # measured 0.72 / 0.78 / 1.28 / 1.0; the targets on unseen footage are MOTA 0.60, IDF1 0.55, 1.3 boxes
     assert score.mota >= 0.65 and score.idf1 >= 0.70, score
     assert score.boxes_per_gt <= 1.3 and score.gt_masked >= 0.99, score
+
+
+def test_anamorphic_footage_is_detected_as_it_is_shown(detectors: list[Detector], tmp_path: Path) -> None:
+    """TUD-Campus squeezed to 480x480 with 4:3 pixels (shown 640x480, as DV or anamorphic broadcast is): the
+    detectors look at it with square pixels. Measured: recall 0.83 and MOTA 0.71, against 0.65 and 0.60 when
+    they looked at the squeezed people (the padded masks covered every annotated person either way)."""
+    src = tmp_path / "anamorphic.mp4"
+    squeeze = ["-vf", "scale=480:480,setsar=4/3", "-c:v", "libx264", "-crf", "18"]
+    subprocess.run(["ffmpeg", "-v", "error", "-i", str(TUD), *squeeze, str(src)], check=True)
+    result = anonymize_file(src, tmp_path / "out.mp4", detectors=detectors)
+    assert result.painted is not None
+    painted = {s: result.painted.boxes(s) for s in range(1, result.end_sequence + 1)}
+    x = 0.75  # the squeeze
+    gt = {f: [(t, (x1 * x, y1, x2 * x, y2)) for t, (x1, y1, x2, y2) in rows] for f, rows in load_gt(GT).items()}
+    ignore = [(x1 * x, y1, x2 * x, y2) for x1, y1, x2, y2 in load_regions(SHARED_MEDIA / "TUD-Campus.ignore.txt")]
+    score = score_tracks(result.boxes, gt, 480, 480, ignore=ignore, painted=painted)
+    assert score.recall >= 0.75 and score.mota >= 0.65 and score.gt_masked >= 0.99, score
 
 
 def test_a_street_crowd_is_mostly_masked(detectors: list[Detector], tmp_path: Path) -> None:

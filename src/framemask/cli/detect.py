@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from framemask.detect import LABELS, Detections, load_detectors, model_status, prepare_models
+from framemask.detect import LABELS, load_detectors, model_status, prepare_models
 from framemask.media import FrameReader
 
 
@@ -44,13 +44,16 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_detect(args: argparse.Namespace) -> int:
+    from framemask.redact.pipeline import detect_frame  # the anonymizer's own call (square pixels included)
+
     targets = tuple(t.strip() for t in args.targets.split(",") if t.strip())
     detectors = load_detectors(targets, person_tiles=2 if args.tiles else 1)
     with FrameReader(args.file) as reader:
         seq = args.seq if args.seq is not None else reader.index.frame_at(args.ms)
         rgb = reader.frame(seq)
+        aspect = float(reader.signal.sample_aspect_ratio)
     height, width = rgb.shape[:2]
-    dets = Detections.merge(d.detect(rgb) for d in detectors).clip(width, height)
+    dets = detect_frame(rgb, detectors, aspect)
     scores = {name: [round(float(c), 3) for c in dets.with_label(name).confidence] for name in LABELS}
     print(
         json.dumps({"seq": seq, "width": width, "height": height, **dets.to_seed(width, height), "confidence": scores})

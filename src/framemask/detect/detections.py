@@ -143,6 +143,11 @@ class Detections:
         out = Detections(xyxy, self.confidence, self.class_id, self.tracker_id)
         return out[keep]
 
+    def scaled(self, sx: float, sy: float) -> Detections:
+        """The boxes of a frame resized by `sx` horizontally and `sy` vertically."""
+        factors = np.array([sx, sy, sx, sy], np.float32)
+        return Detections(self.xyxy * factors, self.confidence, self.class_id, self.tracker_id)
+
     def pad(self, fraction: float, width: int | None = None, height: int | None = None) -> Detections:
         """Each box grown by `fraction` of its own width/height on every side (clipped if a size is given)."""
         wh = self.xyxy[:, 2:] - self.xyxy[:, :2]

@@ -141,11 +141,12 @@ def audit_file(
     leaks: list[Leak] = []
     checked = 0
     counts = {"output": 0, "original": 0}
+    aspect = float((orig_info or info).signal.sample_aspect_ratio)  # the original says it; an older master may not
     for seq, proc, orig in _frame_pairs(processed, original, info, orig_info, stride):
         checked += 1
-        found = {"output": detect_frame(proc, detectors)}
+        found = {"output": detect_frame(proc, detectors, aspect)}
         if orig is not None:
-            found["original"] = detect_frame(orig, detectors)
+            found["original"] = detect_frame(orig, detectors, aspect)
         for source, dets in found.items():
             counts[source] += len(dets)
         masked = track.boxes(seq) if track is not None else None

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import av
+import cv2
 import numpy as np
 
 from framemask.detect import LABELS, Detections, Detector, Tracker, interpolate, load_detectors
@@ -357,15 +358,25 @@ class _DetectorsKey(NamedTuple):
     crowd_pass: bool
 
 
+SQUARE_ENOUGH = 0.02
+"""Pixel aspect ratios within this of 1 (an odd size scaled to keep its shape, 1924:1923) are taken as square."""
 _BUILT: dict[_DetectorsKey, tuple[Detector, ...]] = {}
 """`default_detectors` by what they were built for."""
 _BUILT_LOCK = threading.Lock()
 
 
-def detect_frame(rgb: np.ndarray, detectors: Sequence[Detector]) -> Detections:
+def detect_frame(rgb: np.ndarray, detectors: Sequence[Detector], pixel_aspect: float = 1.0) -> Detections:
     """Every detector's boxes on one frame, clipped to it; several detectors run side by side (onnxruntime
-    releases the GIL), so single-threaded sessions still use two cores while x264 is idle."""
+    releases the GIL), so single-threaded sessions still use two cores while x264 is idle.
+
+    Anamorphic video (`pixel_aspect`, a pixel's displayed width over its height, not 1): the detectors see the
+    frame stretched to square pixels, people shaped as a player shows them and as the models learned them,
+    and the boxes come back in the frame's own pixels."""
     height, width = rgb.shape[:2]
+    if abs(pixel_aspect - 1) > SQUARE_ENOUGH:
+        sx, sy = max(pixel_aspect, 1.0), max(1 / pixel_aspect, 1.0)  # stretch, never squeeze out detail
+        square = cv2.resize(rgb, (round(width * sx), round(height * sy)), interpolation=cv2.INTER_LINEAR)
+        return detect_frame(square, detectors).scaled(1 / sx, 1 / sy).clip(width, height)
     if len(detectors) == 1:
         return detectors[0].detect(rgb).clip(width, height)
     return Detections.merge(_detector_pool().map(lambda d: d.detect(rgb), detectors)).clip(width, height)
@@ -512,6 +523,7 @@ def _detections(
     about two strides are held (plus the look-ahead)."""
     assert info.index is not None
     time_ms = info.index.time_ms
+    aspect = float(info.signal.sample_aspect_ratio)
     pending: list[tuple[int, Picture]] = []
     ahead: collections.deque[_Ahead] = collections.deque()
     detected: list[tuple[int, Picture, Detections]] = []  # the last two detected frames
@@ -533,7 +545,7 @@ def _detections(
             if (seq - span.first) % stride and seq != span.last:
                 pending.append((seq, picture))
                 continue
-            future = _lookahead_pool().submit(timer.timed, "detect", _detect_picture, picture, detectors)
+            future = _lookahead_pool().submit(timer.timed, "detect", _detect_picture, picture, detectors, aspect)
             ahead.append((seq, picture, pending, future))
             pending = []
             while len(ahead) > LOOKAHEAD:
@@ -552,8 +564,8 @@ def _detections(
 _Ahead = tuple[int, Picture, list[tuple[int, Picture]], "concurrent.futures.Future[Detections]"]
 
 
-def _detect_picture(picture: Picture, detectors: Sequence[Detector]) -> Detections:
-    return detect_frame(picture.rgb, detectors)
+def _detect_picture(picture: Picture, detectors: Sequence[Detector], pixel_aspect: float) -> Detections:
+    return detect_frame(picture.rgb, detectors, pixel_aspect)
 
 
 @functools.cache
