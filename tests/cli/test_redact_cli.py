@@ -33,6 +33,24 @@ def test_anonymize_rejects_a_non_video_with_one_line(tmp_path: Path) -> None:
     assert not (tmp_path / "out.mp4").exists()
 
 
+def test_anonymize_and_render_refuse_images_as_the_api_does(tmp_path: Path) -> None:
+    """A photo (even named .mp4) and an audio file with cover art have one frame of an image codec: the library
+    refuses them, as the upload API does, instead of writing a one-frame video (and passing the audio on)."""
+    photo = tmp_path / "holiday.mp4"
+    cover = tmp_path / "podcast.m4a"
+    frame = ["-ss", "1", "-frames:v", "1", "-c:v", "mjpeg"]
+    subprocess.run(["ffmpeg", "-v", "error", "-i", str(TUD), *frame, "-f", "image2", str(photo)], check=True)
+    audio = ["-f", "lavfi", "-i", "sine=d=2", "-i", str(photo), "-map", "0", "-map", "1", "-c:a", "aac", "-c:v", "copy"]
+    subprocess.run(["ffmpeg", "-v", "error", *audio, "-disposition:v", "attached_pic", str(cover)], check=True)
+    assert_one_line_error(framemask("anonymize", str(photo), "-o", str(tmp_path / "a.mp4")), "is an image")
+    assert_one_line_error(framemask("anonymize", str(cover), "-o", str(tmp_path / "b.mp4")), "audio with a still")
+    empty = tmp_path / "empty.json"
+    empty.write_text('{"endSequence": 1, "sequence": []}')
+    render = framemask("render", str(photo), "--boxes", str(empty), "-o", str(tmp_path / "c.mp4"))
+    assert_one_line_error(render, "is an image")
+    assert not [p.name for p in tmp_path.glob("*.mp4") if p.name != "holiday.mp4"]
+
+
 @pytest.mark.parametrize(
     ("args", "text"),
     [

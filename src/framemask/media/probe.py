@@ -13,6 +13,15 @@ from framemask.media.index import FrameIndex, round_ms
 from framemask.media.rotate import displayed_size, normalize_rotation
 from framemask.media.signal import VideoSignal
 
+IMAGE_CONTAINERS = frozenset({"image2", "gif", "apng", "webp", "ico", "jpegxl_anim"})
+"""FFmpeg demuxers of still (or animated) images; every `*_pipe` demuxer (png_pipe, jpeg_pipe, …) too."""
+IMAGE_CODECS = frozenset(
+    {"png", "apng", "mjpeg", "jpeg2000", "jpegls", "jpegxl", "bmp", "gif", "webp", "tiff", "qoi", "pam", "pbm",
+     "pgm", "ppm", "pcx", "sgi", "targa", "xbm", "xpm", "xwd", "dds", "exr", "hdr", "psd", "sunrast", "pictor"}
+)  # fmt: skip
+"""Image codecs: refused in a one-frame file (a photo renamed .mp4, an audio file's cover art); MJPEG/PNG
+video in AVI/MOV is fine."""
+
 
 @dataclass(frozen=True)
 class VideoInfo:
@@ -52,6 +61,20 @@ class VideoInfo:
         data["duration_ms"] = round_ms(self.duration_ms)
         data["fps"] = round(self.fps, 4)
         return data
+
+
+def refuse_images(info: VideoInfo, name: str | os.PathLike[str]) -> None:
+    """NotAVideoError for a still or animated image (or the cover art of an audio file), whatever its file name
+    says: the upload API and the library's renders apply the same rule."""
+    container = info.container.split(",")[0]
+    if (
+        container in IMAGE_CONTAINERS
+        or container.endswith("_pipe")
+        or (info.end_sequence <= 1 and info.codec in IMAGE_CODECS)
+    ):
+        if info.has_audio and info.end_sequence <= 1:  # a song or a podcast with its cover art
+            raise NotAVideoError(f"{name} is audio with a still picture ({info.codec}), not a video")
+        raise NotAVideoError(f"{name} is an image ({info.codec} in {container}), not a video; give a video file")
 
 
 def probe(path: str | os.PathLike[str], index: FrameIndex | None = None) -> VideoInfo:

@@ -38,7 +38,16 @@ from framemask.detect.models import readiness
 from framemask.detect.quantize import int8_pays_off
 from framemask.detect.tracking import LOST_SECONDS, preload
 from framemask.errors import InputError, NotAVideoError
-from framemask.media import FrameIndex, FrameReader, VideoInfo, displayed_size, iter_frames, probe, rotate
+from framemask.media import (
+    FrameIndex,
+    FrameReader,
+    VideoInfo,
+    displayed_size,
+    iter_frames,
+    probe,
+    refuse_images,
+    rotate,
+)
 from framemask.redact._stages import Pipe, Stages, StageTimer
 from framemask.redact.boxes import COLUMNS, X1, Y2, BoxTrack, boxes_from_doc
 from framemask.redact.encode import (
@@ -615,8 +624,10 @@ def check_targets(targets: Sequence[str]) -> tuple[str, ...]:
 def _probe_for_output(
     src: str | os.PathLike[str], dst: str | os.PathLike[str], index: FrameIndex | None = None
 ) -> VideoInfo:
-    """Probe the input (InputError if unusable) and refuse to overwrite it or write into a missing folder."""
+    """Probe the input (InputError if unusable: an image too) and refuse to overwrite it or write into a missing
+    folder."""
     info = probe(src, index=index)
+    refuse_images(info, src)
     out = Path(dst)
     if out.exists() and out.resolve() == Path(src).resolve():
         raise InputError(f"{dst}: refusing to overwrite the input video")

@@ -13,8 +13,8 @@ from framemask.api.deps import CurrentUser, EditorUser, ServicesDep, VideoDep, c
 from framemask.api.hardening import MAX_DB_INT, require_models
 from framemask.api.schemas import ReviewUpdate, VideoCreated, VideoList, VideoPublic
 from framemask.api.uploads import Upload, receive_upload
-from framemask.errors import InputError, NotAVideoError
-from framemask.media import VideoInfo, probe
+from framemask.errors import InputError
+from framemask.media import VideoInfo, probe, refuse_images
 from framemask.service import videos
 from framemask.service.auth import Principal
 from framemask.service.context import Services
@@ -54,31 +54,11 @@ IdempotencyKey = Annotated[
 ]
 
 
-IMAGE_CONTAINERS = frozenset({"image2", "gif", "apng", "webp", "ico", "jpegxl_anim"})
-"""FFmpeg demuxers of still (or animated) images; every `*_pipe` demuxer (png_pipe, jpeg_pipe, …) too."""
-IMAGE_CODECS = frozenset(
-    {"png", "apng", "mjpeg", "jpeg2000", "jpegls", "jpegxl", "bmp", "gif", "webp", "tiff", "qoi", "pam", "pbm",
-     "pgm", "ppm", "pcx", "sgi", "targa", "xbm", "xpm", "xwd", "dds", "exr", "hdr", "psd", "sunrast", "pictor"}
-)  # fmt: skip
-"""Image codecs: refused in a one-frame file (a photo renamed .mp4); MJPEG/PNG video in AVI/MOV is fine."""
-
-
-def refuse_images(info: VideoInfo, filename: str) -> None:
-    """NotAVideoError for a still or animated image, whatever its file name says."""
-    container = info.container.split(",")[0]
-    if (
-        container in IMAGE_CONTAINERS
-        or container.endswith("_pipe")
-        or (info.end_sequence <= 1 and info.codec in IMAGE_CODECS)
-    ):
-        raise NotAVideoError(f"{filename} is an image ({info.codec} in {container}), not a video; upload a video file")
-
-
 def _validated(upload: Upload) -> VideoInfo:
     """Probe the spooled upload (decodes a frame and indexes every packet); NotAVideoError if not a video
     (images included)."""
     info = probe(upload.path)
-    refuse_images(info, upload.filename)
+    refuse_images(info, upload.filename)  # a photo renamed .mp4 is refused here, before it is stored
     return info
 
 
