@@ -94,11 +94,15 @@ class VideoSignal:
         sar = self.sample_aspect_ratio
         return {
             "sample_aspect_ratio": f"{sar.numerator}:{sar.denominator}",
-            "color_primaries": _PRIMARIES.get(self.primaries, "unknown" if self.primaries == 2 else self.primaries),
-            "color_transfer": _TRANSFERS.get(self.transfer, "unknown" if self.transfer == 2 else self.transfer),
-            "color_space": _MATRICES.get(self.matrix, "unknown" if self.matrix == 2 else self.matrix),
+            "color_primaries": _name(_PRIMARIES, self.primaries),
+            "color_transfer": _name(_TRANSFERS, self.transfer),
+            "color_space": _name(_MATRICES, self.matrix),
             "color_range": _RANGES.get(self.range, "unknown"),
         }
+
+
+def _name(names: dict[int, str], code: int) -> str | int:
+    return names.get(code, "unknown" if code == UNSPECIFIED else code)
 
 
 def _plausible(sar: Fraction | None) -> Fraction:
