@@ -10,9 +10,7 @@ import sys
 from pathlib import Path
 
 from framemask.cli import main as cli
-from framemask.samples import SAMPLE, sample_video
-
-ROOT = Path(__file__).resolve().parents[2]
+from framemask.samples import REPO, SAMPLE, sample_video
 
 
 def step(title: str, argv: list[str]) -> None:
@@ -31,7 +29,7 @@ def main(argv: list[str]) -> int:
             print(f"framemask demo: no {SAMPLE} here; run ./dev demo path/to/video.mp4", file=sys.stderr)
             return 2
         video = found
-    out = ROOT / "data" / "demo"
+    out = REPO / "data" / "demo"
     out.mkdir(parents=True, exist_ok=True)
     processed, boxes = out / f"{video.stem}.anonymized.mp4", out / f"{video.stem}.boxes.json"
     step("probe", ["probe", str(video)])

@@ -5,12 +5,10 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-__all__ = ["SAMPLE", "sample_video", "shared_media"]
+__all__ = ["REPO", "SAMPLE", "sample_video", "shared_media"]
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = "TUD-Campus.mp4"
-
-
 ORIGIN_HOPS = 3
 """How far up a chain of local clones (a clone of CI's clone of the main checkout) the search goes."""
 

@@ -16,7 +16,7 @@ from support.videos import VideoSpec, make_video, pattern
 
 from framemask.media import VideoSignal, normalize_rotation, probe, rotate
 from framemask.redact import EncodeSettings, render_with_boxes
-from framemask.redact.encode import i420_to_rgb, rotate_i420
+from framemask.redact.encode import frame_to_i420, i420_frame, i420_to_rgb
 from framemask.redact.patch import patch_render
 
 N = 20
@@ -157,5 +157,5 @@ def test_turning_the_planes_is_turning_the_picture(rotation: int) -> None:
     """A rotated video is painted in its I420 planes: turning them shows what turning the RGB picture shows."""
     rgb = pattern(7, 64, 48)
     i420 = np.asarray(cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420))
-    turned = rotate_i420(i420, rotation)
+    turned = frame_to_i420(i420_frame(i420), rotation)
     assert np.array_equal(i420_to_rgb(turned), rotate(i420_to_rgb(i420), rotation))

@@ -36,7 +36,7 @@ import av
 import cv2
 import numpy as np
 
-from framemask.media.rotate import normalize_rotation, rotate
+from framemask.media.rotate import rotate
 from framemask.media.signal import RANGE_FULL, VideoSignal
 
 __all__ = [
@@ -55,7 +55,6 @@ __all__ = [
     "monotonic_pts",
     "redact_audio_frame",
     "rgb_to_frame",
-    "rotate_i420",
 ]
 
 log = logging.getLogger(__name__)
@@ -178,33 +177,19 @@ def frame_to_rgb(frame: av.VideoFrame) -> np.ndarray:
     return frame.to_ndarray(format="rgb24")
 
 
-def frame_to_i420(frame: av.VideoFrame) -> np.ndarray:
-    """A decoded frame of even size as one contiguous, writable I420 array ((H*3/2) x W: Y, U, V planes).
+def frame_to_i420(frame: av.VideoFrame, rotation: int = 0) -> np.ndarray:
+    """A decoded frame of even size as one contiguous, writable I420 array ((H*3/2) x W: Y, U, V planes),
+    turned counter-clockwise by `rotation` degrees as `media.rotate` turns an RGB image.
 
     4:2:0 frames are copied plane by plane (the decoder's buffers may still be reference frames, so
-    they are never written to); other formats are converted by swscale first."""
+    they are never written to); other formats are converted by swscale first. A rotation turns each plane on
+    its own while it is copied: samples move but are never converted (a portrait phone clip keeps its colours
+    exactly, and skips the two colour conversions a frame of the RGB path)."""
     if frame.width % 2 or frame.height % 2:
         raise ValueError(f"I420 needs an even frame size, got {frame.width}x{frame.height}")
     if frame.format.name != "yuv420p":
         frame = frame.reformat(format="yuv420p")
     planes = [np.frombuffer(memoryview(p), np.uint8).reshape(p.height, p.line_size)[:, : p.width] for p in frame.planes]
-    return np.concatenate([plane.reshape(-1) for plane in planes]).reshape(-1, frame.width)
-
-
-def rotate_i420(i420: np.ndarray, rotation: int) -> np.ndarray:
-    """An I420 array (`frame_to_i420`) turned counter-clockwise by `rotation` degrees, as `media.rotate` turns
-    an RGB image: each plane on its own, so samples move but are never converted (a portrait phone clip keeps
-    its colours exactly, and skips two colour conversions a frame)."""
-    if normalize_rotation(rotation) == 0:
-        return i420
-    width, height = i420.shape[1], i420.shape[0] * 2 // 3
-    luma, chroma = width * height, width * height // 4
-    flat = i420.reshape(-1)
-    planes = [
-        flat[:luma].reshape(height, width),
-        flat[luma : luma + chroma].reshape(height // 2, width // 2),
-        flat[luma + chroma :].reshape(height // 2, width // 2),
-    ]
     turned = [rotate(plane, rotation) for plane in planes]
     return np.concatenate([plane.reshape(-1) for plane in turned]).reshape(-1, turned[0].shape[1])
 

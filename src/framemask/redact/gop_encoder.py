@@ -28,7 +28,6 @@ from framemask.redact.encode import (
     frame_to_rgb,
     i420_frame,
     rgb_to_frame,
-    rotate_i420,
 )
 from framemask.redact.gops import GopMap, annexb_to_avcc, avcc_length_size, master_gops
 from framemask.redact.pipeline import paints_i420  # the master render's own decision
@@ -189,7 +188,7 @@ class GopEncoder:
         if self._i420:
             size = displayed_size(frame.width, frame.height, self._reader.rotation)
             fits = size == (self._width, self._height)
-            array = rotate_i420(frame_to_i420(frame), self._reader.rotation) if fits else None
+            array = frame_to_i420(frame, self._reader.rotation) if fits else None
         else:
             array = np.ascontiguousarray(rotate(frame_to_rgb(frame), self._reader.rotation))
             size = (array.shape[1], array.shape[0])

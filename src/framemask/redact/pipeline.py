@@ -57,7 +57,6 @@ from framemask.redact.encode import (
     frame_to_rgb,
     i420_to_rgb,
     monotonic_pts,
-    rotate_i420,
 )
 from framemask.redact.policy import MaskPolicy
 from framemask.redact.styles import Masker, make_masker
@@ -367,11 +366,13 @@ class _DetectorsKey(NamedTuple):
     crowd_pass: bool
 
 
-SQUARE_ENOUGH = 0.02
-"""Pixel aspect ratios within this of 1 (an odd size scaled to keep its shape, 1924:1923) are taken as square."""
 _BUILT: dict[_DetectorsKey, tuple[Detector, ...]] = {}
 """`default_detectors` by what they were built for."""
 _BUILT_LOCK = threading.Lock()
+
+
+SQUARE_ENOUGH = 0.02
+"""Pixel aspect ratios within this of 1 (an odd size scaled to keep its shape, 1924:1923) are taken as square."""
 
 
 def detect_frame(rgb: np.ndarray, detectors: Sequence[Detector], pixel_aspect: float = 1.0) -> Detections:
@@ -500,7 +501,7 @@ def _decode_stage(
                 return
             seq, frame = item
             if i420 and displayed_size(frame.width, frame.height, info.rotation) == (info.width, info.height):
-                picture = Picture(i420=rotate_i420(frame_to_i420(frame), info.rotation))
+                picture = Picture(i420=frame_to_i420(frame, info.rotation))
             else:  # odd-sized video (or a frame of another size: refused below)
                 picture = Picture(rgb=rotate(frame_to_rgb(frame), info.rotation))
             timer.add("decode", time.perf_counter() - t0)
