@@ -25,14 +25,15 @@ import pytest
 from conftest import SHARED_MEDIA
 from support.videos import vfr_times
 
-from framemask.detect import box_ioa, prepare_models
+from framemask.detect import Tracker, box_ioa, box_iou, load_detectors, prepare_models
 from framemask.detect.convert import convert_files
 from framemask.detect.models import MOVENET_ONNX, default_model_dir, model_status, movenet_status
 from framemask.detect.pose import KEYPOINTS, PoseEstimator, load_pose
 from framemask.errors import ModelError
-from framemask.events.sampled import StoredPeople, pose_samples
+from framemask.events.sampled import DetectedPeople, StoredPeople, pose_samples
 from framemask.media import FrameIndex, FrameReader
 from framemask.media.sampling import fixed_rate_samples
+from framemask.redact.scoring import load_gt
 
 TUD = SHARED_MEDIA / "TUD-Campus.mp4"
 TUD_GT = SHARED_MEDIA / "TUD-Campus.gt.txt"
@@ -322,6 +323,26 @@ def test_cli_pose_detects_and_tracks_without_boxes(vfr_people: Path, estimator: 
     assert min(tracks) >= 1 and len(set(tracks)) < len(tracks) / 2  # ids persist across samples
     share, people, upright = _inside_share(doc["samples"], margin=0.1)
     assert people >= 10 and share >= 0.95 and np.mean(upright) >= 0.9
+
+
+def test_pose_sampling_detects_anamorphic_people_as_shown(estimator: PoseEstimator, tmp_path: Path) -> None:
+    """A bare anamorphic file (TUD-Campus squeezed to 480x480 with 4:3 pixels): the sampled frames' people are
+    detected on square pixels, as the anonymizer finds them, and their boxes come back in the file's pixels.
+    Measured at 10 samples/s: 0.77 of the annotated people found (IoU >= 0.5), 0.66 on the squeezed pixels."""
+    src = tmp_path / "anamorphic.mp4"
+    squeeze = ["-vf", "scale=480:480,setsar=4/3", "-c:v", "libx264", "-crf", "18"]
+    subprocess.run(["ffmpeg", "-v", "error", "-i", str(TUD), *squeeze, str(src)], check=True)
+    source = DetectedPeople(load_detectors(("person",))[0], Tracker(fps=10))
+    gt = load_gt(TUD_GT)
+    found = annotated = 0
+    for s in pose_samples(src, 10, estimator, source):
+        truth = np.array([(x1 * 0.75, y1, x2 * 0.75, y2) for _, (x1, y1, x2, y2) in gt.get(s.sample.seq, [])])
+        boxes = np.array([p.box for p in s.people], np.float32).reshape(-1, 4)
+        assert np.all(boxes[:, 2] <= 480) and np.all(boxes[:, 3] <= 480)
+        annotated += len(truth)
+        if len(truth) and len(boxes):
+            found += int((box_iou(truth.astype(np.float32), boxes).max(1) >= 0.5).sum())
+    assert annotated > 100 and found / annotated >= 0.72, (found, annotated)
 
 
 @pytest.mark.parametrize("rate", [0.7, 1.0, 2.5, 7.0, 24.0, 29.97])

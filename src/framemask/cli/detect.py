@@ -44,7 +44,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_detect(args: argparse.Namespace) -> int:
-    from framemask.redact.pipeline import detect_frame  # the anonymizer's own call (square pixels included)
+    from framemask.detect.frame import detect_frame  # the anonymizer's own call (square pixels included)
 
     targets = tuple(t.strip() for t in args.targets.split(",") if t.strip())
     detectors = load_detectors(targets, person_tiles=2 if args.tiles else 1)

@@ -19,6 +19,7 @@ import numpy as np
 
 from framemask.detect.base import Detector
 from framemask.detect.detections import Detections
+from framemask.detect.frame import detect_frame
 from framemask.detect.pose import PersonPose, PoseEstimator
 from framemask.detect.tracking import UNTRACKED, Tracker
 from framemask.media import FrameIndex, FrameReader, round_ms
@@ -85,9 +86,10 @@ class DetectedPeople:
     detector: Detector
     tracker: Tracker = field(default_factory=Tracker)
 
-    def detections(self, time_ms: float, rgb: np.ndarray) -> Detections:
-        height, width = rgb.shape[:2]
-        return self.tracker.update(self.detector.detect(rgb).clip(width, height), timestamp=time_ms / 1000.0)
+    def detections(self, time_ms: float, rgb: np.ndarray, pixel_aspect: float = 1.0) -> Detections:
+        """The tracked persons of one sampled frame, detected on square pixels (`detect_frame`) as the
+        anonymizer detects them: a squeezed (anamorphic) person is found as a player shows them."""
+        return self.tracker.update(detect_frame(rgb, [self.detector], pixel_aspect), timestamp=time_ms / 1000.0)
 
     @staticmethod
     def settle(dets: Detections) -> People:
@@ -147,7 +149,7 @@ def _analyse(
         else:
             rgb = reader.frame(sample.seq)
             if isinstance(source, DetectedPeople):
-                dets = source.detections(sample.frame_time_ms, rgb)
+                dets = source.detections(sample.frame_time_ms, rgb, float(reader.signal.sample_aspect_ratio))
                 yield from _flush(pending, estimator)
                 pending = [(sample, rgb, dets)]
                 last = (sample.seq, [])

@@ -30,10 +30,11 @@ import cv2
 import numpy as np
 
 from framemask.detect import LABELS, Detections, Detector, box_iou, load_detectors
+from framemask.detect.frame import detect_frame
 from framemask.errors import InputError
 from framemask.media import VideoInfo, iter_frames, probe, rotate
 from framemask.redact.encode import frame_to_rgb
-from framemask.redact.pipeline import FACE_MAX_SIDE, Progress, check_targets, detect_frame
+from framemask.redact.pipeline import FACE_MAX_SIDE, Progress, check_targets
 from framemask.redact.policy import MaskPolicy, painted_from_doc
 
 __all__ = ["MAX_VISIBLE", "Leak", "audit_detectors", "audit_file", "visible_fraction"]

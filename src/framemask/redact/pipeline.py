@@ -30,10 +30,10 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import av
-import cv2
 import numpy as np
 
 from framemask.detect import LABELS, Detections, Detector, Tracker, interpolate, load_detectors
+from framemask.detect.frame import FRAMES_IN_FLIGHT, detect_frame
 from framemask.detect.models import readiness
 from framemask.detect.quantize import int8_pays_off
 from framemask.detect.tracking import LOST_SECONDS, preload
@@ -107,7 +107,7 @@ DETECTOR_THREADS = 1
 """One inference thread: the stages already run in parallel, and onnxruntime's pool threads spin while
 idle, taking the cores x264 needs (measured on 2 cores: 13.4 s with 2 threads vs 10.5 s with 1)."""
 QUEUE_FRAMES = 6
-LOOKAHEAD = 1
+LOOKAHEAD = FRAMES_IN_FLIGHT - 1
 """Detected frames whose detection runs while the tracker waits for an earlier one (see `_detections`)."""
 
 
@@ -369,34 +369,6 @@ class _DetectorsKey(NamedTuple):
 _BUILT: dict[_DetectorsKey, tuple[Detector, ...]] = {}
 """`default_detectors` by what they were built for."""
 _BUILT_LOCK = threading.Lock()
-
-
-SQUARE_ENOUGH = 0.02
-"""Pixel aspect ratios within this of 1 (an odd size scaled to keep its shape, 1924:1923) are taken as square."""
-
-
-def detect_frame(rgb: np.ndarray, detectors: Sequence[Detector], pixel_aspect: float = 1.0) -> Detections:
-    """Every detector's boxes on one frame, clipped to it; several detectors run side by side (onnxruntime
-    releases the GIL), so single-threaded sessions still use two cores while x264 is idle.
-
-    Anamorphic video (`pixel_aspect`, a pixel's displayed width over its height, not 1): the detectors see the
-    frame stretched to square pixels, people shaped as a player shows them and as the models learned them,
-    and the boxes come back in the frame's own pixels."""
-    height, width = rgb.shape[:2]
-    if abs(pixel_aspect - 1) > SQUARE_ENOUGH:
-        sx, sy = max(pixel_aspect, 1.0), max(1 / pixel_aspect, 1.0)  # stretch, never squeeze out detail
-        square = cv2.resize(rgb, (round(width * sx), round(height * sy)), interpolation=cv2.INTER_LINEAR)
-        return detect_frame(square, detectors).scaled(1 / sx, 1 / sy).clip(width, height)
-    if len(detectors) == 1:
-        return detectors[0].detect(rgb).clip(width, height)
-    return Detections.merge(_detector_pool().map(lambda d: d.detect(rgb), detectors)).clip(width, height)
-
-
-@functools.cache
-def _detector_pool() -> concurrent.futures.ThreadPoolExecutor:
-    """Threads for detectors side by side, started on first use (not at import)."""
-    workers = len(LABELS) * (LOOKAHEAD + 1)  # every detector of every frame in flight
-    return concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="framemask-detector")
 
 
 # --- the shared render loop ---------------------------------------------------------------------------------
