@@ -169,7 +169,7 @@ class ModelSettings(BaseSettings):
     )
     crowd_pass: bool = Field(
         default=True,
-        description="look again at 640 px where the person detector finds a crowd of small people (0: one look)",
+        description="look again at 640 px where the person detector finds only small people (0: one look)",
     )
 
     @field_validator("model_dir")

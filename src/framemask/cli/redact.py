@@ -34,8 +34,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="detect people and faces, mask them, write an H.264 MP4",
         description="Detect people and faces, mask them, write an H.264 MP4. Several inputs run one after the "
         "other in one process (models loaded once) into the folder -o names; a bad input is reported and "
-        "skipped, the exit code says that one failed. Crowds: where ten or more small people are found, the "
-        "person detector looks again at 640 px (FRAMEMASK_CROWD_PASS=0: one look); FRAMEMASK_SMALL_FACES=1 "
+        "skipped, the exit code says that one failed. Small people: where ten or more are found (a crowd), or "
+        "two or more and nearly all small (a wide shot), the person detector looks again at 640 px "
+        "(FRAMEMASK_CROWD_PASS=0: one look); FRAMEMASK_SMALL_FACES=1 "
         "also looks for faces at full resolution (slower; see docs/service.md).",
     )
     p.add_argument("input", nargs="+", help="video file(s)")

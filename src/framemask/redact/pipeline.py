@@ -321,8 +321,9 @@ def default_detectors(targets: Sequence[str]) -> list[Detector]:
     per process and shared by its runs: a job worker then pays the 0.15 s of building the sessions once, not
     per job (sessions run from several threads at once; the detectors hold no per-frame state). Models that
     stop being ready (deleted, corrupt) are noticed on the next call: the readiness check is cheap. The person
-    detector looks at a crowd of small people twice (`NanoDet`'s crowd pass): in a dense street crowd it
-    finds people the 416 px look misses, and elsewhere it does nothing (`FRAMEMASK_CROWD_PASS=0`: one look).
+    detector looks twice at a frame of small people (`NanoDet`'s crowd pass: a crowd, or a wide shot of a
+    few): there it finds people the 416 px look misses, and elsewhere it does nothing (`FRAMEMASK_CROWD_PASS=0`:
+    one look).
 
     `FRAMEMASK_PERSON_INT8=1` runs the person detector's convolutions in INT8 on a CPU with VNNI
     (`framemask.detect.quantize`): half of NanoDet's time. Not the default yet: scored against FP32 on
