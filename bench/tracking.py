@@ -72,8 +72,8 @@ def dense_crowd(scratch: Path) -> tuple[Path, Path, None]:
     return src, path, None
 
 
-WIDE_SHOT = (1920, 1080, 0.5, (800, 500))
-"""TUD-Campus at half size on a grey 1080p canvas (size, scale, where its top-left corner goes)."""
+WIDE_CANVAS, WIDE_SCALE, WIDE_CORNER = (1920, 1080), 0.5, (800, 500)
+"""The wide shot: TUD-Campus at half size on a grey 1080p canvas, its top-left corner at (800, 500)."""
 
 
 def wide_shot(scratch: Path) -> tuple[Path, Path, Path]:
@@ -82,7 +82,7 @@ def wide_shot(scratch: Path) -> tuple[Path, Path, Path]:
     The first look (416 px) sees those people 14-34 px tall, and they are too few for the crowd pass."""
     import subprocess
 
-    (width, height), scale, (left, top) = WIDE_SHOT[:2], WIDE_SHOT[2], WIDE_SHOT[3]
+    (width, height), scale, (left, top) = WIDE_CANVAS, WIDE_SCALE, WIDE_CORNER
     src, gt_src, ignore_src = CLIPS["TUD-Campus"]
     assert ignore_src is not None
     clip = scratch / "tud_wide_1080p.mp4"
