@@ -231,7 +231,7 @@ def _frames(path: Path) -> list[np.ndarray]:
 
 def test_a_render_through_i420_matches_one_through_rgb(tmp_path: Path, model: Path, monkeypatch) -> None:
     fast = anonymize_file(TUD, tmp_path / "i420.mp4")
-    monkeypatch.setattr(pipeline, "paints_i420", lambda info: False)
+    monkeypatch.setattr(pipeline, "paints_i420", lambda width, height: False)
     slow = anonymize_file(TUD, tmp_path / "rgb.mp4")
     assert fast.boxes == slow.boxes  # detection saw the same RGB pixels
     assert fast.painted is not None and slow.painted is not None

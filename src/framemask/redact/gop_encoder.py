@@ -17,7 +17,7 @@ import av
 import numpy as np
 
 from framemask.errors import FramemaskError, InputError, NotAVideoError
-from framemask.media import FrameIndex, FrameReader, displayed_size, probe, rotate
+from framemask.media import FrameIndex, FrameReader, displayed_size, rotate
 from framemask.media._av import map_av_errors
 from framemask.media.signal import VideoSignal
 from framemask.redact._stages import Pipe
@@ -125,12 +125,12 @@ class GopEncoder:
                 raise InputError(
                     f"the regions to paint cover {len(painted)} frames of {painted.width}x{painted.height}"
                 )
-            info = probe(task.src, index=self._reader.index)
         except BaseException:
             self._reader.close()
             raise
         self._painted = painted
-        self._i420 = self._pix_fmt == "yuv420p" and paints_i420(info)
+        # the master is the original as displayed, so its size decides as the master render did
+        self._i420 = self._pix_fmt == "yuv420p" and paints_i420(self._width, self._height)
 
     def run(self, run: list[int]) -> Generator[av.Packet[Any]]:
         """Packets of the consecutive GOPs `run`, re-rendered, in decode order with the master's dts.

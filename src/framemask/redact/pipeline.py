@@ -419,7 +419,7 @@ def _render(
 
     with writer, Stages() as stages:
         frames, boxed, masked = stages.pipe(QUEUE_FRAMES), stages.pipe(QUEUE_FRAMES), stages.pipe(QUEUE_FRAMES)
-        i420 = paints_i420(info) and writer.pix_fmt == "yuv420p"
+        i420 = paints_i420(info.width, info.height) and writer.pix_fmt == "yuv420p"
         stages.start("decode", lambda: _decode_stage(src, info, frames, timer, span, i420), frames)
         stages.start("detect", lambda: boxes_stage(frames, boxed, timer), boxed)
         stages.start("mask", lambda: mask_stage(boxed, masked), masked)
@@ -457,9 +457,10 @@ def _frames(
             yield seq, reader.av_frame(seq)
 
 
-def paints_i420(info: VideoInfo) -> bool:
-    """Whether frames can stay I420 from decoder to encoder: an even size (4:2:0); a rotation turns the planes."""
-    return info.width % 2 == 0 and info.height % 2 == 0
+def paints_i420(width: int, height: int) -> bool:
+    """Whether frames of this displayed size can stay I420 from decoder to encoder: an even size (4:2:0); a
+    rotation turns the planes (and keeps the parity)."""
+    return width % 2 == 0 and height % 2 == 0
 
 
 def _decode_stage(
