@@ -3,12 +3,12 @@ frames are detected exactly as before."""
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 from conftest import SHARED_MEDIA
+from support.reshoot import WIDE_SHOT, Box, reshoot
 
 from framemask.detect import load_detectors, prepare_models
 from framemask.detect import quantize as quantize_module
@@ -20,8 +20,6 @@ from framemask.redact.scoring import load_gt
 
 MOT = SHARED_MEDIA / "mmtracking_demo_MOT17-04_frames1-8.mp4"
 MOT_GT = Path(__file__).resolve().parents[2] / "bench/data/MOT17-04-frames1-8.gt.txt"
-TUD = SHARED_MEDIA / "TUD-Campus.mp4"
-TUD_GT = SHARED_MEDIA / "TUD-Campus.gt.txt"
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -35,10 +33,12 @@ def _person(crowd_pass: bool) -> NanoDet:
     return det
 
 
-def _recall(det: NanoDet, clip: Path = MOT, gt_path: Path = MOT_GT, every: int = 1) -> float:
+def _recall(
+    det: NanoDet, clip: Path = MOT, gt: dict[int, list[tuple[int, Box]]] | None = None, every: int = 1
+) -> float:
     """Share of a clip's annotated pedestrians (MOT17-04 at 1080p, frames 1-8, by default) that a detection
     meets at IoU >= 0.5, on every `every`-th frame."""
-    gt, hits, total = load_gt(gt_path), 0, 0
+    gt, hits, total = gt if gt is not None else load_gt(MOT_GT), 0, 0
     for seq, frame in iter_frames(clip):
         if (seq - 1) % every or not gt.get(seq):
             continue
@@ -63,18 +63,8 @@ def test_crowd_pass_looks_closer_at_a_wide_shot(tmp_path: Path) -> None:
     """A wide street shot has few people, all small: TUD-Campus at half size on a grey 1080p canvas (its 4-6
     walkers 65-155 px tall, 14-34 px at 416 px) is no crowd, but its people are looked at again at 640 px.
     Measured on every 4th frame: recall 0.53 with one look, 0.71 with the closer one."""
-    clip = tmp_path / "wide.mp4"
-    shrink = ["-vf", "scale=320:240,pad=1920:1080:800:500:gray", "-c:v", "libx264", "-crf", "18"]
-    subprocess.run(["ffmpeg", "-v", "error", "-i", str(TUD), *shrink, str(clip)], check=True)
-    gt = tmp_path / "wide.gt.txt"
-    gt.write_text(
-        "".join(
-            f"{seq},{tid},{x1 / 2 + 800},{y1 / 2 + 500},{(x2 - x1) / 2},{(y2 - y1) / 2},1,-1,-1,-1\n"
-            for seq, rows in load_gt(TUD_GT).items()
-            for tid, (x1, y1, x2, y2) in rows
-        )
-    )
-    plain, closer = _recall(_person(False), clip, gt, 4), _recall(_person(True), clip, gt, 4)
+    shot = reshoot(SHARED_MEDIA, WIDE_SHOT, tmp_path / "wide.mp4")
+    plain, closer = _recall(_person(False), shot.path, shot.gt, 4), _recall(_person(True), shot.path, shot.gt, 4)
     print(f"wide shot recall at {PERSON_THRESHOLD}: plain {plain:.3f}, crowd pass {closer:.3f}")
     assert closer >= plain + 0.1
 

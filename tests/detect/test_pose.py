@@ -23,6 +23,7 @@ import av
 import numpy as np
 import pytest
 from conftest import SHARED_MEDIA
+from support.reshoot import ANAMORPHIC, reshoot
 from support.videos import vfr_times
 
 from framemask.detect import Tracker, box_ioa, box_iou, load_detectors, prepare_models
@@ -33,7 +34,6 @@ from framemask.errors import ModelError
 from framemask.events.sampled import DetectedPeople, StoredPeople, pose_samples
 from framemask.media import FrameIndex, FrameReader
 from framemask.media.sampling import fixed_rate_samples
-from framemask.redact.scoring import load_gt
 
 TUD = SHARED_MEDIA / "TUD-Campus.mp4"
 TUD_GT = SHARED_MEDIA / "TUD-Campus.gt.txt"
@@ -329,14 +329,11 @@ def test_pose_sampling_detects_anamorphic_people_as_shown(estimator: PoseEstimat
     """A bare anamorphic file (TUD-Campus squeezed to 480x480 with 4:3 pixels): the sampled frames' people are
     detected on square pixels, as the anonymizer finds them, and their boxes come back in the file's pixels.
     Measured at 10 samples/s: 0.77 of the annotated people found (IoU >= 0.5), 0.66 on the squeezed pixels."""
-    src = tmp_path / "anamorphic.mp4"
-    squeeze = ["-vf", "scale=480:480,setsar=4/3", "-c:v", "libx264", "-crf", "18"]
-    subprocess.run(["ffmpeg", "-v", "error", "-i", str(TUD), *squeeze, str(src)], check=True)
+    shot = reshoot(SHARED_MEDIA, ANAMORPHIC, tmp_path / "anamorphic.mp4")
     source = DetectedPeople(load_detectors(("person",))[0], Tracker(fps=10))
-    gt = load_gt(TUD_GT)
     found = annotated = 0
-    for s in pose_samples(src, 10, estimator, source):
-        truth = np.array([(x1 * 0.75, y1, x2 * 0.75, y2) for _, (x1, y1, x2, y2) in gt.get(s.sample.seq, [])])
+    for s in pose_samples(shot.path, 10, estimator, source):
+        truth = np.array([box for _, box in shot.gt.get(s.sample.seq, [])])
         boxes = np.array([p.box for p in s.people], np.float32).reshape(-1, 4)
         assert np.all(boxes[:, 2] <= 480) and np.all(boxes[:, 3] <= 480)
         annotated += len(truth)

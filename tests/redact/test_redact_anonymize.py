@@ -4,7 +4,6 @@ exact frames and timestamps, the seed JSON, and the leak audit in both direction
 from __future__ import annotations
 
 import json
-import subprocess
 from collections import defaultdict
 from pathlib import Path
 
@@ -13,13 +12,14 @@ import cv2
 import numpy as np
 import pytest
 from conftest import SHARED_MEDIA, ffprobe_count
+from support.reshoot import ANAMORPHIC, WIDE_SHOT, Box, reshoot
 
 from framemask.detect import Detector
 from framemask.redact import AnonymizeResult, anonymize_file, render_with_boxes
 from framemask.redact.audit import audit_detectors, audit_file
 from framemask.redact.pipeline import default_detectors
 from framemask.redact.policy import MaskPolicy
-from framemask.redact.scoring import load_gt, load_regions, score_tracks
+from framemask.redact.scoring import TrackScore, load_gt, load_regions, score_tracks
 
 TUD = SHARED_MEDIA / "TUD-Campus.mp4"
 GT = SHARED_MEDIA / "TUD-Campus.gt.txt"
@@ -205,20 +205,27 @@ def test_tracks_meet_the_mot_floors(tud: AnonymizeResult) -> None:
     assert score.boxes_per_gt <= 1.3 and score.gt_masked >= 0.99, score
 
 
+def _anonymized_score(
+    src: Path,
+    gt: dict[int, list[tuple[int, Box]]],
+    size: tuple[int, int],
+    ignore: list[Box],
+    out: Path,
+    detectors: list[Detector],
+) -> TrackScore:
+    """The anonymizer's tracks and painted masks of `src` against its ground truth."""
+    result = anonymize_file(src, out, detectors=detectors)
+    assert result.painted is not None
+    painted = {s: result.painted.boxes(s) for s in range(1, result.end_sequence + 1)}
+    return score_tracks(result.boxes, gt, *size, ignore=ignore, painted=painted)
+
+
 def test_anamorphic_footage_is_detected_as_it_is_shown(detectors: list[Detector], tmp_path: Path) -> None:
     """TUD-Campus squeezed to 480x480 with 4:3 pixels (shown 640x480, as DV or anamorphic broadcast is): the
     detectors look at it with square pixels. Measured: recall 0.83 and MOTA 0.71, against 0.65 and 0.60 when
     they looked at the squeezed people (the padded masks covered every annotated person either way)."""
-    src = tmp_path / "anamorphic.mp4"
-    squeeze = ["-vf", "scale=480:480,setsar=4/3", "-c:v", "libx264", "-crf", "18"]
-    subprocess.run(["ffmpeg", "-v", "error", "-i", str(TUD), *squeeze, str(src)], check=True)
-    result = anonymize_file(src, tmp_path / "out.mp4", detectors=detectors)
-    assert result.painted is not None
-    painted = {s: result.painted.boxes(s) for s in range(1, result.end_sequence + 1)}
-    x = 0.75  # the squeeze
-    gt = {f: [(t, (x1 * x, y1, x2 * x, y2)) for t, (x1, y1, x2, y2) in rows] for f, rows in load_gt(GT).items()}
-    ignore = [(x1 * x, y1, x2 * x, y2) for x1, y1, x2, y2 in load_regions(SHARED_MEDIA / "TUD-Campus.ignore.txt")]
-    score = score_tracks(result.boxes, gt, 480, 480, ignore=ignore, painted=painted)
+    shot = reshoot(SHARED_MEDIA, ANAMORPHIC, tmp_path / "anamorphic.mp4")
+    score = _anonymized_score(shot.path, shot.gt, shot.size, shot.ignore, tmp_path / "out.mp4", detectors)
     assert score.recall >= 0.75 and score.mota >= 0.65 and score.gt_masked >= 0.99, score
 
 
@@ -227,19 +234,8 @@ def test_a_wide_shot_of_few_small_people_is_looked_at_closer(detectors: list[Det
     and too few for a crowd, so the person detector's closer look comes from the wide-shot rule. Measured:
     recall 0.62 and MOTA 0.48, with 0.98 of the people inside their tight boxes; one look gave 0.43, 0.25 and
     0.91."""
-    src = tmp_path / "wide.mp4"
-    shrink = ["-vf", "scale=320:240,pad=1920:1080:800:500:gray", "-c:v", "libx264", "-crf", "18"]
-    subprocess.run(["ffmpeg", "-v", "error", "-i", str(TUD), *shrink, str(src)], check=True)
-    result = anonymize_file(src, tmp_path / "out.mp4", detectors=detectors)
-    assert result.painted is not None
-    painted = {s: result.painted.boxes(s) for s in range(1, result.end_sequence + 1)}
-
-    def moved(x1: float, y1: float, x2: float, y2: float) -> tuple[float, float, float, float]:
-        return (x1 / 2 + 800, y1 / 2 + 500, x2 / 2 + 800, y2 / 2 + 500)
-
-    gt = {f: [(t, moved(*box)) for t, box in rows] for f, rows in load_gt(GT).items()}
-    ignore = [moved(*r) for r in load_regions(SHARED_MEDIA / "TUD-Campus.ignore.txt")]
-    score = score_tracks(result.boxes, gt, 1920, 1080, ignore=ignore, painted=painted)
+    shot = reshoot(SHARED_MEDIA, WIDE_SHOT, tmp_path / "wide.mp4")
+    score = _anonymized_score(shot.path, shot.gt, shot.size, shot.ignore, tmp_path / "out.mp4", detectors)
     assert score.recall >= 0.55 and score.mota >= 0.4 and score.gt_masked >= 0.99, score
 
 
@@ -248,10 +244,7 @@ def test_a_street_crowd_is_mostly_masked(detectors: list[Detector], tmp_path: Pa
     crowd of small people twice (`NanoDet` crowd pass). Measured: 0.86 of the people >= 50% masked, 0.71 with
     one look at 416 px; every box the tracker keeps is on a person."""
     mot = SHARED_MEDIA / "mmtracking_demo_MOT17-04_frames1-8.mp4"
-    result = anonymize_file(mot, tmp_path / "mot.mp4", detectors=detectors)
-    assert result.painted is not None
-    painted = {s: result.painted.boxes(s) for s in range(1, result.end_sequence + 1)}
     gt = load_gt(Path(__file__).resolve().parents[2] / "bench/data/MOT17-04-frames1-8.gt.txt")
-    score = score_tracks(result.boxes, gt, 1920, 1080, painted=painted)
+    score = _anonymized_score(mot, gt, (1920, 1080), [], tmp_path / "mot.mp4", detectors)
     assert score.gt_masked >= 0.8, score
     assert score.precision >= 0.9, score
