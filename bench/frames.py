@@ -18,7 +18,10 @@ latency):
    through is one of the first two, so they are what an editor session costs; the 2 s GOP rows stand for an
    original;
 5. random and sequential on the 2 s GOP clip remuxed under a -90 degree display rotation: a portrait phone
-   clip's original (its frames are turned before they are encoded).
+   clip's original (its frames are turned before they are encoded);
+6. the 2 s GOP clip uploaded as an original (`variant=original`, audited): read from its review proxy (made as
+   the service's proxy job makes it, `framemask.redact.proxy`; its encode time and size are recorded), and with
+   `exact=true`, decoded from the original itself.
 
 Anchor, in the same run: OpenCV (`cv2.VideoCapture` seek to the frame, read, `cv2.imencode` JPEG q90) on the
 same processed file, in this process, no HTTP: what a naive frame server would do. Targets (issue 13):
@@ -49,10 +52,13 @@ from bench.common import pct, with_display_rotation, write_results  # noqa: E402
 from bench.service import ADMIN, expose_as_processed, free_port, start_server  # noqa: E402
 from framemask.media import iter_frames, probe  # noqa: E402
 from framemask.redact.encode import EncodeSettings, VideoWriter, frame_to_i420, monotonic_pts  # noqa: E402
+from framemask.redact.proxy import make_review_proxy  # noqa: E402
 from framemask.redact.segments import segment_encoder  # noqa: E402
 
 FRAMES = 240
 PORTRAIT = "portrait original (2 s GOPs, shown rotated)"
+ORIGINAL_PROXY = "original via its review proxy"
+ORIGINAL_EXACT = "original, exact=true"
 TARGETS = {"random": 60.0, "sequential": 15.0}
 
 
@@ -131,15 +137,44 @@ def serve_as_processed(base: str, data: Path, clip: Path) -> str:
     return video_id
 
 
-def timed_gets(client: httpx.Client, url: str, seqs: list[int], extra: str) -> dict[str, Any]:
+def attach_proxy(data: Path, video_id: str) -> dict[str, float]:
+    """Make the review proxy of the video's original as the proxy job does and record it on the video (the
+    bench's server runs no workers). Its encode time (s) and size (MiB), beside the original's."""
+    from framemask.store.db import Database
+    from framemask.store.models import Video
+
+    original = next((data / "objects" / "raw" / "videos" / video_id).glob("original.*"))
+    target = data / "objects" / "processed" / "videos" / video_id / "proxy.mp4"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    make_review_proxy(original, target)
+    seconds = time.perf_counter() - started
+    db = Database(f"sqlite:///{(data / 'framemask.db').resolve()}", migrate=False)
+    with db.begin() as session:
+        session.get(Video, video_id).proxy_key = f"videos/{video_id}/proxy.mp4"
+    db.dispose()
+    mib = 2**20
+    return {
+        "seconds": round(seconds, 2),
+        "mib": round(target.stat().st_size / mib, 2),
+        "original_mib": round(original.stat().st_size / mib, 2),
+    }
+
+
+def timed_gets(
+    client: httpx.Client, url: str, seqs: list[int], extra: str, variant: str = "processed", source: str | None = None
+) -> dict[str, Any]:
+    """Each frame of `seqs` asked for in turn, checked (its number, and the file it came from when `source`)."""
     times, sizes = [], []
     for seq in seqs:
         t0 = time.perf_counter()
-        resp = client.get(f"{url}?seq={seq}&variant=processed&format=jpeg&quality=90{extra}")
+        resp = client.get(f"{url}?seq={seq}&variant={variant}&format=jpeg&quality=90{extra}")
         body = resp.content
         times.append((time.perf_counter() - t0) * 1000)
         if resp.status_code != 200 or resp.headers.get("x-frame-seq") != str(seq):
             raise RuntimeError(f"frame {seq}: {resp.status_code} {resp.headers.get('x-frame-seq')}")
+        if source is not None and resp.headers.get("x-frame-source") != source:
+            raise RuntimeError(f"frame {seq} came from {resp.headers.get('x-frame-source')}, not {source}")
         sizes.append(len(body))
     return summary(times) | {"kib": round(sum(sizes) / len(sizes) / 1024, 1)}
 
@@ -197,6 +232,8 @@ def main() -> None:
         master_ids = {label: serve_as_processed(base, data, path) for label, path in masters.items()}
         portrait = with_display_rotation(clip, tmp / "portrait_1080p.mp4")
         master_ids[PORTRAIT] = serve_as_processed(base, data, portrait)
+        original_id = upload(base, clip)
+        proxy = attach_proxy(data, original_id)
         admin = {"Authorization": f"Bearer {ADMIN}"}
         token = httpx.post(f"{base}/api/tokens", json={"role": "editor", "name": "bench"}, headers=admin, timeout=60)
         token.raise_for_status()
@@ -215,6 +252,11 @@ def main() -> None:
                 client.get(f"{master_url}?seq=1&variant=processed&format=jpeg&quality=90").raise_for_status()
                 rows[f"{label}: random"] = timed_gets(client, master_url, random_seqs, "")
                 rows[f"{label}: sequential"] = timed_gets(client, master_url, sequential, "")
+            original_url = f"{base}/api/videos/{original_id}/frame"
+            for label, extra, source in ((ORIGINAL_PROXY, "", "proxy"), (ORIGINAL_EXACT, "&exact=true", "original")):
+                client.get(f"{original_url}?seq=1&variant=original&format=jpeg&quality=90{extra}").raise_for_status()
+                for name, seqs in (("random", random_seqs), ("sequential", sequential)):
+                    rows[f"{label}: {name}"] = timed_gets(client, original_url, seqs, extra, "original", source)
         rows["anchor: OpenCV seek+read+JPEG, random"] = opencv_anchor(clip, random_seqs)
         rows["anchor: OpenCV seek+read+JPEG, sequential"] = opencv_anchor(clip, sequential)
     finally:
@@ -230,6 +272,7 @@ def main() -> None:
         "size": "1920x1080",
         "rows": rows,
         "master_mib": master_mib,
+        "proxy": proxy,
         "targets_p95_ms": TARGETS,
         "load_average_before": load_before,
         "load_average_after": load_after,
@@ -249,7 +292,9 @@ def main() -> None:
         "session costs. `portrait original`: the 2 s GOP clip under a -90 degree display rotation, as a phone "
         "records portrait video. The OpenCV anchor reads the 2 s GOP clip. Master sizes (the bitrate trade): "
         + ", ".join(f"{label} {mib} MiB" for label, mib in master_mib.items())
-        + ".",
+        + f". `{ORIGINAL_PROXY}`: the clip uploaded as an original, its frames read from the review proxy, made "
+        f"in {proxy['seconds']} s ({proxy['mib']} MiB, the original {proxy['original_mib']} MiB); "
+        f"`{ORIGINAL_EXACT}`: the same original decoded itself.",
         "",
         "| requests | p50 ms | p95 ms | max ms | n | KiB per frame | target p95 |",
         "|---|---:|---:|---:|---:|---:|---:|",

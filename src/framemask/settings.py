@@ -98,6 +98,11 @@ class Settings(BaseSettings):
     redact_targets: tuple[str, ...] = ("person", "face")
     redact_stride: int | None = Field(None, ge=1, description="detect every Nth frame (None = default)")
     keep_audio: bool = True
+    review_proxy: bool = Field(
+        True,
+        description="after processing an original with GOPs over 1 s, make a short-GOP proxy of it for the "
+        "editor's random frame access (framemask.redact.proxy; about half a transcode of CPU per such video)",
+    )
 
     @field_validator("admin_token", "webhook_secret", "webhook_url_token", "url_signing_key")
     @classmethod

@@ -36,6 +36,9 @@ def make_settings(data_dir: Path, **overrides: Any) -> Settings:
         "job_poll_seconds": 0.1,
         "job_retry_base_seconds": 0.2,
         "redact_stride": 4,
+        # proxies have their own tests (tests/jobs/test_review_proxy.py); elsewhere a second encode per
+        # long-GOP upload would only slow the suite down
+        "review_proxy": False,
     }
     values.update(overrides)
     return Settings(**values)

@@ -71,6 +71,12 @@ def frame_number(rgb: np.ndarray) -> int:
     return sum(1 << b for b, on in enumerate(bits) if on)
 
 
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """Peak signal-to-noise ratio of two uint8 images (dB; 99 for identical ones)."""
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return 99.0 if mse == 0 else float(10 * np.log10(255.0**2 / mse))
+
+
 def make_video(path: Path, spec: VideoSpec) -> Path:
     """Encode `spec` into `path` (container from the suffix)."""
     width, height = spec.size

@@ -35,6 +35,7 @@ __all__ = [
     "encode_pixels",
     "final_index",
     "frame_pixels",
+    "frame_source",
     "open_reader",
     "reader_key",
     "sprite",
@@ -105,12 +106,23 @@ class ReaderPool:
                 entry.close()
 
 
+def frame_source(video: VideoFiles, variant: str, exact: bool = False) -> str:
+    """Which file a frame of `variant` is read from: an original's frames come from its review proxy once it
+    has one (`framemask.redact.proxy`: the same frames, each a short decode away), unless `exact` asks for
+    the original's own pixels."""
+    return "proxy" if variant == "original" and video.proxy_key and not exact else variant
+
+
 def variant_file(services: Services, video: VideoFiles, variant: str) -> Path:
-    """A local file holding the video's original, processed or (current) final bytes."""
+    """A local file holding the video's original, processed, (current) final or proxy bytes."""
     settings = services.settings
     cache = settings.cache_dir / "videos" / video.id
     if variant == "original":
         return local_copy(services.store, video.raw_bucket, video.raw_key, cache / Path(video.raw_key).name)
+    if variant == "proxy":
+        if video.proxy_key is None:
+            raise NotFoundError(f"video {video.id} has no review proxy")
+        return local_copy(services.store, settings.bucket_processed, video.proxy_key, cache / "proxy.mp4")
     if variant == "final":
         if video.final_key is None:
             raise NotFoundError(f"video {video.id} has no final render yet")
@@ -121,15 +133,16 @@ def variant_file(services: Services, video: VideoFiles, variant: str) -> Path:
     return local_copy(services.store, settings.bucket_processed, video.processed_key, cache / "processed.mp4")
 
 
-def _index_key(video: VideoFiles, variant: str) -> str:
-    # the original's key is on the row (older rows name it differently); the processed one is derived
+def _index_key(video: VideoFiles, variant: Variant) -> str:
+    # the original's key is on the row (older rows name it differently); the others are derived
     if variant == "original":
         return video.index_key or index_key(video.id)
-    return index_key(video.id, "processed")
+    return index_key(video.id, variant)
 
 
 def video_index(services: Services, video: VideoFiles, variant: Variant = "original") -> FrameIndex:
-    """The frame index of the video's original or processed file: the stored blob, else built once and stored."""
+    """The frame index of the video's original, processed or proxy file: the stored blob, else built once and
+    stored."""
     bucket = services.settings.bucket_processed
     key = _index_key(video, variant)
     index = load_index(services.store, bucket, key)
@@ -164,7 +177,8 @@ def open_reader(services: Services, video: VideoFiles, variant: str) -> FrameRea
     path = variant_file(services, video, variant)
     if variant == "final":
         return FrameReader(path, index=final_index(services, video))
-    return FrameReader(path, index=video_index(services, video, "processed" if variant == "processed" else "original"))
+    stored: Variant = "processed" if variant == "processed" else "proxy" if variant == "proxy" else "original"
+    return FrameReader(path, index=video_index(services, video, stored))
 
 
 def encode_image(rgb: np.ndarray, fmt: str, quality: int | None = None) -> tuple[bytes, str]:

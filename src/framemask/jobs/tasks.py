@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from framemask.errors import StorageError
 from framemask.jobs.events_step import events_prefix, store_events
 from framemask.jobs.pipeline import ProcessOutcome, process_video
+from framemask.jobs.proxy_step import PROXY_KIND, proxy_task, queue_proxy
 from framemask.jobs.rerender import RENDER_KIND, rerender_task
 from framemask.jobs.run import AfterCommit, Finalize, TaskRun, fetch, put, put_bytes
 from framemask.jobs.segments import delete_keys, process_segmented, segment_task
@@ -70,8 +71,8 @@ def process_video_task(run: TaskRun) -> Finalize | None:
             delete_keys(services, segment_keys)()
             return None
         finalize = _with_result(run, finalize, {"segments": len(segment_keys) // 2, "timings": timings})
-        return AfterCommit(finalize, delete_keys(services, segment_keys))
-    return finalize
+        finalize = AfterCommit(finalize, delete_keys(services, segment_keys))
+    return None if finalize is None else queue_proxy(run, finalize, outcome.index)
 
 
 def _with_result(run: TaskRun, finalize: Finalize, result: dict[str, Any]) -> Finalize:
@@ -141,6 +142,7 @@ HANDLERS: dict[str, Callable[[TaskRun], Finalize | None]] = {
     "process_video": process_video_task,
     RENDER_KIND: rerender_task,
     "segment": segment_task,
+    PROXY_KIND: proxy_task,
 }
 
 

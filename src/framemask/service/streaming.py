@@ -61,6 +61,7 @@ class StreamVideo:
     processed_key: str | None
     final_key: str | None
     index_key: str | None
+    proxy_key: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +85,7 @@ _VIDEO_COLUMNS = (
     Video.processed_key,
     Video.final_key,
     Video.index_key,
+    Video.proxy_key,
 )
 _TOKEN_BY_HASH = select(*_TOKEN_COLUMNS).where(ApiToken.token_hash == bindparam("value"))
 _TOKEN_BY_ID = select(*_TOKEN_COLUMNS).where(ApiToken.id == bindparam("value"))

@@ -46,9 +46,11 @@ __all__ = [
     "mark_failed",
     "processed_at",
     "record_processing",
+    "record_proxy",
     "set_review",
     "set_video",
     "video_exists",
+    "video_in",
 ]
 
 PROCESS_KIND = "process_video"
@@ -100,6 +102,11 @@ def create_video(services: Services, *, video: Video, info: VideoInfo | None) ->
 def get_video(services: Services, *, video_id: str) -> Video | None:
     with services.db.session() as session:
         return session.get(Video, video_id)
+
+
+def video_in(session: Session, *, video_id: str) -> bool:
+    """Whether the video still has a row, seen from inside `session`'s transaction."""
+    return session.get(Video, video_id) is not None
 
 
 def video_exists(services: Services, *, video_id: str) -> bool:
@@ -273,6 +280,15 @@ def record_processing(session: Session, *, video_id: str, result: Processed) -> 
         len(v) for r in rows for k, v in r["boxes"].items() if isinstance(v, list) and k != CANDIDATES
     )
     video.status, video.error, video.updated_at = "ready", None, utcnow()
+
+
+def record_proxy(session: Session, *, video_id: str, key: str) -> bool:
+    """The original's review proxy is stored at `key`; False if the video was deleted meanwhile."""
+    video = session.get(Video, video_id)
+    if video is None:
+        return False
+    video.proxy_key = key
+    return True
 
 
 def mark_failed(session: Session, *, video_id: str | None, message: str) -> None:

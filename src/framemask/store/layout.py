@@ -18,6 +18,7 @@ __all__ = [
     "load_index",
     "local_copy",
     "processed_key",
+    "proxy_key",
     "raw_key",
     "save_index",
     "segment_key",
@@ -29,7 +30,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-Variant = Literal["original", "processed"]
+Variant = Literal["original", "processed", "proxy"]
 INDEX_SUFFIX = ".index"
 """Every stored frame index blob (`FrameIndex.to_bytes`) ends in this; there is no other name for it."""
 
@@ -58,14 +59,19 @@ def processed_key(video_id: str) -> str:
     return f"{video_prefix(video_id)}processed.mp4"
 
 
+def proxy_key(video_id: str) -> str:
+    """The original's review proxy (`framemask.redact.proxy`), in the processed bucket."""
+    return f"{video_prefix(video_id)}proxy.mp4"
+
+
 def index_key(video_id: str, variant: Variant = "original", attempt: str = "") -> str:
-    """The frame index blob of a video's original or processed master (in the processed bucket).
+    """The frame index blob of a video's original, processed master or proxy (in the processed bucket).
 
     Built once per file: the original's at upload (or by the first processing when it arrived by an S3
     hook), the processed master's right after rendering it. Readers load it with `load_index`. `attempt`:
     as for `raw_key` (the video row records which key its index has).
     """
-    if variant not in ("original", "processed"):
+    if variant not in ("original", "processed", "proxy"):
         raise ValueError(f"unknown variant {variant!r}")
     return f"{video_prefix(video_id)}{variant}{f'-{attempt}' if attempt else ''}{INDEX_SUFFIX}"
 

@@ -84,6 +84,8 @@ class Video(Base):
     processed_key: Mapped[str | None] = mapped_column(String(1024))
     final_key: Mapped[str | None] = mapped_column(String(1024))
     index_key: Mapped[str | None] = mapped_column(String(1024))
+    proxy_key: Mapped[str | None] = mapped_column(String(1024))
+    """The original's review proxy (`framemask.redact.proxy`), once made; None for short-GOP originals."""
     # probe facts (displayed size: rotation applied)
     width: Mapped[int | None] = mapped_column(Integer)
     height: Mapped[int | None] = mapped_column(Integer)

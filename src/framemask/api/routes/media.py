@@ -44,6 +44,7 @@ from framemask.api.frames import (
     encode_image,
     encode_pixels,
     frame_pixels,
+    frame_source,
     open_reader,
     reader_key,
     sprite,
@@ -143,6 +144,8 @@ class _FrameAsk:
     """A frame request's checked parameters."""
 
     variant: str
+    source: str
+    """The file read (`frame_source`): the variant's own, or an original's review proxy."""
     seq: int | None
     ms: float | None
     width: int | None
@@ -167,20 +170,26 @@ async def get_frame(
     format: ImageFormat = "jpeg",
     width: Annotated[int | None, Query(ge=16, le=7680)] = None,
     quality: Annotated[int | None, Query(ge=10, le=100)] = None,
+    exact: Annotated[
+        bool, Query(description="an original's frame from the original itself, not from its review proxy")
+    ] = False,
 ) -> Response:
-    """One exact frame as an image (`seq` or `ms`, not both), decoded from the nearest key frame."""
+    """One exact frame as an image (`seq` or `ms`, not both), decoded from the nearest key frame. An original
+    with long GOPs is read from its review proxy once it has one (the same frame, visually lossless, faster to
+    reach; `X-Frame-Source: proxy`); `exact=true` decodes the original itself."""
     if (seq is None) == (ms is None):
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "give exactly one of seq or ms")
     video = caller.video
     assert video is not None and video.id == video_id  # `frame_caller` read it (or the id was the route's 422)
     check_variant(video, variant, caller.user)
-    ask = _FrameAsk(variant, seq, ms, width, format, quality)
+    ask = _FrameAsk(variant, frame_source(video, variant, exact), seq, ms, width, format, quality)
     work = partial(_frame_image, request, caller.user, video, ask, last_use_due(caller))
     target, time_ms, body, media_type = await anyio.to_thread.run_sync(work)
     headers = {
         "X-Frame-Seq": str(target),
         "X-Frame-Time-Ms": f"{time_ms:.3f}",
         "Cache-Control": cache_control(variant),
+        "X-Frame-Source": ask.source,
     }
     return Response(body, media_type=media_type, headers=headers)
 
@@ -194,8 +203,8 @@ def _frame_image(
     services: Services = request.app.state.services
     action = "original.frame" if ask.variant == "original" else None
     record_access(request, services, user, video.id, action, {"seq": ask.seq, "ms": ask.ms}, touch)
-    opener = partial(open_reader, services, video, ask.variant)
-    with _readers(request).reader(reader_key(video, ask.variant), opener) as reader:
+    opener = partial(open_reader, services, video, ask.source)
+    with _readers(request).reader(reader_key(video, ask.source), opener) as reader:
         target = ask.seq if ask.seq is not None else reader.index.frame_at(float(ask.ms or 0.0))
         pixels = frame_pixels(reader, target, ask.width, ask.format)
         time_ms = reader.index.time_of(target)
@@ -244,8 +253,8 @@ def get_thumbnails(
     if body is not None:
         tile_h = int(_tile_height(body, len(seqs)))
     else:
-        pool = _readers(request)
-        with pool.reader(reader_key(video, variant), lambda: open_reader(services, video, variant)) as reader:
+        pool, source = _readers(request), frame_source(video, variant)
+        with pool.reader(reader_key(video, source), lambda: open_reader(services, video, source)) as reader:
             tiles = [image for _, image in reader.thumbnails(seqs, width)]
         body, _ = encode_image(sprite(tiles, SPRITE_COLUMNS), "jpeg", 75)
         tile_h = tiles[0].shape[0]

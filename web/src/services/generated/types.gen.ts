@@ -2706,6 +2706,12 @@ export type GetFrameApiVideosVideoIdFrameGetData = {
          * Quality
          */
         quality?: number | null;
+        /**
+         * Exact
+         *
+         * an original's frame from the original itself, not from its review proxy
+         */
+        exact?: boolean;
     };
     url: '/api/videos/{video_id}/frame';
 };

@@ -1,0 +1,82 @@
+"""The service makes a review proxy of a long-GOP original after processing it, and serves the editor's
+original frames from it: the same frame (number and time), audited like the original, deleted with the video."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sqlalchemy import func, select
+from support.api import ADMIN, auth, decode_image, make_settings, service, stored_files, upload_processed, wait_job
+from support.videos import VideoSpec, frame_number, make_video, psnr, vfr_times
+
+from framemask.jobs.proxy_step import PROXY_KIND
+from framemask.media import FrameReader
+from framemask.store.models import AuditLog, Job, Video
+
+
+@pytest.fixture(scope="module")
+def svc(tmp_path_factory: pytest.TempPathFactory):
+    root = tmp_path_factory.mktemp("proxy")
+    with service(make_settings(root / "data", review_proxy=True)) as client:
+        yield client, root
+
+
+def _jobs(client, vid: str) -> list[Job]:
+    with client.app.state.services.db.session() as session:
+        return list(session.scalars(select(Job).where(Job.video_id == vid).order_by(Job.created_at)))
+
+
+def test_a_long_gop_original_gets_a_proxy_that_serves_its_frames(svc) -> None:
+    client, root = svc
+    src = make_video(root / "phone.mp4", VideoSpec(times=vfr_times(), gop=250, bframes=2))
+    created, video = upload_processed(client, src)
+    vid = created["id"]
+    assert video["status"] == "ready"
+    proxy_jobs = [j for j in _jobs(client, vid) if j.kind == PROXY_KIND]
+    assert len(proxy_jobs) == 1
+    assert wait_job(client, proxy_jobs[0].id)["status"] == "succeeded"
+    services = client.app.state.services
+    with services.db.session() as session:
+        row = session.get(Video, vid)
+        assert row is not None and row.proxy_key == f"videos/{vid}/proxy.mp4"
+        raw = services.store.local_path(row.raw_bucket, row.raw_key)
+
+    with FrameReader(raw) as exact:
+        for seq in (1, 37, 64, 100):
+            url = f"/api/videos/{vid}/frame?seq={seq}&variant=original&format=png"
+            proxied = client.get(url, headers=auth(ADMIN))
+            decoded = client.get(url + "&exact=true", headers=auth(ADMIN))
+            assert proxied.status_code == decoded.status_code == 200
+            assert proxied.headers["X-Frame-Source"] == "proxy" and decoded.headers["X-Frame-Source"] == "original"
+            assert proxied.headers["X-Frame-Time-Ms"] == decoded.headers["X-Frame-Time-Ms"]
+            truth = exact.frame(seq)
+            assert np.array_equal(decode_image(decoded.content), truth)  # exact=true: the original's own pixels
+            shown = decode_image(proxied.content)
+            assert frame_number(shown) == seq - 1 and psnr(shown, truth) > 38.0
+        # a time picks the same frame from either file (the 10 fps section: frame 31 is on screen 1040 ms in)
+        by_time = [
+            client.get(f"/api/videos/{vid}/frame?ms=1040&variant=original{x}", headers=auth(ADMIN))
+            for x in ("", "&exact=true")
+        ]
+        assert [r.headers["X-Frame-Seq"] for r in by_time] == ["31", "31"]
+    with services.db.session() as session:
+        audited = session.scalar(
+            select(func.count()).where(AuditLog.video_id == vid, AuditLog.action == "original.frame")
+        )
+    assert audited == 10  # every original frame shown is audited, from the proxy or not
+    thumbs = client.get(f"/api/videos/{vid}/thumbnails?every=25&variant=original", headers=auth(ADMIN))
+    assert thumbs.status_code == 200 and thumbs.headers["X-Thumbnail-Seqs"] == "1,26,51,76"
+
+    assert client.delete(f"/api/videos/{vid}", headers=auth(ADMIN)).status_code == 204
+    assert [f for f in stored_files(root / "data") if vid in f] == []
+
+
+def test_a_short_gop_original_is_served_as_it_is(svc) -> None:
+    client, root = svc
+    src = make_video(root / "short.mp4", VideoSpec(n=40, gop=15))
+    created, video = upload_processed(client, src)
+    vid = created["id"]
+    assert video["status"] == "ready"
+    assert [j.kind for j in _jobs(client, vid)] == ["process_video"]
+    resp = client.get(f"/api/videos/{vid}/frame?seq=20&variant=original", headers=auth(ADMIN))
+    assert resp.status_code == 200 and resp.headers["X-Frame-Source"] == "original"
