@@ -9,8 +9,9 @@ from sqlalchemy import func, select
 from support.api import ADMIN, auth, decode_image, make_settings, service, stored_files, upload_processed, wait_job
 from support.videos import VideoSpec, frame_number, make_video, psnr, vfr_times
 
-from framemask.jobs.proxy_step import PROXY_KIND
-from framemask.media import FrameReader
+from framemask.jobs.proxy_step import PROXY_KIND, queue_proxy
+from framemask.jobs.run import AfterCommit, TaskRun
+from framemask.media import FrameIndex, FrameReader
 from framemask.store.models import AuditLog, Job, Video
 
 
@@ -80,3 +81,29 @@ def test_a_short_gop_original_is_served_as_it_is(svc) -> None:
     assert [j.kind for j in _jobs(client, vid)] == ["process_video"]
     resp = client.get(f"/api/videos/{vid}/frame?seq=20&variant=original", headers=auth(ADMIN))
     assert resp.status_code == 200 and resp.headers["X-Frame-Source"] == "original"
+
+
+def test_the_proxy_job_joins_a_finalize_that_tidies_up_after_commit(svc) -> None:
+    """A segmented run's finalize already carries an after-commit step (deleting its segment objects): the
+    proxy job is queued in the same transaction and announced after that step, which still runs once."""
+    client, root = svc
+    src = make_video(root / "segmented.mp4", VideoSpec(n=40, gop=40))
+    created, _video = upload_processed(client, src)
+    vid = created["id"]
+    services = client.app.state.services
+    index = FrameIndex.build(src)
+    wrote, tidied = [], []
+    earlier = AfterCommit(lambda session: wrote.append(vid), lambda: tidied.append(vid))
+    run = TaskRun(services, "job-under-test", 1, vid, {}, lambda *_: None, root / "work")
+    joined = queue_proxy(run, earlier, index)
+    before = {j.id for j in _jobs(client, vid)}
+    with services.db.begin() as session:
+        joined(session)
+    joined.after_commit()
+    added = [j for j in _jobs(client, vid) if j.id not in before]
+    assert wrote == tidied == [vid]
+    assert [j.kind for j in added] == [PROXY_KIND]
+    assert wait_job(client, added[0].id)["status"] == "succeeded"
+    # a short-GOP original queues nothing and hands the finalize back as it was
+    short = FrameIndex.build(make_video(root / "short2.mp4", VideoSpec(n=40, gop=10)))
+    assert queue_proxy(run, earlier, short) is earlier
