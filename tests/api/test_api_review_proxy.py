@@ -3,10 +3,23 @@ original frames from it: the same frame (number and time), audited like the orig
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from sqlalchemy import func, select
-from support.api import ADMIN, auth, decode_image, make_settings, service, stored_files, upload_processed, wait_job
+from support.api import (
+    ADMIN,
+    auth,
+    decode_image,
+    make_settings,
+    service,
+    settings_env,
+    stored_files,
+    upload_processed,
+    wait_job,
+)
 from support.videos import VideoSpec, frame_number, make_video, psnr, vfr_times
 
 from framemask.jobs.proxy_step import PROXY_KIND, queue_proxy
@@ -107,3 +120,35 @@ def test_the_proxy_job_joins_a_finalize_that_tidies_up_after_commit(svc) -> None
     # a short-GOP original queues nothing and hands the finalize back as it was
     short = FrameIndex.build(make_video(root / "short2.mp4", VideoSpec(n=40, gop=10)))
     assert queue_proxy(run, earlier, short) is earlier
+
+
+def test_db_proxies_queues_the_proxies_older_videos_lack(svc) -> None:
+    """Videos processed before proxies existed (here: a proxy forgotten by hand) get theirs from `framemask db
+    proxies`; a short-GOP original gets none, and a second run queues nothing while the first jobs are pending."""
+    client, root = svc
+    services = client.app.state.services
+    old = upload_processed(client, make_video(root / "old.mp4", VideoSpec(n=45, gop=45)))[0]["id"]
+    short = upload_processed(client, make_video(root / "old_short.mp4", VideoSpec(n=45, gop=9)))[0]["id"]
+    for job in _jobs(client, old):
+        wait_job(client, job.id)
+    with services.db.begin() as session:
+        for row in session.scalars(select(Video).where(Video.proxy_key.is_not(None))):
+            row.proxy_key = None  # as every video processed before this release
+    env = settings_env(services.settings)
+    done = subprocess.run(
+        [sys.executable, "-m", "framemask", "db", "proxies"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    queued = int(done.stdout.split()[1])
+    added = [j for j in _jobs(client, old) if j.kind == PROXY_KIND and j.status != "succeeded"]
+    assert len(added) == 1 and [j.kind for j in _jobs(client, short)] == ["process_video"]
+    assert queued >= 1  # this video's, and those of the module's other long-GOP uploads
+    again = subprocess.run(
+        [sys.executable, "-m", "framemask", "db", "proxies"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert again.returncode == 0, again.stderr
+    assert len([j for j in _jobs(client, old) if j.kind == PROXY_KIND]) == 2  # the processing's and this one
+    assert wait_job(client, added[0].id)["status"] == "succeeded"
+    with services.db.session() as session:
+        assert session.get(Video, old).proxy_key == f"videos/{old}/proxy.mp4"
+        assert session.get(Video, short).proxy_key is None

@@ -1,4 +1,5 @@
-"""Service commands: `framemask serve`, `framemask worker`, `framemask token create`, `framemask db upgrade`."""
+"""Service commands: `framemask serve`, `framemask worker`, `framemask token create`, `framemask db upgrade`,
+`framemask db proxies`."""
 
 from __future__ import annotations
 
@@ -46,6 +47,12 @@ def register(subparsers: Any) -> None:
     db_sub = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)
     upgrade = db_sub.add_parser("upgrade", help="apply database migrations (alembic upgrade head)")
     upgrade.set_defaults(func=_db_upgrade)
+    proxies = db_sub.add_parser(
+        "proxies",
+        help="queue review proxies for ready videos whose long-GOP originals have none (e.g. processed before "
+        "proxies existed); `framemask serve` or `framemask worker` makes them",
+    )
+    proxies.set_defaults(func=_db_proxies)
 
 
 def _settings() -> Any:
@@ -119,6 +126,19 @@ def _token_create(args: argparse.Namespace) -> int:
         db.dispose()
     print(raw)
     log.info("created %s token %d (%s)", row.role, row.id, row.name)
+    return 0
+
+
+def _db_proxies(_args: argparse.Namespace) -> int:
+    from framemask.jobs.proxy_step import queue_missing_proxies
+    from framemask.service.context import Services
+
+    services = Services.create(_settings())
+    try:
+        queued = queue_missing_proxies(services)
+    finally:
+        services.close()
+    print(f"queued {len(queued)} review proxy job(s)")
     return 0
 
 

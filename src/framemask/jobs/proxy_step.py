@@ -16,9 +16,10 @@ from framemask.jobs.run import AfterCommit, Finalize, TaskRun, fetch, put, put_b
 from framemask.media import FrameIndex
 from framemask.redact.proxy import ProxyMismatch, make_review_proxy, needs_proxy
 from framemask.service import videos
+from framemask.service.context import Services
 from framemask.store.layout import index_key, load_index, proxy_key
 
-__all__ = ["PROXY_KIND", "proxy_task", "queue_proxy"]
+__all__ = ["PROXY_KIND", "proxy_task", "queue_missing_proxies", "queue_proxy"]
 
 PROXY_KIND = "review_proxy"
 
@@ -52,6 +53,21 @@ def queue_proxy(run: TaskRun, finalize: Finalize, index: FrameIndex) -> Finalize
             services.announce(job_id)
 
     return AfterCommit(with_job, announce)
+
+
+def queue_missing_proxies(services: Services) -> list[str]:
+    """Queue a proxy job for every ready video whose long-GOP original has none yet (videos processed before
+    proxies existed, or with `review_proxy` off); the ids of the jobs, each announced. A video whose original's
+    index is not stored yet is left to the next run."""
+    bucket, queued = services.settings.bucket_processed, []
+    for video in videos.without_proxy(services, PROXY_KIND):
+        index = load_index(services.store, bucket, video.index_key) if video.index_key else None
+        if index is None or not needs_proxy(index):
+            continue
+        job_id = services.queue.enqueue(PROXY_KIND, video_id=video.id, max_attempts=services.settings.job_max_attempts)
+        services.announce(job_id)
+        queued.append(job_id)
+    return queued
 
 
 def proxy_task(run: TaskRun) -> Finalize | None:

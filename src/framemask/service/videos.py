@@ -51,6 +51,7 @@ __all__ = [
     "set_video",
     "video_exists",
     "video_in",
+    "without_proxy",
 ]
 
 PROCESS_KIND = "process_video"
@@ -280,6 +281,17 @@ def record_processing(session: Session, *, video_id: str, result: Processed) -> 
         len(v) for r in rows for k, v in r["boxes"].items() if isinstance(v, list) and k != CANDIDATES
     )
     video.status, video.error, video.updated_at = "ready", None, utcnow()
+
+
+def without_proxy(services: Services, kind: str) -> list[Video]:
+    """Ready videos with no review proxy and no unfinished job of `kind` making one (short-GOP originals, or
+    videos processed before proxies existed)."""
+    pending = select(Job.id).where(
+        Job.video_id == Video.id, Job.kind == kind, Job.status.in_(("queued", "running", "waiting"))
+    )
+    with services.db.session() as session:
+        query = select(Video).where(Video.status == "ready", Video.proxy_key.is_(None), ~pending.exists())
+        return list(session.scalars(query.order_by(Video.created_at)))
 
 
 def record_proxy(session: Session, *, video_id: str, key: str) -> bool:
