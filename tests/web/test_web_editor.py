@@ -61,9 +61,13 @@ def _built_editor() -> None:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    yield from serve_editor(tmp_path_factory.mktemp("web"))
+
+
+def serve_editor(tmp: Path, **overrides: object) -> Iterator[str]:
+    """`framemask serve` in its own process on a free port (`make_settings` with `overrides`); its base URL."""
     _built_editor()
-    tmp = tmp_path_factory.mktemp("web")
-    env = settings_env(make_settings(tmp / "data"))
+    env = settings_env(make_settings(tmp / "data", **overrides))
     port = _free_port()
     log = open(tmp / "server.log", "wb")  # noqa: SIM115  (closed below)
     cli = Path(sys.executable).with_name("framemask")

@@ -2,7 +2,7 @@
 import { ref, type Ref } from 'vue'
 import { Lru, prefetchOrder } from '../lib/prefetch'
 import { api } from '../services/api'
-import type { Variant } from '../services/types'
+import type { FrameVariant } from '../services/types'
 
 /** Frames fetched ahead of the current one in the direction of travel, and behind it (stepping back after
  * stepping forward, or from the end, finds its frames too). */
@@ -13,19 +13,23 @@ const MAX_PENDING = 4
 export function useFrameImages(videoId: string, end: Ref<number>, capacity = 64) {
   const image = ref<string | null>(null)
   const shown = ref(0)
+  /** The shown image's source (`X-Frame-Source`): `proxy` when an original's frame came from its review proxy. */
+  const source = ref('')
+  const sources = new Map<string, string>()
   const error = ref('')
   // decoded copies of the cached frames: showing a prefetched frame then needs no JPEG decode
   const decoded = new Map<string, HTMLImageElement>()
   const cache = new Lru<string>(capacity, (url) => {
     decoded.delete(url)
+    sources.delete(url)
     if (url !== image.value) URL.revokeObjectURL(url)
   })
   const pending = new Map<string, Promise<string>>()
   let last = 0
   // the frames to have around the current one, nearest first (refilled as prefetches finish)
-  let around: { variant: Variant; seqs: number[] } = { variant: 'processed', seqs: [] }
+  let around: { variant: FrameVariant; seqs: number[] } = { variant: 'processed', seqs: [] }
 
-  function fetchFrame(seq: number, variant: Variant): Promise<string> {
+  function fetchFrame(seq: number, variant: FrameVariant): Promise<string> {
     const key = `${variant}:${seq}`
     const hit = cache.get(key)
     if (hit) return Promise.resolve(hit)
@@ -36,6 +40,7 @@ export function useFrameImages(videoId: string, end: Ref<number>, capacity = 64)
         img.src = got.url
         await img.decode().catch(() => undefined)
         decoded.set(got.url, img)
+        sources.set(got.url, got.source)
         cache.set(key, got.url)
         return got.url
       })
@@ -58,12 +63,15 @@ export function useFrameImages(videoId: string, end: Ref<number>, capacity = 64)
   }
 
   /** Show `seq` (the cached image at once when there is one), then keep the frames around it prefetched. */
-  async function show(seq: number, variant: Variant, isCurrent: () => boolean): Promise<void> {
+  async function show(seq: number, variant: FrameVariant, isCurrent: () => boolean): Promise<void> {
     const direction: 1 | -1 = seq < last ? -1 : 1
     last = seq
     const cached = cache.get(`${variant}:${seq}`)
     image.value = cached ?? null
-    if (cached) shown.value = seq
+    if (cached) {
+      shown.value = seq
+      source.value = sources.get(cached) ?? ''
+    }
     const current = fetchFrame(seq, variant)
     // prefetch at once, in the direction of travel first (the server decodes them while this one travels),
     // and keep the window full as they arrive, so standing still fills it too
@@ -74,6 +82,7 @@ export function useFrameImages(videoId: string, end: Ref<number>, capacity = 64)
       if (isCurrent()) {
         image.value = url
         shown.value = seq
+        source.value = sources.get(url) ?? ''
       }
     } catch (e) {
       if (isCurrent()) error.value = `frame ${seq}: ${e instanceof Error ? e.message : e}`
@@ -85,7 +94,8 @@ export function useFrameImages(videoId: string, end: Ref<number>, capacity = 64)
     for (const url of cache.values()) URL.revokeObjectURL(url)
     cache.clear()
     decoded.clear()
+    sources.clear()
   }
 
-  return { image, shown, error, fetchFrame, show, dispose }
+  return { image, shown, source, error, fetchFrame, show, dispose }
 }

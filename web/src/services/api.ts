@@ -6,6 +6,7 @@ import type {
   CorrectionsDoc,
   CorrectionsState,
   FrameIndexDoc,
+  FrameVariant,
   Job,
   Me,
   ReviewState,
@@ -80,6 +81,8 @@ export interface FrameImage {
   url: string
   seq: number
   timeMs: number
+  /** The file it was read from (`X-Frame-Source`): the variant's own, or `proxy` for an original's review proxy. */
+  source: string
 }
 
 export const api = {
@@ -106,11 +109,18 @@ export const api = {
   remove: (id: string) => call(v(id), { method: 'DELETE' }),
 
   /** One exact frame as an image (decoded server-side from its key frame). */
-  async frame(id: string, seq: number, variant: Variant, width?: number): Promise<FrameImage> {
+  async frame(id: string, seq: number, variant: FrameVariant, width?: number): Promise<FrameImage> {
     const size = width ? `&width=${width}` : ''
-    const resp = await call(`${v(id)}/frame?seq=${seq}&variant=${variant}&format=jpeg&quality=90${size}`)
+    const which = variant === 'original-exact' ? 'original&exact=true' : variant
+    const resp = await call(`${v(id)}/frame?seq=${seq}&variant=${which}&format=jpeg&quality=90${size}`)
     const url = URL.createObjectURL(await resp.blob())
-    return { url, seq: Number(resp.headers.get('X-Frame-Seq')), timeMs: Number(resp.headers.get('X-Frame-Time-Ms')) }
+    const header = (name: string) => resp.headers.get(name)
+    return {
+      url,
+      seq: Number(header('X-Frame-Seq')),
+      timeMs: Number(header('X-Frame-Time-Ms')),
+      source: header('X-Frame-Source') ?? variant,
+    }
   },
 
   /** The low-resolution timeline sprite: tile i shows frame seqs[i]. */

@@ -4,6 +4,8 @@ import type * as G from './generated'
 
 export type Role = 'viewer' | 'editor' | 'admin'
 export type Variant = 'processed' | 'original' | 'final'
+/** Where a frame image comes from: a variant, or an original decoded itself rather than from its review proxy. */
+export type FrameVariant = Variant | 'original-exact'
 export type ReviewState = 'unreviewed' | 'in_review' | 'changes_requested' | 'approved'
 
 export interface Me {
