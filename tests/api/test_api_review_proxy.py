@@ -152,3 +152,22 @@ def test_db_proxies_queues_the_proxies_older_videos_lack(svc) -> None:
     with services.db.session() as session:
         assert session.get(Video, old).proxy_key == f"videos/{old}/proxy.mp4"
         assert session.get(Video, short).proxy_key is None
+
+
+def test_a_lost_proxy_falls_back_to_the_original(svc) -> None:
+    """A proxy whose object is gone (a storage fault) costs speed, not frames: the original itself is read."""
+    client, root = svc
+    src = make_video(root / "lost.mp4", VideoSpec(n=45, gop=45))
+    vid = upload_processed(client, src)[0]["id"]
+    for job in _jobs(client, vid):
+        wait_job(client, job.id)
+    services = client.app.state.services
+    with services.db.session() as session:
+        key = session.get(Video, vid).proxy_key
+    assert key is not None
+    services.store.delete(services.settings.bucket_processed, key)
+    resp = client.get(f"/api/videos/{vid}/frame?seq=30&variant=original&format=png", headers=auth(ADMIN))
+    assert resp.status_code == 200 and resp.headers["X-Frame-Source"] == "original"
+    assert frame_number(decode_image(resp.content)) == 29
+    processed = client.get(f"/api/videos/{vid}/frame?seq=30&format=png", headers=auth(ADMIN))
+    assert processed.status_code == 200 and processed.headers["X-Frame-Source"] == "processed"

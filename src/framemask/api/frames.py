@@ -30,6 +30,7 @@ from framemask.store.layout import Variant, index_key, load_index, local_copy, s
 from framemask.store.models import Video
 
 __all__ = [
+    "Pixels",
     "ReaderPool",
     "encode_image",
     "encode_pixels",

@@ -8,6 +8,7 @@ the audit log before any byte leaves. Processed material is open to every role, 
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from functools import partial
 from typing import Annotated, Any, Literal
@@ -40,6 +41,7 @@ from framemask.api.deps import (
     require_ready,
 )
 from framemask.api.frames import (
+    Pixels,
     ReaderPool,
     encode_image,
     encode_pixels,
@@ -52,7 +54,7 @@ from framemask.api.frames import (
 )
 from framemask.api.schemas import FrameIndexDoc, SeedDoc, Variant
 from framemask.api.sprites import MAX_SPRITE_PIXELS, SpriteCache, sprite_key
-from framemask.errors import FrameRangeError
+from framemask.errors import FramemaskError, FrameRangeError
 from framemask.media import FrameIndex
 from framemask.service import revisions
 from framemask.service.auth import Principal
@@ -62,6 +64,8 @@ from framemask.service.streaming import StreamVideo
 from framemask.store.models import Video
 
 __all__ = ["router"]
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/api/videos", tags=["frames and streams"])
 
@@ -184,32 +188,46 @@ async def get_frame(
     check_variant(video, variant, caller.user)
     ask = _FrameAsk(variant, frame_source(video, variant, exact), seq, ms, width, format, quality)
     work = partial(_frame_image, request, caller.user, video, ask, last_use_due(caller))
-    target, time_ms, body, media_type = await anyio.to_thread.run_sync(work)
+    target, time_ms, body, media_type, source = await anyio.to_thread.run_sync(work)
     headers = {
         "X-Frame-Seq": str(target),
         "X-Frame-Time-Ms": f"{time_ms:.3f}",
         "Cache-Control": cache_control(variant),
-        "X-Frame-Source": ask.source,
+        "X-Frame-Source": source,
     }
     return Response(body, media_type=media_type, headers=headers)
 
 
 def _frame_image(
     request: Request, user: Principal, video: StreamVideo, ask: _FrameAsk, touch: bool
-) -> tuple[int, float, bytes, str]:
+) -> tuple[int, float, bytes, str, str]:
     """All a frame request does off the loop, in one worker-thread hop: the audit row of an original (before
     the image exists, so before any byte leaves) and the token's last use, then decode and encode.
-    Returns the frame number, its time (ms) and the image."""
+    Returns the frame number, its time (ms), the image and the file it came from: a review proxy that cannot
+    be read (its object lost) falls back to the original itself."""
     services: Services = request.app.state.services
     action = "original.frame" if ask.variant == "original" else None
     record_access(request, services, user, video.id, action, {"seq": ask.seq, "ms": ask.ms}, touch)
-    opener = partial(open_reader, services, video, ask.source)
-    with _readers(request).reader(reader_key(video, ask.source), opener) as reader:
-        target = ask.seq if ask.seq is not None else reader.index.frame_at(float(ask.ms or 0.0))
-        pixels = frame_pixels(reader, target, ask.width, ask.format)
-        time_ms = reader.index.time_of(target)
+    try:
+        target, time_ms, pixels = _read_frame(request, services, video, ask, ask.source)
+        source = ask.source
+    except FramemaskError as exc:
+        if ask.source != "proxy":
+            raise
+        log.warning("video %s: review proxy unreadable (%s); decoding the original", video.id, exc)
+        target, time_ms, pixels = _read_frame(request, services, video, ask, "original")
+        source = "original"
     body, media_type = encode_pixels(pixels, ask.format, ask.quality)  # outside the reader's lock
-    return target, time_ms, body, media_type
+    return target, time_ms, body, media_type, source
+
+
+def _read_frame(
+    request: Request, services: Services, video: StreamVideo, ask: _FrameAsk, source: str
+) -> tuple[int, float, Pixels]:
+    opener = partial(open_reader, services, video, source)
+    with _readers(request).reader(reader_key(video, source), opener) as reader:
+        target = ask.seq if ask.seq is not None else reader.index.frame_at(float(ask.ms or 0.0))
+        return target, reader.index.time_of(target), frame_pixels(reader, target, ask.width, ask.format)
 
 
 @router.get(
