@@ -169,5 +169,7 @@ def test_a_lost_proxy_falls_back_to_the_original(svc) -> None:
     resp = client.get(f"/api/videos/{vid}/frame?seq=30&variant=original&format=png", headers=auth(ADMIN))
     assert resp.status_code == 200 and resp.headers["X-Frame-Source"] == "original"
     assert frame_number(decode_image(resp.content)) == 29
+    sprite = client.get(f"/api/videos/{vid}/thumbnails?every=20&width=64&variant=original", headers=auth(ADMIN))
+    assert sprite.status_code == 200 and sprite.headers["X-Thumbnail-Seqs"] == "1,21,41"
     processed = client.get(f"/api/videos/{vid}/frame?seq=30&format=png", headers=auth(ADMIN))
     assert processed.status_code == 200 and processed.headers["X-Frame-Source"] == "processed"

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 
 import anyio
 import anyio.to_thread
+import numpy as np
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 
 from framemask.api.access import (
@@ -271,9 +272,7 @@ def get_thumbnails(
     if body is not None:
         tile_h = int(_tile_height(body, len(seqs)))
     else:
-        pool, source = _readers(request), frame_source(video, variant)
-        with pool.reader(reader_key(video, source), lambda: open_reader(services, video, source)) as reader:
-            tiles = [image for _, image in reader.thumbnails(seqs, width)]
+        tiles = _thumbnail_tiles(request, services, video, variant, seqs, width)
         body, _ = encode_image(sprite(tiles, SPRITE_COLUMNS), "jpeg", 75)
         tile_h = tiles[0].shape[0]
         cache.put(video.id, key, body)
@@ -287,6 +286,23 @@ def get_thumbnails(
         "Cache-Control": cache_control(variant),
     }
     return Response(body, media_type="image/jpeg", headers=headers)
+
+
+def _thumbnail_tiles(
+    request: Request, services: Services, video: Video, variant: str, seqs: list[int], width: int
+) -> list[np.ndarray]:
+    """The sprite's tiles, from an original's review proxy when it has one (the original itself if the proxy
+    cannot be read, as for frames)."""
+    pool, source = _readers(request), frame_source(video, variant)
+    try:
+        with pool.reader(reader_key(video, source), lambda: open_reader(services, video, source)) as reader:
+            return [image for _, image in reader.thumbnails(seqs, width)]
+    except FramemaskError as exc:
+        if source != "proxy":
+            raise
+        log.warning("video %s: review proxy unreadable (%s); decoding the original", video.id, exc)
+    with pool.reader(reader_key(video, variant), lambda: open_reader(services, video, variant)) as reader:
+        return [image for _, image in reader.thumbnails(seqs, width)]
 
 
 def _tile_height(jpeg: bytes, count: int) -> int:
