@@ -158,3 +158,17 @@ def test_missing_models_fail_at_once(db: Database) -> None:
     assert queue.fail(claim, ModelError("person model missing: run ./dev setup")) == "failed"
     job = queue.get(job_id)
     assert job is not None and job.error == "person model missing: run ./dev setup"
+
+
+def test_background_jobs_wait_for_the_others(db: Database) -> None:
+    """A review proxy queued first is claimed after an upload's processing queued later, and then as usual."""
+    from framemask.jobs.proxy_step import PROXY_KIND
+    from framemask.jobs.queue import BACKGROUND_KINDS
+
+    assert PROXY_KIND in BACKGROUND_KINDS
+    queue = JobQueue(db, lease_seconds=30)
+    proxy = queue.enqueue(PROXY_KIND)
+    time.sleep(0.01)
+    first, second = queue.enqueue("process_video"), queue.enqueue("process_video")
+    order = [claim.job_id for _ in range(3) if (claim := queue.claim_next("w")) is not None]
+    assert order == [first, second, proxy]

@@ -25,7 +25,7 @@ from framemask.errors import InputError, ModelError
 from framemask.store.db import Database
 from framemask.store.models import Job, Video, new_id, utcnow
 
-__all__ = ["PERMANENT", "Claim", "JobQueue", "SegmentSpec", "backoff_seconds"]
+__all__ = ["BACKGROUND_KINDS", "PERMANENT", "Claim", "JobQueue", "SegmentSpec", "backoff_seconds"]
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +58,11 @@ class SegmentSpec:
 
 SEGMENTS_SHARE = (5.0, 85.0)
 """A fanned-out job's progress runs from 5 % to 85 % over its segments (their mean), the join does the rest."""
+
+
+BACKGROUND_KINDS = frozenset({"review_proxy"})
+"""Job kinds claimed only when no other job is claimable: conveniences (an original's review proxy,
+`jobs/proxy_step.py`) that must not hold up the processing of uploads queued after them."""
 
 
 def backoff_seconds(attempt: int, base: float) -> float:
@@ -111,10 +116,12 @@ class JobQueue:
         return and_(or_(fresh, orphaned), Job.attempts < Job.max_attempts)
 
     def claim_next(self, worker: str, kinds: tuple[str, ...] | None = None) -> Claim | None:
-        """Claim the oldest claimable job (queued, or running with a lapsed lease), if any."""
+        """Claim the oldest claimable job (queued, or running with a lapsed lease), if any; a job of one of the
+        `BACKGROUND_KINDS` only when no other job is claimable."""
         self.fail_exhausted()
         self.release_waiting()
-        query = select(Job.id).where(self._claimable()).order_by(Job.created_at).limit(8)
+        order = (Job.kind.in_(BACKGROUND_KINDS), Job.created_at)
+        query = select(Job.id).where(self._claimable()).order_by(*order).limit(8)
         if kinds:
             query = query.where(Job.kind.in_(kinds))
         with self.db.session() as session:
