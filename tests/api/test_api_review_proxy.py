@@ -173,3 +173,14 @@ def test_a_lost_proxy_falls_back_to_the_original(svc) -> None:
     assert sprite.status_code == 200 and sprite.headers["X-Thumbnail-Seqs"] == "1,21,41"
     processed = client.get(f"/api/videos/{vid}/frame?seq=30&format=png", headers=auth(ADMIN))
     assert processed.status_code == 200 and processed.headers["X-Frame-Source"] == "processed"
+
+
+def test_a_frame_past_the_end_is_refused_from_the_proxy_too(svc) -> None:
+    client, root = svc
+    vid = upload_processed(client, make_video(root / "ends.mp4", VideoSpec(n=40, gop=40)))[0]["id"]
+    for job in _jobs(client, vid):
+        wait_job(client, job.id)
+    url = f"/api/videos/{vid}/frame?variant=original&seq="
+    assert client.get(url + "40", headers=auth(ADMIN)).headers["X-Frame-Source"] == "proxy"
+    past = client.get(url + "41", headers=auth(ADMIN))
+    assert past.status_code == 422 and "41" in past.json()["detail"]

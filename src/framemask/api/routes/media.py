@@ -212,6 +212,8 @@ def _frame_image(
     try:
         target, time_ms, pixels = _read_frame(request, services, video, ask, ask.source)
         source = ask.source
+    except FrameRangeError:  # the request's fault, whichever file is read
+        raise
     except FramemaskError as exc:
         if ask.source != "proxy":
             raise
@@ -297,6 +299,8 @@ def _thumbnail_tiles(
     try:
         with pool.reader(reader_key(video, source), lambda: open_reader(services, video, source)) as reader:
             return [image for _, image in reader.thumbnails(seqs, width)]
+    except FrameRangeError:
+        raise
     except FramemaskError as exc:
         if source != "proxy":
             raise
