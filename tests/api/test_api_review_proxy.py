@@ -40,6 +40,12 @@ def _jobs(client, vid: str) -> list[Job]:
         return list(session.scalars(select(Job).where(Job.video_id == vid).order_by(Job.created_at)))
 
 
+def _settled(client, vid: str) -> None:
+    """Wait for every job of the video (its processing, then its proxy)."""
+    for job in _jobs(client, vid):
+        wait_job(client, job.id)
+
+
 def test_a_long_gop_original_gets_a_proxy_that_serves_its_frames(svc) -> None:
     client, root = svc
     src = make_video(root / "phone.mp4", VideoSpec(times=vfr_times(), gop=250, bframes=2))
@@ -129,8 +135,7 @@ def test_db_proxies_queues_the_proxies_older_videos_lack(svc) -> None:
     services = client.app.state.services
     old = upload_processed(client, make_video(root / "old.mp4", VideoSpec(n=45, gop=45)))[0]["id"]
     short = upload_processed(client, make_video(root / "old_short.mp4", VideoSpec(n=45, gop=9)))[0]["id"]
-    for job in _jobs(client, old):
-        wait_job(client, job.id)
+    _settled(client, old)
     with services.db.begin() as session:
         for row in session.scalars(select(Video).where(Video.proxy_key.is_not(None))):
             row.proxy_key = None  # as every video processed before this release
@@ -159,8 +164,7 @@ def test_a_lost_proxy_falls_back_to_the_original(svc) -> None:
     client, root = svc
     src = make_video(root / "lost.mp4", VideoSpec(n=45, gop=45))
     vid = upload_processed(client, src)[0]["id"]
-    for job in _jobs(client, vid):
-        wait_job(client, job.id)
+    _settled(client, vid)
     services = client.app.state.services
     with services.db.session() as session:
         key = session.get(Video, vid).proxy_key
@@ -178,8 +182,7 @@ def test_a_lost_proxy_falls_back_to_the_original(svc) -> None:
 def test_a_frame_past_the_end_is_refused_from_the_proxy_too(svc) -> None:
     client, root = svc
     vid = upload_processed(client, make_video(root / "ends.mp4", VideoSpec(n=40, gop=40)))[0]["id"]
-    for job in _jobs(client, vid):
-        wait_job(client, job.id)
+    _settled(client, vid)
     url = f"/api/videos/{vid}/frame?variant=original&seq="
     assert client.get(url + "40", headers=auth(ADMIN)).headers["X-Frame-Source"] == "proxy"
     past = client.get(url + "41", headers=auth(ADMIN))
