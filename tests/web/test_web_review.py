@@ -81,6 +81,19 @@ def _screen(page: Page, x: float, y: float) -> tuple[float, float]:
     return box["x"] + x * box["width"] / W, box["y"] + y * box["height"] / H
 
 
+def _still_box(page: Page, locator) -> dict:  # type: ignore[no-untyped-def]
+    """The element's bounding box once it stopped moving (two reads 200 ms apart agree)."""
+    box = locator.bounding_box()
+    for _ in range(25):
+        page.wait_for_timeout(200)
+        again = locator.bounding_box()
+        if again == box:
+            break
+        box = again
+    assert box is not None
+    return dict(box)
+
+
 def _rect(r: dict) -> list[float]:
     return [r["x"], r["y"], r["width"], r["height"]]
 
@@ -479,7 +492,9 @@ def test_waveform_range_becomes_a_muted_range(
         "() => { const c = document.querySelector('[data-testid=waveform] canvas'); return c.width * c.height }"
     )
     assert lit > 0.1, lit  # silence draws 1 px of 48
-    b = wave.bounding_box()
+    # the drag must land where the waveform is: a banner arriving late (an earlier test's stale final) moves it
+    page.wait_for_load_state("networkidle")
+    b = _still_box(page, wave)
     assert b is not None
     end = 60
     # frames are laid out evenly: frame s covers [(s-1)/end, s/end) of the width
