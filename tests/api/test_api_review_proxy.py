@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from support.api import (
     ADMIN,
     auth,
@@ -22,7 +22,7 @@ from support.api import (
 )
 from support.videos import VideoSpec, frame_number, make_video, psnr, vfr_times
 
-from framemask.jobs.proxy_step import PROXY_KIND, queue_proxy
+from framemask.jobs.proxy_step import PROXY_KIND, queue_missing_proxies, queue_proxy
 from framemask.jobs.run import AfterCommit, TaskRun
 from framemask.media import FrameIndex, FrameReader
 from framemask.store.models import AuditLog, Job, Video
@@ -136,27 +136,33 @@ def test_db_proxies_queues_the_proxies_older_videos_lack(svc) -> None:
     old = upload_processed(client, make_video(root / "old.mp4", VideoSpec(n=45, gop=45)))[0]["id"]
     short = upload_processed(client, make_video(root / "old_short.mp4", VideoSpec(n=45, gop=9)))[0]["id"]
     _settled(client, old)
-    with services.db.begin() as session:
+    with services.db.begin() as session:  # as every video processed before this release: no proxy, no proxy job
         for row in session.scalars(select(Video).where(Video.proxy_key.is_not(None))):
-            row.proxy_key = None  # as every video processed before this release
+            row.proxy_key = None
+        session.execute(delete(Job).where(Job.kind == PROXY_KIND))
     env = settings_env(services.settings)
     done = subprocess.run(
         [sys.executable, "-m", "framemask", "db", "proxies"], env=env, capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stderr
     queued = int(done.stdout.split()[1])
-    added = [j for j in _jobs(client, old) if j.kind == PROXY_KIND and j.status != "succeeded"]
+    added = [j for j in _jobs(client, old) if j.kind == PROXY_KIND]
     assert len(added) == 1 and [j.kind for j in _jobs(client, short)] == ["process_video"]
     assert queued >= 1  # this video's, and those of the module's other long-GOP uploads
     again = subprocess.run(
         [sys.executable, "-m", "framemask", "db", "proxies"], env=env, capture_output=True, text=True, timeout=120
     )
     assert again.returncode == 0, again.stderr
-    assert len([j for j in _jobs(client, old) if j.kind == PROXY_KIND]) == 2  # the processing's and this one
+    assert len([j for j in _jobs(client, old) if j.kind == PROXY_KIND]) == 1
     assert wait_job(client, added[0].id)["status"] == "succeeded"
     with services.db.session() as session:
         assert session.get(Video, old).proxy_key == f"videos/{old}/proxy.mp4"
         assert session.get(Video, short).proxy_key is None
+    # a proxy job that succeeded without a proxy (its timeline at odds with the original's) is not asked again
+    with services.db.begin() as session:
+        session.get(Video, old).proxy_key = None
+    queue_missing_proxies(services)
+    assert len([j for j in _jobs(client, old) if j.kind == PROXY_KIND]) == 1
 
 
 def test_a_lost_proxy_falls_back_to_the_original(svc) -> None:

@@ -284,10 +284,11 @@ def record_processing(session: Session, *, video_id: str, result: Processed) -> 
 
 
 def without_proxy(services: Services, kind: str) -> list[Video]:
-    """Ready videos with no review proxy and no unfinished job of `kind` making one (short-GOP originals, or
-    videos processed before proxies existed)."""
+    """Ready videos with no review proxy and no job of `kind` pending or done (short-GOP originals, or videos
+    processed before proxies existed). A job of `kind` that succeeded without a proxy found its timeline at
+    odds with the original's: asking again would find the same."""
     pending = select(Job.id).where(
-        Job.video_id == Video.id, Job.kind == kind, Job.status.in_(("queued", "running", "waiting"))
+        Job.video_id == Video.id, Job.kind == kind, Job.status.in_(("queued", "running", "waiting", "succeeded"))
     )
     with services.db.session() as session:
         query = select(Video).where(Video.status == "ready", Video.proxy_key.is_(None), ~pending.exists())
