@@ -49,7 +49,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from bench.common import pct, with_display_rotation, write_results  # noqa: E402
-from bench.service import ADMIN, expose_as_processed, free_port, start_server  # noqa: E402
+from bench.service import ADMIN, expose_as_processed, free_port, set_on_video, start_server  # noqa: E402
 from framemask.media import iter_frames, probe  # noqa: E402
 from framemask.redact.encode import EncodeSettings, VideoWriter, frame_to_i420, monotonic_pts  # noqa: E402
 from framemask.redact.proxy import make_review_proxy  # noqa: E402
@@ -140,19 +140,13 @@ def serve_as_processed(base: str, data: Path, clip: Path) -> str:
 def attach_proxy(data: Path, video_id: str) -> dict[str, float]:
     """Make the review proxy of the video's original as the proxy job does and record it on the video (the
     bench's server runs no workers). Its encode time (s) and size (MiB), beside the original's."""
-    from framemask.store.db import Database
-    from framemask.store.models import Video
-
     original = next((data / "objects" / "raw" / "videos" / video_id).glob("original.*"))
     target = data / "objects" / "processed" / "videos" / video_id / "proxy.mp4"
     target.parent.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     make_review_proxy(original, target)
     seconds = time.perf_counter() - started
-    db = Database(f"sqlite:///{(data / 'framemask.db').resolve()}", migrate=False)
-    with db.begin() as session:
-        session.get(Video, video_id).proxy_key = f"videos/{video_id}/proxy.mp4"
-    db.dispose()
+    set_on_video(data, video_id, proxy_key=f"videos/{video_id}/proxy.mp4")
     mib = 2**20
     return {
         "seconds": round(seconds, 2),

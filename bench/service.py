@@ -179,15 +179,22 @@ def bench_upload(base: str, pid: int, video: Path) -> tuple[dict[str, Any], str]
 def expose_as_processed(data: Path, video_id: str, stored: Path) -> None:
     """Make the same bytes the video's processed file (a hard link), so both stream paths can be measured
     without running detection on 2 GB: the processed path skips the audit write."""
-    from framemask.store.db import Database
-    from framemask.store.models import Video
-
     target = data / "objects" / "processed" / "videos" / video_id / "processed.mp4"
     target.parent.mkdir(parents=True, exist_ok=True)
     os.link(stored, target)
+    set_on_video(data, video_id, processed_key=f"videos/{video_id}/processed.mp4")
+
+
+def set_on_video(data: Path, video_id: str, **columns: str) -> None:
+    """Write columns of a video row in the server's SQLite database (what a job would record)."""
+    from framemask.store.db import Database
+    from framemask.store.models import Video
+
     db = Database(f"sqlite:///{(data / 'framemask.db').resolve()}", migrate=False)
     with db.begin() as session:
-        session.get(Video, video_id).processed_key = f"videos/{video_id}/processed.mp4"
+        video = session.get(Video, video_id)
+        for name, value in columns.items():
+            setattr(video, name, value)
     db.dispose()
 
 

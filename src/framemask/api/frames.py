@@ -8,11 +8,13 @@ variant; a deleted video's readers are dropped. Readers open on the stored frame
 from __future__ import annotations
 
 import io
+import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import av
@@ -21,7 +23,7 @@ import numpy as np
 import simplejpeg
 from PIL import Image
 
-from framemask.errors import NotFoundError
+from framemask.errors import FramemaskError, NotFoundError
 from framemask.jobs.context import Services
 from framemask.media import FrameIndex, FrameReader, rotate
 from framemask.media.signal import RANGE_FULL
@@ -30,7 +32,6 @@ from framemask.store.layout import Variant, index_key, load_index, local_copy, s
 from framemask.store.models import Video
 
 __all__ = [
-    "Pixels",
     "ReaderPool",
     "encode_image",
     "encode_pixels",
@@ -38,11 +39,14 @@ __all__ = [
     "frame_pixels",
     "frame_source",
     "open_reader",
+    "readable_source",
     "reader_key",
     "sprite",
     "variant_file",
     "video_index",
 ]
+
+log = logging.getLogger(__name__)
 
 VideoFiles = Video | StreamVideo
 """A video row, or the lean columns of one (`StreamVideo`: the frame route's look-up) - enough to open a reader."""
@@ -174,12 +178,29 @@ def reader_key(video: VideoFiles, variant: str) -> tuple[str, str]:
     return (video.id, f"final:{video.final_key}" if variant == "final" else variant)
 
 
+_STORED_INDEX: dict[str, Variant] = {"processed": "processed", "proxy": "proxy"}
+"""The stored frame index a reader of each variant opens on (`final` has its own sidecar; the rest, the
+original's)."""
+
+
 def open_reader(services: Services, video: VideoFiles, variant: str) -> FrameReader:
     path = variant_file(services, video, variant)
     if variant == "final":
         return FrameReader(path, index=final_index(services, video))
-    stored: Variant = "processed" if variant == "processed" else "proxy" if variant == "proxy" else "original"
-    return FrameReader(path, index=video_index(services, video, stored))
+    return FrameReader(path, index=video_index(services, video, _STORED_INDEX.get(variant, "original")))
+
+
+def readable_source(pool: ReaderPool, services: Services, video: VideoFiles, source: str) -> str:
+    """`source`, or `original` when it is a review proxy that cannot be opened (its object lost): the frames
+    then come from the original itself, and say so."""
+    if source != "proxy":
+        return source
+    try:
+        with pool.reader(reader_key(video, source), partial(open_reader, services, video, source)):
+            return source
+    except FramemaskError as exc:
+        log.warning("video %s: review proxy unreadable (%s); decoding the original", video.id, exc)
+        return "original"
 
 
 def encode_image(rgb: np.ndarray, fmt: str, quality: int | None = None) -> tuple[bytes, str]:

@@ -30,6 +30,12 @@ def _report(run: TaskRun, done: int, total: int) -> None:
     run.report(95.0 * done / max(total, 1), "proxy")
 
 
+def _enqueue(services: Services, video_id: str, session: Session | None = None) -> str:
+    return services.queue.enqueue(
+        PROXY_KIND, video_id=video_id, max_attempts=services.settings.job_max_attempts, session=session
+    )
+
+
 def queue_proxy(run: TaskRun, finalize: Finalize, index: FrameIndex) -> Finalize:
     """`finalize`, and in its transaction a proxy job for the video when its original needs one (and the
     settings want proxies); the job is announced once that transaction committed."""
@@ -42,9 +48,7 @@ def queue_proxy(run: TaskRun, finalize: Finalize, index: FrameIndex) -> Finalize
     def with_job(session: Session) -> None:
         finalize(session)
         if videos.video_in(session, video_id=video_id):
-            max_attempts = services.settings.job_max_attempts
-            job_id = services.queue.enqueue(PROXY_KIND, video_id=video_id, max_attempts=max_attempts, session=session)
-            queued.append(job_id)
+            queued.append(_enqueue(services, video_id, session))
 
     def announce() -> None:
         if earlier is not None:
@@ -64,7 +68,7 @@ def queue_missing_proxies(services: Services) -> list[str]:
         index = load_index(services.store, bucket, video.index_key) if video.index_key else None
         if index is None or not needs_proxy(index):
             continue
-        job_id = services.queue.enqueue(PROXY_KIND, video_id=video.id, max_attempts=services.settings.job_max_attempts)
+        job_id = _enqueue(services, video.id)
         services.announce(job_id)
         queued.append(job_id)
     return queued

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from framemask.errors import FramemaskError
-from framemask.media import FrameIndex, probe
+from framemask.media import FrameIndex
 from framemask.redact.encode import EncodeSettings
 from framemask.redact.pipeline import render_with_boxes
 
@@ -47,17 +47,11 @@ class ProxyMismatch(FramemaskError):
 
 
 def longest_gop_ms(index: FrameIndex) -> float:
-    """How long the longest GOP of a video plays (ms, its last frame counted to the end of the video)."""
-    starts = np.flatnonzero(index.keys)
-    if len(starts) == 0 or starts[0] != 0:
-        starts = np.concatenate([[0], starts])
-    times = index.time_ms
-    ends = np.append(times[starts[1:]], times[-1] + _frame_ms(times))
-    return float(np.max(ends - times[starts]))
-
-
-def _frame_ms(times: np.ndarray) -> float:
-    return float(np.median(np.diff(times))) if len(times) > 1 else 0.0
+    """How long the longest GOP of a video plays (ms; the first frame starts one, key frame or not, and the
+    last one lasts until the end of the video)."""
+    starts = np.union1d([0], np.flatnonzero(index.keys))
+    ends = np.append(index.time_ms[starts[1:]], index.duration_ms)
+    return float(np.max(ends - index.time_ms[starts]))
 
 
 def needs_proxy(index: FrameIndex) -> bool:
@@ -85,16 +79,14 @@ def make_review_proxy(
 
     Raises `ProxyMismatch` when the encoded timeline differs from the original's (timestamps the muxer had
     to move): such a video is served from the original alone."""
-    info = probe(src, index)
-    assert info.index is not None
-    empty = {"endSequence": info.index.end_sequence, "sequence": []}
-    render_with_boxes(
-        src, dst, empty, audio=False, progress=progress, settings=proxy_settings(info.fps), index=info.index
-    )
+    original = index or FrameIndex.build(src)
+    empty = {"endSequence": original.end_sequence, "sequence": []}
+    settings = proxy_settings(original.fps)
+    render_with_boxes(src, dst, empty, audio=False, progress=progress, settings=settings, index=original)
     made = FrameIndex.build(Path(dst))
-    if len(made) != len(info.index):
-        raise ProxyMismatch(f"its proxy has {len(made)} frames, the original {len(info.index)}")
-    moved = np.abs(made.time_ms - info.index.time_ms)
+    if len(made) != len(original):
+        raise ProxyMismatch(f"its proxy has {len(made)} frames, the original {len(original)}")
+    moved = np.abs(made.time_ms - original.time_ms)
     if moved.max() > TIME_TOLERANCE_MS:
         raise ProxyMismatch(f"frame {int(moved.argmax()) + 1} of its proxy is {moved.max():.3f} ms off")
     return made

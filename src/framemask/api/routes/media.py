@@ -8,14 +8,12 @@ the audit log before any byte leaves. Processed material is open to every role, 
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from functools import partial
 from typing import Annotated, Any, Literal
 
 import anyio
 import anyio.to_thread
-import numpy as np
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 
 from framemask.api.access import (
@@ -42,20 +40,20 @@ from framemask.api.deps import (
     require_ready,
 )
 from framemask.api.frames import (
-    Pixels,
     ReaderPool,
     encode_image,
     encode_pixels,
     frame_pixels,
     frame_source,
     open_reader,
+    readable_source,
     reader_key,
     sprite,
     video_index,
 )
 from framemask.api.schemas import FrameIndexDoc, SeedDoc, Variant
 from framemask.api.sprites import MAX_SPRITE_PIXELS, SpriteCache, sprite_key
-from framemask.errors import FramemaskError, FrameRangeError
+from framemask.errors import FrameRangeError
 from framemask.media import FrameIndex
 from framemask.service import revisions
 from framemask.service.auth import Principal
@@ -65,8 +63,6 @@ from framemask.service.streaming import StreamVideo
 from framemask.store.models import Video
 
 __all__ = ["router"]
-
-log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/api/videos", tags=["frames and streams"])
 
@@ -204,33 +200,18 @@ def _frame_image(
 ) -> tuple[int, float, bytes, str, str]:
     """All a frame request does off the loop, in one worker-thread hop: the audit row of an original (before
     the image exists, so before any byte leaves) and the token's last use, then decode and encode.
-    Returns the frame number, its time (ms), the image and the file it came from: a review proxy that cannot
-    be read (its object lost) falls back to the original itself."""
+    Returns the frame number, its time (ms), the image and the file it came from (`readable_source`)."""
     services: Services = request.app.state.services
     action = "original.frame" if ask.variant == "original" else None
     record_access(request, services, user, video.id, action, {"seq": ask.seq, "ms": ask.ms}, touch)
-    try:
-        target, time_ms, pixels = _read_frame(request, services, video, ask, ask.source)
-        source = ask.source
-    except FrameRangeError:  # the request's fault, whichever file is read
-        raise
-    except FramemaskError as exc:
-        if ask.source != "proxy":
-            raise
-        log.warning("video %s: review proxy unreadable (%s); decoding the original", video.id, exc)
-        target, time_ms, pixels = _read_frame(request, services, video, ask, "original")
-        source = "original"
+    pool = _readers(request)
+    source = readable_source(pool, services, video, ask.source)
+    with pool.reader(reader_key(video, source), partial(open_reader, services, video, source)) as reader:
+        target = ask.seq if ask.seq is not None else reader.index.frame_at(float(ask.ms or 0.0))
+        pixels = frame_pixels(reader, target, ask.width, ask.format)
+        time_ms = reader.index.time_of(target)
     body, media_type = encode_pixels(pixels, ask.format, ask.quality)  # outside the reader's lock
     return target, time_ms, body, media_type, source
-
-
-def _read_frame(
-    request: Request, services: Services, video: StreamVideo, ask: _FrameAsk, source: str
-) -> tuple[int, float, Pixels]:
-    opener = partial(open_reader, services, video, source)
-    with _readers(request).reader(reader_key(video, source), opener) as reader:
-        target = ask.seq if ask.seq is not None else reader.index.frame_at(float(ask.ms or 0.0))
-        return target, reader.index.time_of(target), frame_pixels(reader, target, ask.width, ask.format)
 
 
 @router.get(
@@ -274,7 +255,10 @@ def get_thumbnails(
     if body is not None:
         tile_h = int(_tile_height(body, len(seqs)))
     else:
-        tiles = _thumbnail_tiles(request, services, video, variant, seqs, width)
+        pool = _readers(request)
+        source = readable_source(pool, services, video, frame_source(video, variant))
+        with pool.reader(reader_key(video, source), partial(open_reader, services, video, source)) as reader:
+            tiles = [image for _, image in reader.thumbnails(seqs, width)]
         body, _ = encode_image(sprite(tiles, SPRITE_COLUMNS), "jpeg", 75)
         tile_h = tiles[0].shape[0]
         cache.put(video.id, key, body)
@@ -288,25 +272,6 @@ def get_thumbnails(
         "Cache-Control": cache_control(variant),
     }
     return Response(body, media_type="image/jpeg", headers=headers)
-
-
-def _thumbnail_tiles(
-    request: Request, services: Services, video: Video, variant: str, seqs: list[int], width: int
-) -> list[np.ndarray]:
-    """The sprite's tiles, from an original's review proxy when it has one (the original itself if the proxy
-    cannot be read, as for frames)."""
-    pool, source = _readers(request), frame_source(video, variant)
-    try:
-        with pool.reader(reader_key(video, source), lambda: open_reader(services, video, source)) as reader:
-            return [image for _, image in reader.thumbnails(seqs, width)]
-    except FrameRangeError:
-        raise
-    except FramemaskError as exc:
-        if source != "proxy":
-            raise
-        log.warning("video %s: review proxy unreadable (%s); decoding the original", video.id, exc)
-    with pool.reader(reader_key(video, variant), lambda: open_reader(services, video, variant)) as reader:
-        return [image for _, image in reader.thumbnails(seqs, width)]
 
 
 def _tile_height(jpeg: bytes, count: int) -> int:
