@@ -55,6 +55,10 @@ def test_a_long_gop_original_gets_a_proxy_that_serves_its_frames(svc) -> None:
     proxy_jobs = [j for j in _jobs(client, vid) if j.kind == PROXY_KIND]
     assert len(proxy_jobs) == 1
     assert wait_job(client, proxy_jobs[0].id)["status"] == "succeeded"
+    shown = client.get(f"/api/videos/{vid}", headers=auth(ADMIN)).json()
+    # the video's job stays its processing (the proxy job came later, as background work)
+    assert shown["proxy"] is True and shown["job"]["id"] == created["job_id"]
+    assert shown["job"]["kind"] == "process_video"
     services = client.app.state.services
     with services.db.session() as session:
         row = session.get(Video, vid)
@@ -98,6 +102,7 @@ def test_a_short_gop_original_is_served_as_it_is(svc) -> None:
     vid = created["id"]
     assert video["status"] == "ready"
     assert [j.kind for j in _jobs(client, vid)] == ["process_video"]
+    assert video["proxy"] is False
     resp = client.get(f"/api/videos/{vid}/frame?seq=20&variant=original", headers=auth(ADMIN))
     assert resp.status_code == 200 and resp.headers["X-Frame-Source"] == "original"
 

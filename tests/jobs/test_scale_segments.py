@@ -47,6 +47,10 @@ def check_segmented_result(client, services, settings, created: dict, processed:
     ]
     assert all(s["status"] == "succeeded" and s["attempts"] >= 1 and s["worker"] for s in body["segments"])
     assert body["worker"]
+    # the video's own `job` is the parent (segments are created after it), with the same segment list
+    shown = client.get(f"/api/videos/{created['id']}", headers=auth(ADMIN)).json()["job"]
+    assert shown["id"] == created["job_id"] and shown["kind"] == "process_video"
+    assert shown["segments"] == body["segments"]
     return children
 
 

@@ -150,7 +150,12 @@ class VideoPublic(BaseModel):
     end_sequence: int | None = Field(serialization_alias="endSequence")
     key_frames: int | None
     processed: bool
-    job: JobPublic | None = None
+    proxy: bool = Field(
+        False, description="the original has a review proxy: the editor's original frames come from it (`exact` not)"
+    )
+    job: JobPublic | None = Field(
+        None, description="the latest processing, re-render or final-render job (not a review-proxy job)"
+    )
     review_state: ReviewState = "unreviewed"
     review_by: str | None = Field(None, description="who set the review state last")
     review_at: datetime | None = Field(None, description="when the review state was set last (UTC)")
@@ -162,9 +167,9 @@ class VideoPublic(BaseModel):
     )
 
     @classmethod
-    def of(cls, video: Video, job: Job | None = None, latest_revision: int | None = None) -> VideoPublic:
+    def of(cls, video: Video, job: JobPublic | None = None, latest_revision: int | None = None) -> VideoPublic:
         fields = {name: getattr(video, name) for name in cls.model_fields if hasattr(video, name)}
-        fields.update(processed=video.processed_key is not None, job=JobPublic.of(job) if job else None)
+        fields.update(processed=video.processed_key is not None, proxy=video.proxy_key is not None, job=job)
         fields["error"] = scrub_paths(fields.get("error"))
         fields["review_state"] = video.review_state or "unreviewed"
         fields.update(latest_revision=latest_revision, rendered_revision=final_revision(video))

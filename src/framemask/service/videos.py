@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from framemask.errors import NotFoundError
+from framemask.jobs.queue import BACKGROUND_KINDS
 from framemask.media import FrameIndex, VideoInfo
 from framemask.redact.boxes import CANDIDATES
 from framemask.service.auth import Principal, audit_row
@@ -138,8 +139,16 @@ def set_video(services: Services, *, video_id: str, **values: Any) -> None:
 
 
 def latest_job(services: Services, *, video_id: str) -> Job | None:
+    """The video's latest job of its own: processing, a re-render or a final render. Not a segment of one
+    (its parent stands for it) nor background work (a review proxy, queued after processing succeeded), so
+    a client following `job` sees the work that decides the video's status."""
     with services.db.session() as session:
-        query = select(Job).where(Job.video_id == video_id).order_by(Job.created_at.desc()).limit(1)
+        query = (
+            select(Job)
+            .where(Job.video_id == video_id, Job.parent_id.is_(None), Job.kind.not_in(BACKGROUND_KINDS))
+            .order_by(Job.created_at.desc())
+            .limit(1)
+        )
         return session.scalar(query)
 
 

@@ -18,7 +18,7 @@ from framemask.service.renders import RENDER_KIND
 from framemask.service.videos import PROCESS_KIND
 from framemask.store.models import Job
 
-__all__ = ["router"]
+__all__ = ["job_public", "router"]
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
 
@@ -37,7 +37,8 @@ def _job(services: Services, job_id: str) -> Job:
     return job
 
 
-def _public(services: Services, job: Job) -> JobPublic:
+def job_public(services: Services, job: Job) -> JobPublic:
+    """The job as clients see it, with its segment jobs when its kind fans out."""
     return JobPublic.of(job, services.queue.children(job.id) if job.kind in FANS_OUT else None)
 
 
@@ -46,7 +47,7 @@ def get_job(job_id: JobId, services: ServicesDep, _user: CurrentUser) -> JobPubl
     """Status, progress (percent, aggregated over the segments of a long video), attempts, the worker
     holding it (`stalled` once its lease lapsed) and the error of a failed job; `segments` lists the segment
     jobs (index, frames, status, worker, attempts) when the video was cut into segments."""
-    return _public(services, _job(services, job_id))
+    return job_public(services, _job(services, job_id))
 
 
 async def _events(services: Services, job_id: str) -> AsyncIterator[str]:
@@ -57,7 +58,7 @@ async def _events(services: Services, job_id: str) -> AsyncIterator[str]:
         if job is None:
             yield "event: gone\ndata: {}\n\n"
             return
-        payload = (await anyio.to_thread.run_sync(_public, services, job)).model_dump_json()
+        payload = (await anyio.to_thread.run_sync(job_public, services, job)).model_dump_json()
         if payload != last:
             last, quiet = payload, 0.0
             yield f"event: progress\ndata: {payload}\n\n"

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Header, HTTPException, Query, Request, Response, 
 
 from framemask.api.deps import CurrentUser, EditorUser, ServicesDep, VideoDep, client_of
 from framemask.api.hardening import MAX_DB_INT, require_models
+from framemask.api.routes.jobs import job_public
 from framemask.api.schemas import ReviewUpdate, VideoCreated, VideoList, VideoPublic
 from framemask.api.uploads import Upload, receive_upload
 from framemask.errors import InputError
@@ -204,7 +205,8 @@ def update_review(
 
 def _public(services: Services, video: Video) -> VideoPublic:
     latest = videos.latest_revisions(services, video_ids=[video.id]).get(video.id)
-    return VideoPublic.of(video, videos.latest_job(services, video_id=video.id), latest_revision=latest)
+    job = videos.latest_job(services, video_id=video.id)
+    return VideoPublic.of(video, job_public(services, job) if job else None, latest_revision=latest)
 
 
 @router.delete("/{video_id}", status_code=status.HTTP_204_NO_CONTENT)

@@ -1659,6 +1659,9 @@ export type VideoPublic = {
      * Id
      */
     id: string;
+    /**
+     * the latest processing, re-render or final-render job (not a review-proxy job)
+     */
     job?: JobPublic | null;
     /**
      * Key Frames
@@ -1678,6 +1681,12 @@ export type VideoPublic = {
      * Processed
      */
     processed: boolean;
+    /**
+     * Proxy
+     *
+     * the original has a review proxy: the editor's original frames come from it (`exact` not)
+     */
+    proxy?: boolean;
     /**
      * Rendered Revision
      *
