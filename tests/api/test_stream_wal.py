@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 
 from framemask.service.auth import audit, audit_values
 from framemask.service.streaming import StreamReads, WouldBlock
+from framemask.store import db as db_module
 from framemask.store.db import Database
 from framemask.store.models import AuditLog
 
@@ -48,3 +49,26 @@ def test_event_loop_audit_rows_keep_the_wal_bounded(tmp_path: Path) -> None:
     assert stored_before == stored_after == ROWS  # every row committed either way
     assert unbounded > ROWS * 4096 * 0.9  # a page per row, never reused
     assert bounded < unbounded / 3, (bounded, unbounded)
+
+
+def test_a_burst_of_audit_rows_leaves_no_large_wal_behind(tmp_path: Path, monkeypatch) -> None:
+    """Rows written back to back (a busy moment) grow the WAL past its limit; once a checkpoint copied it all,
+    the next write starts the WAL over and cuts the file back to the limit instead of keeping its size."""
+    monkeypatch.setattr(db_module, "WAL_LIMIT_BYTES", 256 * 1024)
+    path = tmp_path / "burst.db"
+    db = Database(f"sqlite:///{path}")
+    try:
+        reads = StreamReads(db, checkpoint_every=10**9)  # no checkpoint during the burst
+        wal = Path(f"{path}-wal")
+        for i in range(300):
+            reads.audit_nowait(audit_values(None, "original.stream", detail={"range": f"bytes={i}-"}))
+        burst = wal.stat().st_size
+        assert burst > 1024 * 1024, burst
+        assert reads.checkpoint()  # nothing writes now: one passive checkpoint copies the whole WAL
+        reads.audit_nowait(audit_values(None, "original.stream", detail={"range": "bytes=0-"}))
+        assert wal.stat().st_size <= 256 * 1024, wal.stat().st_size
+        with db.session() as session:
+            count = select(func.count()).select_from(AuditLog).where(AuditLog.action == "original.stream")
+            assert session.scalar(count) == 301  # every row kept
+    finally:
+        db.dispose()
