@@ -1,6 +1,6 @@
 """Service benchmark: a 2 GB streamed upload and Range requests from 50 concurrent clients.
 
-    .venv/bin/python bench/service.py [--upload-mb 2048] [--clients 50] [--requests 20] [--range-kb 1024]
+    .venv/bin/python -m bench.service [--upload-mb 2048] [--clients 50] [--requests 20] [--range-kb 1024]
 
 1. Upload: `framemask serve` (embedded default, workers off so only the upload path runs) receives a
    2 GB video (raw 720p frames in Matroska, a real playable file) as one multipart POST. We record the
@@ -10,6 +10,9 @@
    `GET /api/videos/{id}/stream` (bearer auth; the original also writes an audit row per request) and,
    as the anchor in the same run, from nginx serving the same file from disk (1 worker process, like
    the one uvicorn process; sendfile on). Latency p50/p99 and throughput; every body is checked.
+3. Profile: with py-spy installed (the dev extras), the original's row is loaded once more while py-spy samples
+   the server (`bench/pyspy.py`), after the measured rows so they stay unprofiled. The summary says where the
+   server's time goes when target 2 is missed.
 
 Writes bench/results/service.json and bench/results/service.md.
 """
@@ -34,6 +37,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
+from bench import pyspy
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -290,6 +295,23 @@ def wrk_load(url: str, size: int, span: int, clients: int, seconds: int, headers
     return row
 
 
+PROFILED = "framemask original (auth + audit)"
+
+
+def profile_server(
+    pid: int, url: str, size: int, span: int, clients: int, seconds: int, headers: dict[str, str], work: Path
+) -> dict[str, Any]:
+    """py-spy's summary of the server `pid` while wrk loads `url` as in the measured rows."""
+    raw = work / "server-profile.txt"
+    spy = pyspy.record(pid, seconds, raw)
+    time.sleep(0.5)  # attached before the load starts
+    row = wrk_load(url, size, span, clients, seconds, headers, work)
+    _out, err = spy.communicate(timeout=seconds + 60)
+    if spy.returncode != 0 or not raw.is_file():
+        raise RuntimeError(f"py-spy failed: {err.decode(errors='replace').strip()[-300:]}")
+    return {"target": PROFILED, "p99_ms_while_profiled": row["p99_ms"], **pyspy.summarise(raw)}
+
+
 def warm(path: Path) -> None:
     """Read the file once so every server starts from the same (cached) page cache."""
     with open(path, "rb") as fh:
@@ -412,6 +434,14 @@ def write_markdown(result: dict[str, Any]) -> None:
         f"Load generator: {generator} on the same 2 cores; before each measurement a Python pass checks every "
         "5th body byte for byte against the file. The machine is shared with other work: treat numbers as rough.",
     ]
+    if result.get("profile"):
+        prof = result["profile"]
+        lines += ["", *pyspy.markdown(prof, f"Profile of the server under the `{prof['target']}` load")]
+        lines.append(
+            f"The row was loaded again for the profile (p99 {prof['p99_ms_while_profiled']} ms while sampled). "
+            "*A native thread holding Python state* is Granian's runtime thread (Rust) while it holds the GIL: "
+            "building request scopes and taking response bodies."
+        )
     (RESULTS / "service.md").write_text("\n".join(lines) + "\n")
 
 
@@ -423,6 +453,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=15, help="measurement time per server (wrk)")
     parser.add_argument("--range-kb", type=int, default=1024)
     parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--no-profile", action="store_true", help="skip the py-spy profile of the original's row")
     args = parser.parse_args()
     work = Path(args.workdir or tempfile.mkdtemp(prefix="fm-bench-service-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -477,6 +508,12 @@ def main() -> int:
             servers[name]["checked_bodies_errors"] = checks[name]["errors"]
             servers[name]["load_average_1min"] = round(os.getloadavg()[0], 2)
             print(json.dumps(servers[name]), flush=True)
+        load_after = [round(v, 2) for v in os.getloadavg()]
+        profile = None
+        if not args.no_profile and pyspy.available() and shutil.which("wrk"):
+            print("profiling the original's row with py-spy ...", flush=True)
+            url, headers = targets[PROFILED]
+            profile = profile_server(server.pid, url, size, span, args.clients, args.seconds, headers, work)
         result = {
             "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
             "upload": upload,
@@ -488,8 +525,9 @@ def main() -> int:
                 "file_bytes": size,
                 "servers": servers,
                 "load_average_before": [round(v, 2) for v in load_before],
-                "load_average_after": [round(v, 2) for v in os.getloadavg()],
+                "load_average_after": load_after,
             },
+            "profile": profile,
         }
     finally:
         for proc in (nginx, accel, fallback, server):
