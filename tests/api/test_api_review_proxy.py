@@ -198,3 +198,22 @@ def test_a_frame_past_the_end_is_refused_from_the_proxy_too(svc) -> None:
     assert client.get(url + "40", headers=auth(ADMIN)).headers["X-Frame-Source"] == "proxy"
     past = client.get(url + "41", headers=auth(ADMIN))
     assert past.status_code == 422 and "41" in past.json()["detail"]
+
+
+def test_a_replayed_upload_answers_with_its_processing_job_not_the_proxy_job(svc) -> None:
+    """A client retrying an idempotent upload after the video was processed (and its proxy queued) is told the
+    job its upload queued, as the first answer said."""
+    client, root = svc
+    src = make_video(root / "retried.mp4", VideoSpec(n=45, gop=45))
+
+    def post():
+        with open(src, "rb") as fh:
+            files = {"file": ("retried.mp4", fh, "video/mp4")}
+            return client.post("/api/videos", files=files, headers={**auth(ADMIN), "Idempotency-Key": "retry-proxy-1"})
+
+    created = post().json()
+    _settled(client, created["id"])
+    assert [j.kind for j in _jobs(client, created["id"])] == ["process_video", PROXY_KIND]
+    again = post()
+    assert again.status_code == 201 and again.headers["idempotent-replayed"] == "true"
+    assert again.json()["job_id"] == created["job_id"] and again.json()["status"] == "ready"

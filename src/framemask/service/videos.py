@@ -50,6 +50,7 @@ __all__ = [
     "record_proxy",
     "set_review",
     "set_video",
+    "upload_job",
     "video_exists",
     "video_in",
     "without_proxy",
@@ -147,6 +148,18 @@ def latest_job(services: Services, *, video_id: str) -> Job | None:
             select(Job)
             .where(Job.video_id == video_id, Job.parent_id.is_(None), Job.kind.not_in(BACKGROUND_KINDS))
             .order_by(Job.created_at.desc())
+            .limit(1)
+        )
+        return session.scalar(query)
+
+
+def upload_job(services: Services, *, video_id: str) -> Job | None:
+    """The processing job the video's upload queued (its first): what a replayed idempotent upload answers."""
+    with services.db.session() as session:
+        query = (
+            select(Job)
+            .where(Job.video_id == video_id, Job.parent_id.is_(None), Job.kind == PROCESS_KIND)
+            .order_by(Job.created_at)
             .limit(1)
         )
         return session.scalar(query)

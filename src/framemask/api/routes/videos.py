@@ -81,7 +81,7 @@ def _forget_attempt(services: Services, video: Video) -> None:
 def _replay(services: Services, response: Response, video_id: str) -> VideoCreated | None:
     """The answer to a retried idempotent upload whose video exists (None: it does not)."""
     video = videos.get_video(services, video_id=video_id)
-    job = videos.latest_job(services, video_id=video_id) if video is not None else None
+    job = videos.upload_job(services, video_id=video_id) if video is not None else None
     if video is None or job is None:
         return None
     response.headers["Location"] = f"/api/videos/{video_id}"
