@@ -14,11 +14,10 @@ from fastapi.responses import StreamingResponse
 from framemask.api.deps import CurrentUser, ServicesDep
 from framemask.api.schemas import JobPublic
 from framemask.service.context import Services
-from framemask.service.renders import RENDER_KIND
-from framemask.service.videos import PROCESS_KIND
+from framemask.service.jobs import segments_of
 from framemask.store.models import Job
 
-__all__ = ["job_public", "router"]
+__all__ = ["router"]
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
 
@@ -26,8 +25,6 @@ JobId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="job id (32 h
 FINAL = {"succeeded", "failed"}
 POLL_SECONDS = 0.25
 KEEPALIVE_SECONDS = 15.0
-FANS_OUT = frozenset({PROCESS_KIND, RENDER_KIND})
-"""Job kinds whose work may be split into `segment` child jobs (listed as `segments` in the job JSON)."""
 
 
 def _job(services: Services, job_id: str) -> Job:
@@ -37,9 +34,8 @@ def _job(services: Services, job_id: str) -> Job:
     return job
 
 
-def job_public(services: Services, job: Job) -> JobPublic:
-    """The job as clients see it, with its segment jobs when its kind fans out."""
-    return JobPublic.of(job, services.queue.children(job.id) if job.kind in FANS_OUT else None)
+def _public(services: Services, job: Job) -> JobPublic:
+    return JobPublic.of(job, segments_of(services, job))
 
 
 @router.get("/{job_id}", response_model=JobPublic)
@@ -47,7 +43,7 @@ def get_job(job_id: JobId, services: ServicesDep, _user: CurrentUser) -> JobPubl
     """Status, progress (percent, aggregated over the segments of a long video), attempts, the worker
     holding it (`stalled` once its lease lapsed) and the error of a failed job; `segments` lists the segment
     jobs (index, frames, status, worker, attempts) when the video was cut into segments."""
-    return job_public(services, _job(services, job_id))
+    return _public(services, _job(services, job_id))
 
 
 async def _events(services: Services, job_id: str) -> AsyncIterator[str]:
@@ -58,7 +54,7 @@ async def _events(services: Services, job_id: str) -> AsyncIterator[str]:
         if job is None:
             yield "event: gone\ndata: {}\n\n"
             return
-        payload = (await anyio.to_thread.run_sync(job_public, services, job)).model_dump_json()
+        payload = (await anyio.to_thread.run_sync(_public, services, job)).model_dump_json()
         if payload != last:
             last, quiet = payload, 0.0
             yield f"event: progress\ndata: {payload}\n\n"

@@ -11,14 +11,14 @@ from fastapi import APIRouter, Header, HTTPException, Query, Request, Response, 
 
 from framemask.api.deps import CurrentUser, EditorUser, ServicesDep, VideoDep, client_of
 from framemask.api.hardening import MAX_DB_INT, require_models
-from framemask.api.routes.jobs import job_public
-from framemask.api.schemas import ReviewUpdate, VideoCreated, VideoList, VideoPublic
+from framemask.api.schemas import JobPublic, ReviewUpdate, VideoCreated, VideoList, VideoPublic
 from framemask.api.uploads import Upload, receive_upload
 from framemask.errors import InputError
 from framemask.media import VideoInfo, probe, refuse_images
 from framemask.service import videos
 from framemask.service.auth import Principal
 from framemask.service.context import Services
+from framemask.service.jobs import segments_of
 from framemask.store.layout import index_key, raw_key, save_index, store_file
 from framemask.store.models import Video, new_id
 
@@ -206,7 +206,8 @@ def update_review(
 def _public(services: Services, video: Video) -> VideoPublic:
     latest = videos.latest_revisions(services, video_ids=[video.id]).get(video.id)
     job = videos.latest_job(services, video_id=video.id)
-    return VideoPublic.of(video, job_public(services, job) if job else None, latest_revision=latest)
+    public = JobPublic.of(job, segments_of(services, job)) if job else None
+    return VideoPublic.of(video, public, latest_revision=latest)
 
 
 @router.delete("/{video_id}", status_code=status.HTTP_204_NO_CONTENT)
