@@ -7,6 +7,10 @@ native threads: x264's frame and lookahead threads, the decoder's and onnxruntim
 its start-up: the imports, and the time until the first frame reaches the encoder. The anchor is
 `ffmpeg -c:v libx264` with the master's preset and crf (`bench.anonymize.transcode_cmd`), CPU of the process
 tree per frame. `ROUNDS` rounds, alternating the two, medians reported.
+
+Then, with py-spy installed (the dev extras), one more `framemask anonymize` of the crowded and the sparse clip
+runs under py-spy (`bench/pyspy.py`), summarised by function: where the Python threads' samples are. Native
+threads (x264, the decoder) hold no Python state and are not sampled: the CPU table above has them.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from pathlib import Path
 from typing import Any
 
 ROUNDS = 3
+PROFILED = ("tud_720p", "armwrestling_720p")
+"""The clips of issue 13's target 1 (crowded, sparse), profiled by function after the measured rounds."""
 THREADS = {
     "framemask-detector": "detectors (NanoDet + RetinaFace on detected frames)",
     "framemask-lookahead": "detected frames in flight (RGB for the detectors)",
@@ -111,6 +117,17 @@ def bench_clip(name: str, path: Path, rounds: int) -> dict[str, Any]:
     }
 
 
+def profile_clip(name: str, path: Path) -> dict[str, Any]:
+    """py-spy's summary of one `framemask anonymize` of `path` (a fresh process, as a user runs it)."""
+    from bench import pyspy
+    from bench.common import WORK
+
+    raw = WORK / f"{name}.profile.txt"
+    cli = [sys.executable, "-m", "framemask", "anonymize", "--no-progress", "-o", str(WORK / f"{name}.profiled.mp4")]
+    pyspy.run([*cli, str(path)], raw)
+    return {"clip": name, **pyspy.summarise(raw)}
+
+
 def markdown(rows: list[dict[str, Any]], load: dict[str, list[float]], rounds: int) -> str:
     names = [r["clip"] for r in rows]
     lines = [
@@ -149,10 +166,25 @@ def markdown(rows: list[dict[str, Any]], load: dict[str, list[float]], rounds: i
     return "\n".join(lines)
 
 
+def profile_markdown(profiles: list[dict[str, Any]]) -> str:
+    from bench import pyspy
+
+    lines = ["", "## Profiles: `framemask anonymize` under py-spy, by function", ""]
+    lines.append(
+        "Python threads only (x264's and the decoder's native threads hold no Python state; their CPU is the "
+        "*native threads* row above). `Session.run` is onnxruntime running a model in the calling thread."
+    )
+    lines.append("")
+    for profile in profiles:
+        lines += pyspy.markdown(profile, f"{profile['clip']}")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--child", metavar="VIDEO", help=argparse.SUPPRESS)
     parser.add_argument("--rounds", type=int, default=ROUNDS, help=f"fresh processes per clip (default {ROUNDS})")
+    parser.add_argument("--no-profile", action="store_true", help="skip the py-spy profiles after the rounds")
     args = parser.parse_args()
     if args.child:
         child(args.child)
@@ -167,9 +199,13 @@ def main() -> None:
     load_before = os.getloadavg()
     rows = [bench_clip(name, path, args.rounds) for name, path in clips.items()]
     load = {"before": [round(v, 2) for v in load_before], "after": [round(v, 2) for v in os.getloadavg()]}
-    write_results(
-        "cpu_breakdown", {"clips": rows, "load_average": load, "rounds": args.rounds}, markdown(rows, load, args.rounds)
-    )
+    from bench import pyspy
+
+    profiles = []
+    if not args.no_profile and pyspy.available():
+        profiles = [profile_clip(name, clips[name]) for name in PROFILED if name in clips]
+    data = {"clips": rows, "load_average": load, "rounds": args.rounds, "profiles": profiles}
+    write_results("cpu_breakdown", data, markdown(rows, load, args.rounds) + profile_markdown(profiles))
 
 
 if __name__ == "__main__":

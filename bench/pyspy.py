@@ -24,14 +24,25 @@ def available() -> str | None:
     return str(beside) if beside.is_file() else shutil.which("py-spy")
 
 
-def record(pid: int, seconds: float, out: Path) -> subprocess.Popen[bytes]:
-    """Start sampling `pid` for `seconds` into `out` (raw collapsed stacks, one line per distinct stack)."""
+def _record_cmd(out: Path) -> list[str]:
     exe = available()
     if exe is None:
         raise RuntimeError("py-spy is not installed (./dev setup installs it with the dev extras)")
-    cmd = [exe, "record", "--nonblocking", "--threads", "--full-filenames", "-r", str(RATE_HZ), "-f", "raw"]
-    cmd += ["-d", str(max(1, round(seconds))), "-o", str(out), "-p", str(pid)]
+    flags = ["--nonblocking", "--threads", "--full-filenames", "-r", str(RATE_HZ), "-f", "raw", "-o", str(out)]
+    return [exe, "record", *flags]
+
+
+def record(pid: int, seconds: float, out: Path) -> subprocess.Popen[bytes]:
+    """Start sampling `pid` for `seconds` into `out` (raw collapsed stacks, one line per distinct stack)."""
+    cmd = [*_record_cmd(out), "-d", str(max(1, round(seconds))), "-p", str(pid)]
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def run(command: list[str], out: Path) -> None:
+    """Run `command` to its end under py-spy, its samples in `out`; raises if either fails."""
+    done = subprocess.run([*_record_cmd(out), "--", *command], capture_output=True, text=True)
+    if done.returncode != 0 or not out.is_file():
+        raise RuntimeError(f"profiled run failed: {(done.stderr or done.stdout).strip()[-300:]}")
 
 
 def _frame_name(frame: str, own: str | None = None) -> str:
