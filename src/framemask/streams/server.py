@@ -273,6 +273,10 @@ class RtspFileServer:
         # the default context when serving from the main thread: PyGObject wakes it for Python signal handlers
         self._context = GLib.MainContext.new() if own_context else GLib.MainContext.default()
         server = GstRtspServer.RTSPServer()
+        # clients served in this context's own thread: `_teardown` then closes their connections on the thread
+        # that watches them (closed from the server's thread while a pool thread dispatched their watch, a
+        # connection could be left with its streams gone and its watch spinning on them, CPU and log alike)
+        server.get_thread_pool().set_max_threads(0)
         server.set_address(self.host)
         server.set_service(str(self.port))
         mounts = server.get_mount_points()
@@ -327,6 +331,10 @@ class RtspFileServer:
         _, GstRtspServer, _ = _gst()
         if self._server is not None:
             self._server.client_filter(lambda _s, client: GstRtspServer.RTSPFilterResult.REMOVE)
+            # and their sessions: a session's media (a looping pipeline) would otherwise keep playing on the
+            # thread pool's threads after the server stopped
+            remove = GstRtspServer.RTSPFilterResult.REMOVE
+            self._server.get_session_pool().filter(lambda _pool, _session: remove)
             source = self._context.find_source_by_id(self._source_id)
             if source is not None:
                 source.destroy()
