@@ -41,6 +41,7 @@ __all__ = [
     "open_reader",
     "readable_source",
     "reader_key",
+    "source_reader",
     "sprite",
     "variant_file",
     "video_index",
@@ -188,6 +189,16 @@ def open_reader(services: Services, video: VideoFiles, variant: str) -> FrameRea
     if variant == "final":
         return FrameReader(path, index=final_index(services, video))
     return FrameReader(path, index=video_index(services, video, _STORED_INDEX.get(variant, "original")))
+
+
+@contextmanager
+def source_reader(
+    pool: ReaderPool, services: Services, video: VideoFiles, source: str
+) -> Iterator[tuple[str, FrameReader]]:
+    """The pooled reader of `source` as `readable_source` settles it, and the source it settled on."""
+    source = readable_source(pool, services, video, source)
+    with pool.reader(reader_key(video, source), partial(open_reader, services, video, source)) as reader:
+        yield source, reader
 
 
 def readable_source(pool: ReaderPool, services: Services, video: VideoFiles, source: str) -> str:

@@ -143,26 +143,19 @@ def latest_job(services: Services, *, video_id: str) -> Job | None:
     """The video's latest job of its own: processing, a re-render or a final render. Not a segment of one
     (its parent stands for it) nor background work (a review proxy, queued after processing succeeded), so
     a client following `job` sees the work that decides the video's status."""
-    with services.db.session() as session:
-        query = (
-            select(Job)
-            .where(Job.video_id == video_id, Job.parent_id.is_(None), Job.kind.not_in(BACKGROUND_KINDS))
-            .order_by(Job.created_at.desc())
-            .limit(1)
-        )
-        return session.scalar(query)
+    return _own_job(services, video_id, Job.kind.not_in(BACKGROUND_KINDS), Job.created_at.desc())
 
 
 def upload_job(services: Services, *, video_id: str) -> Job | None:
     """The processing job the video's upload queued (its first): what a replayed idempotent upload answers."""
+    return _own_job(services, video_id, Job.kind == PROCESS_KIND, Job.created_at)
+
+
+def _own_job(services: Services, video_id: str, kind: Any, order: Any) -> Job | None:
+    """The first by `order` of the video's top-level jobs (no segment jobs) that match `kind`."""
     with services.db.session() as session:
-        query = (
-            select(Job)
-            .where(Job.video_id == video_id, Job.parent_id.is_(None), Job.kind == PROCESS_KIND)
-            .order_by(Job.created_at)
-            .limit(1)
-        )
-        return session.scalar(query)
+        query = select(Job).where(Job.video_id == video_id, Job.parent_id.is_(None), kind)
+        return session.scalar(query.order_by(order).limit(1))
 
 
 def latest_revisions(services: Services, *, video_ids: list[str]) -> dict[str, int]:

@@ -45,9 +45,7 @@ from framemask.api.frames import (
     encode_pixels,
     frame_pixels,
     frame_source,
-    open_reader,
-    readable_source,
-    reader_key,
+    source_reader,
     sprite,
     video_index,
 )
@@ -204,9 +202,7 @@ def _frame_image(
     services: Services = request.app.state.services
     action = "original.frame" if ask.variant == "original" else None
     record_access(request, services, user, video.id, action, {"seq": ask.seq, "ms": ask.ms}, touch)
-    pool = _readers(request)
-    source = readable_source(pool, services, video, ask.source)
-    with pool.reader(reader_key(video, source), partial(open_reader, services, video, source)) as reader:
+    with source_reader(_readers(request), services, video, ask.source) as (source, reader):
         target = ask.seq if ask.seq is not None else reader.index.frame_at(float(ask.ms or 0.0))
         pixels = frame_pixels(reader, target, ask.width, ask.format)
         time_ms = reader.index.time_of(target)
@@ -255,9 +251,7 @@ def get_thumbnails(
     if body is not None:
         tile_h = int(_tile_height(body, len(seqs)))
     else:
-        pool = _readers(request)
-        source = readable_source(pool, services, video, frame_source(video, variant))
-        with pool.reader(reader_key(video, source), partial(open_reader, services, video, source)) as reader:
+        with source_reader(_readers(request), services, video, frame_source(video, variant)) as (_, reader):
             tiles = [image for _, image in reader.thumbnails(seqs, width)]
         body, _ = encode_image(sprite(tiles, SPRITE_COLUMNS), "jpeg", 75)
         tile_h = tiles[0].shape[0]
