@@ -116,3 +116,33 @@ def test_over_limit_upload_is_cut_off_and_the_server_keeps_serving(server) -> No
     assert not spool.exists() or list(spool.iterdir()) == []
     listing = httpx.get(f"{base}/api/videos", headers={"Authorization": f"Bearer {ADMIN}"})
     assert listing.status_code == 200
+
+
+def test_the_rsgi_bridge_keeps_http_semantics(server, make) -> None:
+    """`framemask serve` runs the ASGI app through Granian's RSGI interface (`api/rsgi.py`): HEAD keeps the
+    length without a body, a whole file leaves by path, a percent-encoded path is decoded once, the audit
+    row names the client's address, and an event stream whose client leaves does not stop the server."""
+    base, _settings = server
+    headers = {"Authorization": f"Bearer {ADMIN}"}
+    video = make("vfr")
+    size = video.stat().st_size
+    with httpx.Client(base_url=base, headers=headers, timeout=60) as client, open(video, "rb") as fh:
+        created = client.post("/api/videos", files={"file": ("bridge.mp4", fh, "video/mp4")}).json()
+        stream = f"/api/videos/{created['id']}/stream?variant=original"
+        head = client.head(stream)
+        assert head.status_code == 200 and head.content == b""
+        assert head.headers["content-length"] == str(size)
+        assert client.get(stream).content == video.read_bytes()  # http.response.pathsend
+        ranged = client.get(stream, headers={"Range": "bytes=-100"})
+        assert ranged.status_code == 206 and ranged.content == video.read_bytes()[-100:]
+        odd = client.get("/api/videos/ab%2525cd")
+        assert odd.status_code == 422 and odd.json()["detail"][0]["input"] == "ab%25cd"
+        rows = client.get("/api/audit", params={"video_id": created["id"], "action": "original.stream"}).json()
+        assert len(rows) == 3 and {row["client"] for row in rows} == {"127.0.0.1"}
+        assert {row["detail"]["range"] for row in rows} == {None, "bytes=-100"}
+        with client.stream("GET", f"/api/jobs/{created['job_id']}/events") as events:
+            assert events.headers["content-type"].startswith("text/event-stream")
+            first = next(events.iter_lines())
+            assert first.startswith("event: ")
+        # the stream's client is gone; the server still answers
+        assert client.get(f"/api/videos/{created['id']}").status_code == 200

@@ -1,9 +1,11 @@
 """The HTTP server under `framemask serve`: Granian by default, uvicorn as the fallback.
 
 Granian (Rust HTTP, embedded in this process so the workers, signals and RSS stay those of one process)
-takes ASGI messages off Python sooner than uvicorn, and sends whole files with `http.response.pathsend`
-without the bytes entering Python. `bench/service.py` measures both against nginx; `--server uvicorn`
-(or `FRAMEMASK_SERVER=uvicorn`) keeps the previous server.
+takes messages off Python sooner than uvicorn. It runs the ASGI app through its native RSGI interface
+(`framemask.api.rsgi`: a complete response is one call, not an awaited message), sends whole files by
+path without the bytes entering Python, and the app's lifespan runs around the server.
+`bench/service.py` measures both against nginx; `--server uvicorn` (or `FRAMEMASK_SERVER=uvicorn`) keeps
+the previous server.
 """
 
 from __future__ import annotations
@@ -58,11 +60,13 @@ async def _granian(app: Any, host: str, port: int, log_level: str) -> None:
     from granian.log import LogLevels
     from granian.server.embed import Server as Embedded
 
+    from framemask.api.rsgi import RSGIBridge
+
     embedded = Embedded(
-        app,
+        RSGIBridge(app),
         address=host,
         port=port,
-        interface=Interfaces.ASGI,
+        interface=Interfaces.RSGI,
         log_level=LogLevels(log_level),
         log_access=log_level in ("info", "debug"),
         log_access_format=ACCESS_FORMAT,
@@ -74,4 +78,5 @@ async def _granian(app: Any, host: str, port: int, log_level: str) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, embedded.stop)
-    await embedded.serve()
+    async with app.router.lifespan_context(app):
+        await embedded.serve()
