@@ -1,6 +1,7 @@
 // Playback: forwards through the <video> stream (approximate; pausing snaps to the nearest real frame),
 // backwards by stepping through exact frames at their own pace (J).
 import { nextTick, ref, type Ref } from 'vue'
+import { startPlayback } from '../lib/playback'
 import { nearestSeq } from '../lib/timeline'
 import { api } from '../services/api'
 import type { IndexFrame, Variant } from '../services/types'
@@ -49,7 +50,7 @@ export function usePlayback(
       el.requestVideoFrameCallback(tick)
     }
     el.requestVideoFrameCallback(tick)
-    await el.play()
+    await startPlayback(el) // Space pressed again before it started: pause() has already stopped it
   }
 
   function reverse(): void {
