@@ -25,7 +25,7 @@ from PIL import Image
 
 from framemask.errors import FramemaskError, NotFoundError
 from framemask.jobs.context import Services
-from framemask.media import FrameIndex, FrameReader, rotate
+from framemask.media import FrameIndex, FrameReader, is_hdr, rotate, sdr_view
 from framemask.media.signal import RANGE_FULL
 from framemask.service.streaming import StreamVideo
 from framemask.store.layout import Variant, index_key, load_index, local_copy, save_index, sidecar_index_key
@@ -266,14 +266,15 @@ Pixels = np.ndarray | tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
 def frame_pixels(reader: FrameReader, seq: int, width: int | None, fmt: str) -> Pixels:
-    """What `encode_pixels` needs of frame `seq`: YUV planes for a JPEG of a 4:2:0 video, else RGB. Copies, so
-    the reader's lock can be released before the encode."""
-    if fmt == "jpeg":
+    """What `encode_pixels` needs of frame `seq`: YUV planes for a JPEG of a 4:2:0 SDR video, else RGB (an HDR
+    video's tone-mapped for an SDR screen: `media.tonemap`). Copies, so the reader's lock can be released
+    before the encode."""
+    if fmt == "jpeg" and not is_hdr(reader.signal):
         frame = reader.av_frame(seq)
         planes = jpeg_planes(frame, reader.scaled_size(frame, width) if width else None, reader.rotation)
         if planes is not None:
             return planes
-    return reader.frame(seq, width)
+    return sdr_view(reader.frame(seq, width), reader.signal)
 
 
 def encode_pixels(pixels: Pixels, fmt: str, quality: int | None = None) -> tuple[bytes, str]:

@@ -21,7 +21,7 @@ from framemask.events.presence import (
 )
 from framemask.events.scenes import scene_starts
 from framemask.events.tags import TAG_RATE, Analyzer, Tag, analyze_frames, object_tags, people_tag, span_seqs
-from framemask.media import FrameIndex, FrameReader, round_ms
+from framemask.media import FrameIndex, FrameReader, round_ms, sdr_view
 
 
 @dataclass(frozen=True)
@@ -217,7 +217,7 @@ def _event(
 
 def keyframe_jpeg(reader: FrameReader, seq: int, width: int = 320, quality: int = 80) -> bytes:
     """The key frame as a small JPEG for the thumbnails bucket (use the processed video: never show faces)."""
-    image = Image.fromarray(reader.frame(seq, width=width))
+    image = Image.fromarray(sdr_view(reader.frame(seq, width=width), reader.signal))  # HDR shown as SDR
     buf = io.BytesIO()
     image.save(buf, format="JPEG", quality=quality)
     return buf.getvalue()

@@ -5,6 +5,7 @@ from framemask.media.probe import VideoInfo, probe, refuse_images
 from framemask.media.reader import FrameReader, iter_frames
 from framemask.media.rotate import displayed_size, normalize_rotation, rotate
 from framemask.media.signal import VideoSignal
+from framemask.media.tonemap import is_hdr, sdr_view
 
 __all__ = [
     "TIME_TOLERANCE_MS",
@@ -13,10 +14,12 @@ __all__ = [
     "VideoInfo",
     "VideoSignal",
     "displayed_size",
+    "is_hdr",
     "iter_frames",
     "normalize_rotation",
     "probe",
     "refuse_images",
     "rotate",
     "round_ms",
+    "sdr_view",
 ]

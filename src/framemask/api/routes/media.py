@@ -52,7 +52,7 @@ from framemask.api.frames import (
 from framemask.api.schemas import FrameIndexDoc, SeedDoc, Variant
 from framemask.api.sprites import MAX_SPRITE_PIXELS, SpriteCache, sprite_key
 from framemask.errors import FrameRangeError
-from framemask.media import FrameIndex
+from framemask.media import FrameIndex, sdr_view
 from framemask.service import revisions
 from framemask.service.auth import Principal
 from framemask.service.context import Services
@@ -252,7 +252,7 @@ def get_thumbnails(
         tile_h = int(_tile_height(body, len(seqs)))
     else:
         with source_reader(_readers(request), services, video, frame_source(video, variant)) as (_, reader):
-            tiles = [image for _, image in reader.thumbnails(seqs, width)]
+            tiles = [sdr_view(image, reader.signal) for _, image in reader.thumbnails(seqs, width)]
         body, _ = encode_image(sprite(tiles, SPRITE_COLUMNS), "jpeg", 75)
         tile_h = tiles[0].shape[0]
         cache.put(video.id, key, body)
