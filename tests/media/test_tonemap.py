@@ -23,11 +23,11 @@ TUD = SHARED_MEDIA / "TUD-Campus.mp4"
 SEQ = 4
 
 
-def _hdr_clip(path: Path, transfer: str) -> Path:
+def _hdr_clip(path: Path, transfer: str, pix_fmt: str) -> Path:
     if not path.exists():
         chain = (
             "zscale=tin=bt709:pin=bt709:min=bt709:rin=tv:"
-            f"t={transfer}:p=bt2020:m=bt2020nc:r=tv:npl=203,format=yuv420p10le"
+            f"t={transfer}:p=bt2020:m=bt2020nc:r=tv:npl=203,format={pix_fmt}"
         )
         cmd = ["ffmpeg", "-v", "error", "-y", "-i", str(TUD), "-frames:v", "8", "-vf", chain, "-c:v", "libx264"]
         cmd += ["-crf", "16", "-color_trc", transfer, "-color_primaries", "bt2020", "-colorspace", "bt2020nc"]
@@ -35,11 +35,21 @@ def _hdr_clip(path: Path, transfer: str) -> Path:
     return path
 
 
-@pytest.fixture(scope="module", params=["smpte2084", "arib-std-b67"])
+@pytest.fixture(
+    scope="module",
+    params=[
+        ("smpte2084", "yuv420p10le"),  # a phone's original: the RGB path
+        ("arib-std-b67", "yuv420p10le"),
+        ("smpte2084", "yuv420p"),  # a processed master (written in 8 bits, tags kept): the YUV-planes path
+        ("arib-std-b67", "yuv420p"),
+    ],
+    ids=lambda p: "-".join(p),
+)
 def hdr(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
     if shutil.which("ffmpeg") is None:
         pytest.skip("ffmpeg CLI missing")
-    return _hdr_clip(tmp_path_factory.mktemp("hdr") / f"{request.param}.mp4", request.param)
+    transfer, pix_fmt = request.param
+    return _hdr_clip(tmp_path_factory.mktemp("hdr") / f"{transfer}-{pix_fmt}.mp4", transfer, pix_fmt)
 
 
 def _jpeg(data: bytes) -> np.ndarray:
@@ -61,7 +71,9 @@ def test_hdr_stills_look_like_the_sdr_clip(hdr: Path) -> None:
         assert is_hdr(reader.signal) and not is_hdr(sdr_reader.signal)
         sdr = sdr_reader.frame(SEQ).astype(np.float64)
         untouched = reader.frame(SEQ).astype(np.float64)
-        still = _jpeg(encode_pixels(frame_pixels(reader, SEQ, None, "jpeg"), "jpeg", 95)[0])
+        pixels = frame_pixels(reader, SEQ, None, "jpeg")
+        assert isinstance(pixels, tuple) == (reader.av_frame(SEQ).format.name == "yuv420p")
+        still = _jpeg(encode_pixels(pixels, "jpeg", 95)[0])
         thumb = _jpeg(keyframe_jpeg(reader, SEQ, width=320, quality=95))
         sdr_thumb = _jpeg(keyframe_jpeg(sdr_reader, SEQ, width=320, quality=95))
     assert np.abs(untouched - sdr).mean() > 12  # what the editor showed before: dark and flat

@@ -25,8 +25,8 @@ from PIL import Image
 
 from framemask.errors import FramemaskError, NotFoundError
 from framemask.jobs.context import Services
-from framemask.media import FrameIndex, FrameReader, is_hdr, rotate, sdr_view
-from framemask.media.signal import RANGE_FULL
+from framemask.media import FrameIndex, FrameReader, rotate, sdr_planes, sdr_view
+from framemask.media.signal import RANGE_FULL, UNSPECIFIED
 from framemask.service.streaming import StreamVideo
 from framemask.store.layout import Variant, index_key, load_index, local_copy, save_index, sidecar_index_key
 from framemask.store.models import Video
@@ -242,10 +242,10 @@ def _plane(frame: av.VideoFrame, i: int, lut: np.ndarray | None) -> np.ndarray:
 
 
 def jpeg_planes(
-    frame: av.VideoFrame, size: tuple[int, int] | None = None, rotation: int = 0
+    frame: av.VideoFrame, size: tuple[int, int] | None = None, rotation: int = 0, transfer: int = UNSPECIFIED
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """Full-range Y, U, V planes of a 4:2:0 frame as displayed (scaled to `size` in the stored orientation, then
-    turned by `rotation`), or None for other pixel formats.
+    turned by `rotation`; an HDR `transfer` tone-mapped for an SDR screen), or None for other pixel formats.
 
     A JPEG is YCbCr 4:2:0 itself, so encoding the decoder's planes skips the YUV->RGB conversion and the
     encoder's RGB->YCbCr conversion of the RGB path: at 1080p that is most of a frame request. A portrait
@@ -257,7 +257,7 @@ def jpeg_planes(
     if size is not None and size != (frame.width, frame.height):
         frame = frame.reformat(width=size[0], height=size[1], format=frame.format.name)
     y_lut, c_lut = (None, None) if full else (_Y_FULL, _C_FULL)
-    y, u, v = _plane(frame, 0, y_lut), _plane(frame, 1, c_lut), _plane(frame, 2, c_lut)
+    y, u, v = sdr_planes(_plane(frame, 0, y_lut), _plane(frame, 1, c_lut), _plane(frame, 2, c_lut), transfer)
     return rotate(y, rotation), rotate(u, rotation), rotate(v, rotation)
 
 
@@ -266,12 +266,13 @@ Pixels = np.ndarray | tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
 def frame_pixels(reader: FrameReader, seq: int, width: int | None, fmt: str) -> Pixels:
-    """What `encode_pixels` needs of frame `seq`: YUV planes for a JPEG of a 4:2:0 SDR video, else RGB (an HDR
-    video's tone-mapped for an SDR screen: `media.tonemap`). Copies, so the reader's lock can be released
-    before the encode."""
-    if fmt == "jpeg" and not is_hdr(reader.signal):
+    """What `encode_pixels` needs of frame `seq`: YUV planes for a JPEG of a 4:2:0 video, else RGB; an HDR
+    video's tone-mapped for an SDR screen either way (`media.tonemap`). Copies, so the reader's lock can be
+    released before the encode."""
+    if fmt == "jpeg":
         frame = reader.av_frame(seq)
-        planes = jpeg_planes(frame, reader.scaled_size(frame, width) if width else None, reader.rotation)
+        size = reader.scaled_size(frame, width) if width else None
+        planes = jpeg_planes(frame, size, reader.rotation, reader.signal.transfer)
         if planes is not None:
             return planes
     return sdr_view(reader.frame(seq, width), reader.signal)

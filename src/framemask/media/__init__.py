@@ -5,7 +5,7 @@ from framemask.media.probe import VideoInfo, probe, refuse_images
 from framemask.media.reader import FrameReader, iter_frames
 from framemask.media.rotate import displayed_size, normalize_rotation, rotate
 from framemask.media.signal import VideoSignal
-from framemask.media.tonemap import is_hdr, sdr_view
+from framemask.media.tonemap import is_hdr, sdr_planes, sdr_view
 
 __all__ = [
     "TIME_TOLERANCE_MS",
@@ -21,5 +21,6 @@ __all__ = [
     "refuse_images",
     "rotate",
     "round_ms",
+    "sdr_planes",
     "sdr_view",
 ]

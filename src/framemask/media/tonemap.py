@@ -7,6 +7,10 @@ with the 1.2 system gamma of a 1000 cd/m2 display), reference white (203 cd/m2, 
 highlights above 90% of it rolled off smoothly, then BT.1886's 2.4 gamma. Colours keep their BT.2020
 primaries (no gamut conversion): a little less saturated than a colour-managed player shows them.
 
+`sdr_planes` does the same to full-range Y, Cb, Cr planes (a JPEG's own samples, so 4:2:0 stills keep their
+fast path): luma through the table, chroma scaled by the table's slope at that luma, which is what the table
+applied to each of R', G', B' does to a colour's difference from grey, to first order.
+
 Only what is *shown* goes through it (`api.frames`, event thumbnails); renders keep the video's own signal.
 """
 
@@ -19,7 +23,7 @@ import numpy as np
 
 from framemask.media.signal import VideoSignal
 
-__all__ = ["HLG", "PQ", "REFERENCE_WHITE", "is_hdr", "sdr_table", "sdr_view"]
+__all__ = ["HLG", "PQ", "REFERENCE_WHITE", "is_hdr", "sdr_planes", "sdr_table", "sdr_view"]
 
 PQ, HLG = 16, 18
 """H.273 transfer characteristics: SMPTE ST 2084 (PQ) and ARIB STD-B67 (HLG)."""
@@ -41,6 +45,34 @@ def sdr_view(rgb: np.ndarray, signal: VideoSignal) -> np.ndarray:
     """`rgb` (uint8) as an SDR screen should show it: tone-mapped if the video is PQ or HLG, else itself."""
     table = sdr_table(signal.transfer)
     return rgb if table is None else cv2.LUT(rgb, table)
+
+
+MAX_CHROMA_GAIN = 2.0
+"""Cap on the chroma scale of `sdr_planes`: the table is steep near black, where chroma is mostly noise."""
+
+
+def sdr_planes(y: np.ndarray, u: np.ndarray, v: np.ndarray, transfer: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Full-range 4:2:0 planes (uint8) as an SDR screen should show them; the same planes if not HDR."""
+    table = sdr_table(transfer)
+    if table is None:
+        return y, u, v
+    luma = cv2.resize(y, (u.shape[1], u.shape[0]), interpolation=cv2.INTER_AREA)
+    gain = cv2.LUT(luma, _chroma_gain(transfer))
+    return cv2.LUT(y, table), _scaled(u, gain), _scaled(v, gain)
+
+
+def _scaled(chroma: np.ndarray, gain: np.ndarray) -> np.ndarray:
+    centred = chroma.astype(np.float32) - 128.0
+    return np.clip(centred * gain + 128.5, 0, 255).astype(np.uint8)
+
+
+@functools.cache
+def _chroma_gain(transfer: int) -> np.ndarray:
+    """The table's slope at each code value (float32, 256 entries), capped at `MAX_CHROMA_GAIN`."""
+    table = sdr_table(transfer)
+    assert table is not None
+    slope = np.gradient(table.astype(np.float64))
+    return np.clip(slope, 0, MAX_CHROMA_GAIN).astype(np.float32)
 
 
 @functools.cache
