@@ -63,7 +63,8 @@ def sdr_planes(y: np.ndarray, u: np.ndarray, v: np.ndarray, transfer: int) -> tu
 
 def _scaled(chroma: np.ndarray, gain: np.ndarray) -> np.ndarray:
     centred = chroma.astype(np.float32) - 128.0
-    return np.clip(centred * gain + 128.5, 0, 255).astype(np.uint8)
+    scaled: np.ndarray = np.clip(centred * gain + 128.5, 0, 255).astype(np.uint8)
+    return scaled
 
 
 @functools.cache
