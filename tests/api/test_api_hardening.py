@@ -267,14 +267,14 @@ def test_d1_thumbnail_sprites_are_an_lru_with_a_cap(svc, monkeypatch) -> None:
     def sprites() -> list[str]:
         return [f for f in stored_files(settings.data_dir) if f.startswith(sprite_dir)]
 
-    hot = f"{sprite_dir}processed-30-32.jpg"
+    hot = f"{sprite_dir}sdr-processed-30-32.jpg"
     for every in range(30, 30 + MAX_SPRITES_PER_VIDEO + 10):
         resp = client.get(f"/api/videos/{vid}/thumbnails?every={every}&width=32", headers=viewer)
         assert resp.status_code == 200, resp.text
         assert client.get(f"/api/videos/{vid}/thumbnails?every=30&width=32", headers=viewer).status_code == 200
         assert len(sprites()) <= MAX_SPRITES_PER_VIDEO
     assert hot in sprites()  # the one used all the time was never evicted
-    assert f"{sprite_dir}processed-31-32.jpg" not in sprites()  # the oldest was
+    assert f"{sprite_dir}sdr-processed-31-32.jpg" not in sprites()  # the oldest was
 
     import framemask.api.routes.media as media
 

@@ -191,9 +191,21 @@ def test_thumbnail_sprite(svc) -> None:
     tile_h = int(resp.headers["x-thumbnail-height"])
     assert tile_h == 48 and resp.headers["x-thumbnail-columns"] == "10"
     assert decode_image(resp.content).shape == (2 * tile_h, 10 * 64, 3)
-    assert stored_files(settings.data_dir).count(f"thumbnails/videos/{vid}/sprite-processed-5-64.jpg") == 1
+    assert stored_files(settings.data_dir).count(f"thumbnails/videos/{vid}/sprite-sdr-processed-5-64.jpg") == 1
     again = client.get(f"/api/videos/{vid}/thumbnails?every=5&width=64", headers=auth(ADMIN))
     assert again.content == resp.content and again.headers["x-thumbnail-height"] == "48"
+
+
+def test_sprites_drawn_before_tone_mapping_are_not_served(svc) -> None:
+    """A sprite cached under the key format before HDR tiles were tone-mapped may be dark: it is drawn again."""
+    client, settings, created, _video = svc
+    vid = created["id"]
+    old = settings.data_dir / "objects" / "thumbnails" / "videos" / vid / "sprite-processed-7-64.jpg"
+    old.parent.mkdir(parents=True, exist_ok=True)
+    old.write_bytes(b"an old sprite")
+    resp = client.get(f"/api/videos/{vid}/thumbnails?every=7&width=64", headers=auth(ADMIN))
+    assert resp.status_code == 200 and resp.content != b"an old sprite"
+    assert decode_image(resp.content).ndim == 3
 
 
 def _sse_events(text: str) -> list[tuple[str, dict]]:

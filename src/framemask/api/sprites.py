@@ -32,10 +32,13 @@ MAX_SPRITE_BYTES_PER_VIDEO = 32 * 1024 * 1024
 MAX_SPRITE_PIXELS = 40_000_000
 """Pixels of one sprite (all tiles): about 120 MB of RGB while it is drawn."""
 SPRITE_PREFIX = "sprite-"
+LOOK = "sdr"
+"""Part of every sprite's key: what the tiles look like. Sprites drawn before HDR video was tone-mapped
+(`media.tonemap`) have none, so they are drawn again; the old ones are evicted first (never used since)."""
 
 
 def sprite_key(video_id: str, variant: str, every: int, width: int) -> str:
-    return thumbnail_key(video_id, f"{SPRITE_PREFIX}{variant}-{every}-{width}.jpg")
+    return thumbnail_key(video_id, f"{SPRITE_PREFIX}{LOOK}-{variant}-{every}-{width}.jpg")
 
 
 class SpriteCache:
