@@ -38,7 +38,8 @@ _PQ_C1, _PQ_C2, _PQ_C3 = 3424 / 4096, 2413 / 4096 * 32, 2392 / 4096 * 32
 
 
 def is_hdr(signal: VideoSignal) -> bool:
-    return signal.transfer in (PQ, HLG)
+    """Whether stills of this video are tone-mapped (`sdr_table` knows its transfer)."""
+    return sdr_table(signal.transfer) is not None
 
 
 def sdr_view(rgb: np.ndarray, signal: VideoSignal) -> np.ndarray:
