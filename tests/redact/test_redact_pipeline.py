@@ -10,9 +10,10 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
-from support.videos import VideoSpec, frame_number, make_video
+from support.videos import VideoSpec, frame_number, make_video, pattern
 
 from framemask.detect import Detections
 from framemask.redact import anonymize_file
@@ -78,3 +79,44 @@ def test_a_failing_stage_stops_everything_and_leaves_no_file(tmp_path: Path) -> 
         anonymize_file(src, tmp_path / "out.mp4", detectors=[FrameReadingDetector(fail_at=60)], stride=1)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
     assert threading.active_count() == threads_before
+
+
+def _two_shots(path: Path, n: int, cut: int, size: tuple[int, int] = (320, 240), fps: int = 30) -> Path:
+    """`pattern` frames (numbered), whose picture below the number turns into other stripes at frame `cut`."""
+    width, height = size
+    block = max(width // 10, 4)
+    other = np.zeros((height, width, 3), np.uint8)
+    other[:, :, 0], other[::8] = 200, (30, 90, 60)
+    with av.open(str(path), mode="w") as out:
+        stream = out.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.options = {"preset": "ultrafast", "sc_threshold": "0"}
+        for i in range(n):
+            img = pattern(i, width, height)
+            if i >= cut:
+                img[block:] = other[block:]
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")))
+        out.mux(stream.encode(None))
+    return path
+
+
+class ShotReadingDetector(FrameReadingDetector):
+    """As `FrameReadingDetector`, with the person 80 px higher in the second shot (red stripes)."""
+
+    def detect(self, rgb: np.ndarray) -> Detections:
+        found = super().detect(rgb)
+        if rgb[100:, :, 0].mean() > 150:
+            found.xyxy[:, [1, 3]] -= 80
+        return found
+
+
+def test_a_hard_cut_is_detected_on_both_sides(tmp_path: Path) -> None:
+    src = _two_shots(tmp_path / "cut.mp4", n=50, cut=23)
+    detector = ShotReadingDetector()
+    result = anonymize_file(src, tmp_path / "out.mp4", detectors=[detector], stride=5)
+    # the old shot's last frame and the new one's first are looked at; the stride counts again from the cut
+    assert sorted(detector.seen) == [0, 5, 10, 15, 20, 22, 23, 28, 33, 38, 43, 48, 49]
+    for entry in result.boxes["sequence"]:  # nothing slides across the cut: every box is where its shot has it
+        (box,) = entry["person"]
+        i = entry["seq"] - 1
+        assert (box["x1"], box["y1"]) == (40 + 2 * i, 100 if i < 23 else 20), entry

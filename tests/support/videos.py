@@ -49,12 +49,13 @@ def vfr_times(sections: tuple[tuple[int, int], ...] = ((30, 30), (10, 10), (60, 
 
 
 def pattern(i: int, width: int, height: int) -> np.ndarray:
-    """A frame that encodes `i`: a gradient background, a moving bar, and 8 binary blocks of the number."""
+    """A frame that encodes `i`: a gradient background, a moving bar, and 8 binary blocks of the number. The
+    blue level rises and falls by 7 a frame (a saw-tooth's drop from 255 to 0 would be a hard cut: `ShotCuts`)."""
     y, x = np.mgrid[0:height, 0:width]
     img = np.empty((height, width, 3), dtype=np.uint8)
     img[..., 0] = (x * 255 // max(width - 1, 1)).astype(np.uint8)
     img[..., 1] = (y * 255 // max(height - 1, 1)).astype(np.uint8)
-    img[..., 2] = (i * 7) % 256
+    img[..., 2] = abs((i * 7) % 510 - 255)
     bar = (i * 5) % max(width - 8, 1)
     img[:, bar : bar + 8] = 255
     block = max(width // 10, 4)

@@ -48,6 +48,7 @@ from framemask.media import (
     refuse_images,
     rotate,
 )
+from framemask.media.cuts import ShotCuts, small_bgr_i420, small_bgr_rgb
 from framemask.redact._stages import Pipe, Stages, StageTimer
 from framemask.redact.boxes import COLUMNS, X1, Y2, BoxTrack, boxes_from_doc
 from framemask.redact.encode import (
@@ -504,10 +505,19 @@ def _detections(
     frame's detectors start while this one's finish and both cores stay busy; the tracker still takes the
     detections one by one in order. The tracker names a new track one update after the detection that
     started it, so the frames up to a detected frame are only interpolated once the next one is tracked:
-    about two strides are held (plus the look-ahead)."""
+    about two strides are held (plus the look-ahead).
+
+    A hard cut (`ShotCuts`, known one frame late) starts a new shot: the old shot's last frame and the new
+    one's first are both detected, and the stride counts again from the cut, so no box is interpolated
+    across a cut: boxes half-way between two shots' people would mask neither. The tracker is not reset
+    there: ByteTrack keeps a person of weak scores (below `ACTIVATE`) tracked only if the track was born
+    earlier, and a frame-doubled or corrupt source shows false cuts, after which such people would lose
+    their track. So a person of the new shot standing where one of the old shot stood can take their id."""
     assert info.index is not None
     time_ms = info.index.time_ms
     aspect = float(info.signal.sample_aspect_ratio)
+    shots = ShotCuts(info.fps, min_frames=stride)
+    phase = span.first  # where the stride counts from: the span's first frame, then the last cut
     pending: list[tuple[int, Picture]] = []
     ahead: collections.deque[_Ahead] = collections.deque()
     detected: list[tuple[int, Picture, Detections]] = []  # the last two detected frames
@@ -524,16 +534,37 @@ def _detections(
         detected.append((seq, picture, tracked))
         between = before
 
+    def look(seq: int, picture: Picture) -> Iterator[tuple[int, Picture, Detections]]:
+        nonlocal pending
+        future = _lookahead_pool().submit(timer.timed, "detect", _detect_picture, picture, detectors, aspect)
+        ahead.append((seq, picture, pending, future))
+        pending = []
+        while len(ahead) > LOOKAHEAD:
+            yield from track(ahead.popleft())
+
+    def schedule(seq: int, picture: Picture, cut: bool) -> Iterator[tuple[int, Picture, Detections]]:
+        nonlocal phase
+        if cut:
+            phase = seq
+            if pending:  # the old shot's last frame is looked at too: its frames end on a detection
+                yield from look(*pending.pop())
+        if (seq - phase) % stride and seq != span.last:
+            pending.append((seq, picture))
+        else:
+            yield from look(seq, picture)
+
+    held: collections.deque[tuple[int, Picture]] = collections.deque()  # frames whose cut is not known yet
+    cuts: set[int] = set()
     try:
         for seq, picture in frames:
-            if (seq - span.first) % stride and seq != span.last:
-                pending.append((seq, picture))
-                continue
-            future = _lookahead_pool().submit(timer.timed, "detect", _detect_picture, picture, detectors, aspect)
-            ahead.append((seq, picture, pending, future))
-            pending = []
-            while len(ahead) > LOOKAHEAD:
-                yield from track(ahead.popleft())
+            cuts.update(span.first + i for i in shots.feed(_small_bgr(picture)))
+            held.append((seq, picture))
+            while len(held) > shots.latency:
+                first = held.popleft()
+                yield from schedule(*first, cut=first[0] in cuts)
+        while held:
+            first = held.popleft()
+            yield from schedule(*first, cut=first[0] in cuts)
         while ahead:
             yield from track(ahead.popleft())
     finally:
@@ -545,7 +576,13 @@ def _detections(
         yield detected[-1]
 
 
+def _small_bgr(picture: Picture) -> np.ndarray:
+    """The small copy `ShotCuts` compares, from the planes when the frame has them (no full conversion)."""
+    return small_bgr_i420(picture.i420) if picture.i420 is not None else small_bgr_rgb(picture.rgb)
+
+
 _Ahead = tuple[int, Picture, list[tuple[int, Picture]], "concurrent.futures.Future[Detections]"]
+"""A detected frame in flight: seq, picture, the frames since the last detected one, its detection."""
 
 
 def _detect_picture(picture: Picture, detectors: Sequence[Detector], pixel_aspect: float) -> Detections:
