@@ -142,9 +142,19 @@ def anchor_doc(src: Path, detectors: list) -> tuple[dict[str, Any], dict[int, np
     return {"endSequence": info.end_sequence, "sequence": sequence}, painted
 
 
-def run_clip(name: str, src: Path, gt_path: Path, ignore_path: Path | None, scratch: Path) -> dict[str, Any]:
+def run_clip(
+    name: str,
+    src: Path,
+    gt_path: Path,
+    ignore_path: Path | None,
+    scratch: Path,
+    detectors: list | None = None,
+    anchor: bool = True,
+) -> dict[str, Any]:
+    """Anonymize `src` (with the default detectors unless `detectors` are given), score its tracks, audit it,
+    and score the per-frame anchor unless `anchor` is False."""
     gt, ignore = load_gt(gt_path), load_regions(ignore_path)
-    detectors = default_detectors(("person", "face"))
+    detectors = detectors or default_detectors(("person", "face"))
     started = time.perf_counter()
     result = anonymize_file(src, scratch / f"{'_'.join(name.replace(',', '').split())}.mp4", detectors=detectors)
     seconds = time.perf_counter() - started
@@ -153,9 +163,7 @@ def run_clip(name: str, src: Path, gt_path: Path, ignore_path: Path | None, scra
     painted = {s: result.painted.boxes(s) for s in range(1, result.end_sequence + 1)}
     ours = score_tracks(result.boxes, gt, width, height, ignore=ignore, painted=painted).to_json()
     audit = audit_file(result.output, original=src)
-    anchor, anchor_painted = anchor_doc(src, detectors)
-    base = score_tracks(anchor, gt, width, height, ignore=ignore, painted=anchor_painted).to_json()
-    return {
+    row: dict[str, Any] = {
         "clip": name,
         "frames": result.end_sequence,
         "framemask": {
@@ -166,8 +174,12 @@ def run_clip(name: str, src: Path, gt_path: Path, ignore_path: Path | None, scra
             "seconds": round(seconds, 2),
             "fps": round(result.end_sequence / seconds, 1),
         },
-        "anchor": {**base, "trackcheck": trackcheck(anchor, gt_path, width, height, ignore_path)},
     }
+    if anchor:
+        doc, anchor_painted = anchor_doc(src, detectors)
+        base = score_tracks(doc, gt, width, height, ignore=ignore, painted=anchor_painted).to_json()
+        row["anchor"] = {**base, "trackcheck": trackcheck(doc, gt_path, width, height, ignore_path)}
+    return row
 
 
 def table(rows: list[dict[str, Any]]) -> str:

@@ -17,7 +17,6 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
-import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -199,6 +198,8 @@ def _fetch_tarball(dest: Path) -> Path:
         raise ModelError(f"could not fetch {spec} with npm: {reason}")
     target = dest / "human-models.tgz"
     try:
+        import urllib.request  # only to fetch the model package: kept off every run's start
+
         with urllib.request.urlopen(NPM_TARBALL, timeout=60) as resp, target.open("wb") as fh:
             shutil.copyfileobj(resp, fh, 1 << 20)
     except OSError as exc:
