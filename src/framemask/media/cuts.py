@@ -12,16 +12,21 @@ a frame whatever the video's size.
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import threading
 from fractions import Fraction
 from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
+from framemask.startup import collector_paused
+
 if TYPE_CHECKING:
     from scenedetect import AdaptiveDetector
 
-__all__ = ["CUT_WIDTH", "MIN_CHANGE", "RATIO", "ShotCuts", "small_bgr_i420", "small_bgr_rgb"]
+__all__ = ["CUT_WIDTH", "MIN_CHANGE", "RATIO", "ShotCuts", "preload_detector", "small_bgr_i420", "small_bgr_rgb"]
 
 MIN_CHANGE = 27.0
 """Least content change of a cut: PySceneDetect's default threshold for its content detector (the mean change
@@ -68,6 +73,20 @@ def _shrink(image: np.ndarray, w: int, h: int) -> np.ndarray:
     if image.shape[1] > 2 * w and image.shape[0] > 2 * h:
         image = cv2.resize(image, (2 * w, 2 * h), interpolation=cv2.INTER_LINEAR)
     return cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
+
+
+@functools.cache
+def preload_detector() -> None:
+    """Start importing PySceneDetect on a daemon thread (once per process). Its import runs an `ffmpeg` to see
+    whether one is there (~50 ms of waiting) and ~50 ms of Python; begun with the run, both overlap the probe
+    and the detectors' set-up instead of holding up the detect stage at its second frame, which then finds
+    the module loaded (or waits for it: Python's import lock)."""
+    threading.Thread(target=_import_quietly, name="framemask-import-scenedetect", daemon=True).start()
+
+
+def _import_quietly() -> None:
+    with contextlib.suppress(Exception), collector_paused():  # a broken install fails where it is used
+        import scenedetect  # noqa: F401
 
 
 class ShotCuts:

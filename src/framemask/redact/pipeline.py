@@ -48,7 +48,7 @@ from framemask.media import (
     refuse_images,
     rotate,
 )
-from framemask.media.cuts import ShotCuts, small_bgr_i420, small_bgr_rgb
+from framemask.media.cuts import ShotCuts, preload_detector, small_bgr_i420, small_bgr_rgb
 from framemask.redact._stages import Pipe, Stages, StageTimer
 from framemask.redact.boxes import COLUMNS, X1, Y2, BoxTrack, boxes_from_doc
 from framemask.redact.encode import (
@@ -237,6 +237,7 @@ def anonymize_file(
         index = probed.index
     masker = make_masker(style, shape, strength)
     preload()
+    preload_detector()
     info = _probe_for_output(src, dst, index)
     stride = stride or auto_stride(info.fps, targets)
     detectors = list(detectors) if detectors is not None else default_detectors(targets)
