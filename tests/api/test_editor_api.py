@@ -30,6 +30,7 @@ from support.api import (
     wait_job,
 )
 
+from framemask.api.routes.review import attachment
 from framemask.media import FrameIndex
 from framemask.store.models import AuditLog, Job, Revision
 
@@ -72,7 +73,7 @@ def svc(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("editor")
     source = _with_tone(PEOPLE_VIDEO, root / "tud-tone.mp4")
     with service(make_settings(root / "data")) as client:
-        created = upload(client, source).json()
+        created = upload(client, source, name="улица 거리 1.mp4").json()  # the report's file name escapes it
         video = wait_for(client, created["id"])
         assert video["status"] == "ready" and video["has_audio"] is True, video
         yield client, created["id"], source
@@ -332,6 +333,12 @@ def _parse_csv(text: str) -> tuple[dict[str, str], list[dict], list[dict[str, st
     return header, revisions, list(csv.DictReader(io.StringIO("\n".join(lines))))
 
 
+def test_download_names_are_escaped_into_the_header() -> None:
+    assert attachment("tud.redaction-report.csv") == 'attachment; filename="tud.redaction-report.csv"'
+    assert attachment('a "b".csv') == "attachment; filename*=utf-8''a%20%22b%22.csv"
+    assert attachment("a\r\nSet-Cookie: x.csv") == "attachment; filename*=utf-8''a%0D%0ASet-Cookie%3A%20x.csv"
+
+
 def test_redaction_report(svc) -> None:
     client, vid, source = svc
     first, second = _named_token(client, "editor", "alice"), _named_token(client, "editor", "bob")
@@ -358,7 +365,8 @@ def test_redaction_report(svc) -> None:
     report = client.get(f"/api/videos/{vid}/report?format=json", headers=auth(first)).json()
     resp = client.get(f"/api/videos/{vid}/report?format=csv", headers=auth(first))
     assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/csv")
-    assert "attachment" in resp.headers["content-disposition"]
+    name = "%D1%83%D0%BB%D0%B8%D1%86%D0%B0%20%EA%B1%B0%EB%A6%AC%201.redaction-report.csv"
+    assert resp.headers["content-disposition"] == f"attachment; filename*=utf-8''{name}"
     header, revisions, rows = _parse_csv(resp.text)
 
     # header: hashes of the stored original and the current final, the history, the review state

@@ -17,6 +17,7 @@ import logging
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Annotated, Any, Literal
+from urllib.parse import quote
 
 import av
 import numpy as np
@@ -287,9 +288,18 @@ def get_report(
     audit(services.db, user, "video.report", video_id=video.id, detail={"format": format}, client=client_of(request))
     if format == "json":
         return report
-    stem = video.filename.rsplit(".", 1)[0].replace('"', "") or video.id
-    headers = {"Content-Disposition": f'attachment; filename="{stem}.redaction-report.csv"'}
+    stem = video.filename.rsplit(".", 1)[0] or video.id
+    headers = {"Content-Disposition": attachment(f"{stem}.redaction-report.csv")}
     return Response(report_csv(report), media_type="text/csv; charset=utf-8", headers=headers)
+
+
+def attachment(filename: str) -> str:
+    """`Content-Disposition` naming `filename` for a download, as Starlette's `FileResponse` does: plain when the
+    name needs no escaping, else RFC 6266's `filename*` in percent-encoded UTF-8. Header values are Latin-1
+    bytes: a Cyrillic or Korean name written as it is cannot be sent, and a quote or line break would end the
+    value early."""
+    escaped = quote(filename)
+    return f'attachment; filename="{filename}"' if escaped == filename else f"attachment; filename*=utf-8''{escaped}"
 
 
 # --- the waveform ------------------------------------------------------------------------------------------------
