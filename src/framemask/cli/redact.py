@@ -58,7 +58,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--stride",
         type=int,
         default=DEFAULT_STRIDE,
-        help="detect on every K-th frame, track and interpolate in between (default: about "
+        help="detect on every K-th frame (and on both sides of a hard cut), track and interpolate in between "
+        "(default: about "
         f"{DETECT_HZ['person']:g} detections per second of video, {DETECT_HZ['face']:g} with faces only)",
     )
     p.add_argument(
