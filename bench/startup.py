@@ -25,6 +25,7 @@ ROUNDS = 5
 IMPORTS = {  # what is imported, and the modules of its tree worth naming
     "framemask.cli.redact": ("framemask.settings", "numpy", "av", "cv2", "framemask.redact.pipeline"),
     "trackers": ("supervision", "supervision.annotators.core", "scipy.interpolate", "scipy.optimize", "scipy.special"),
+    "scenedetect": ("scenedetect.platform", "scenedetect.output", "scenedetect.output.video"),
 }
 
 
