@@ -212,3 +212,17 @@ def test_muted_ranges_must_lie_in_the_video() -> None:
     assert ok.to_doc()["mutedRanges"] == [{"start_seq": 2, "end_seq": 4, "mode": "tone"}] and not ok.empty
     with pytest.raises(InputError, match=r"frame 11 is outside 1\.\.10"):
         effective(walking(10), {"mutedRanges": [{"start_seq": 2, "end_seq": 11}]})
+
+
+def test_a_cut_survives_frame_by_frame_storage_and_corrections() -> None:
+    from framemask.service.videos import _frame_rows
+
+    doc = walking(10)
+    doc["sequence"] = [e for e in doc["sequence"] if e["seq"] <= 5]  # the walkers leave at the cut...
+    doc["sequence"].append({"seq": 6, "cut": True, "person": [box(150, 20, 190, 120, track=3, score=0.9)]})
+    # ...stored one row per frame (the service's `processed_frame`) and read back as `detected_doc` does
+    stored = {"endSequence": 10, "sequence": [{"seq": r["seq"], **r["boxes"]} for r in _frame_rows("v", doc)]}
+    e = effective(stored, {"excludedTracks": [3]})
+    assert [entry["seq"] for entry in e.to_doc()["sequence"] if entry.get("cut")] == [6]
+    painted = e.painted(MaskPolicy(pad={"person": 0.0}, hold_frames=8))
+    assert painted.boxes(5).size and all(painted.boxes(s).size == 0 for s in range(6, 11))  # no hold past the cut

@@ -16,7 +16,7 @@ import pytest
 from support.videos import VideoSpec, frame_number, make_video, pattern
 
 from framemask.detect import Detections
-from framemask.redact import anonymize_file
+from framemask.redact import anonymize_file, painted_from_doc
 from framemask.redact.pipeline import LOOKAHEAD, QUEUE_FRAMES
 
 
@@ -120,3 +120,8 @@ def test_a_hard_cut_is_detected_on_both_sides(tmp_path: Path) -> None:
         (box,) = entry["person"]
         i = entry["seq"] - 1
         assert (box["x1"], box["y1"]) == (40 + 2 * i, 100 if i < 23 else 20), entry
+    # the cut is stored with the boxes, and a re-render from them paints what the first render painted
+    assert [entry["seq"] for entry in result.boxes["sequence"] if entry.get("cut")] == [24]
+    assert {len(result.painted.rows(s)) for s in range(1, 51)} == {1}  # the old shot's person is not held over
+    repainted = painted_from_doc(result.boxes, 50, 320, 240, result.policy)
+    assert all(np.array_equal(repainted.rows(s), result.painted.rows(s)) for s in range(1, 51))

@@ -218,3 +218,42 @@ def test_a_static_weak_track_is_a_candidate_not_a_person(tmp_path: Path) -> None
     cones = {b.get("track") for e in result.boxes["sequence"] for b in e.get("candidates", [])}
     assert len(people) == 1 and len(cones) == 1 and people.isdisjoint(cones)
     assert all(any(p[0] <= 250 and p[2] >= 275 for p in result.painted.boxes(s).tolist()) for s in range(1, 31))
+
+
+def _painted_doc(cut: object = None) -> dict:
+    """One person seen on frames 1-4 only (a track of 4 hits), a weak candidate on frame 6, and frame 6 flagged
+    as a shot's first (`"cut"`) when `cut` is given."""
+    box = {"x1": 10, "x2": 50, "y1": 20, "y2": 90, "track": 1, "score": 0.9}
+    seen = [{"seq": s, "person": [box]} for s in (1, 2, 3, 4)]
+    weak: dict = {"seq": 6, "candidates": [{"x1": 200, "x2": 240, "y1": 20, "y2": 90, "label": "person", "score": 0.3}]}
+    if cut is not None:
+        weak["cut"] = cut
+    return {"endSequence": 10, "sequence": [*seen, weak]}
+
+
+def test_a_cut_ends_the_hold_and_the_dilation_does_not_cross_it() -> None:
+    policy = MaskPolicy(hold_frames=4)
+    plain = painted_from_doc(_painted_doc(), 10, W, H, policy)
+    cut = painted_from_doc(_painted_doc(True), 10, W, H, policy)
+
+    def frames(painted, left: bool) -> list[int]:  # frames painting the person (left) or the candidate
+        return [s for s in range(1, 11) if any((b[0] < 100) == left for b in painted.boxes(s).tolist())]
+
+    assert frames(plain, left=True) == [1, 2, 3, 4, 5, 6, 7, 8]  # the lost track is held 4 frames...
+    assert frames(cut, left=True) == [1, 2, 3, 4, 5]  # ...up to the cut
+    assert frames(plain, left=False) == [5, 6, 7]  # a candidate is painted on the frames around it too...
+    assert frames(cut, left=False) == [6, 7]  # ...in its own shot
+
+
+def test_cuts_round_trip_and_bad_cut_flags_are_input_errors(tmp_path: Path) -> None:
+    from framemask.errors import InputError
+
+    track = boxes_from_doc(_painted_doc(True), 10, W, H)
+    assert track.cuts == {6} and [e["seq"] for e in track.to_doc()["sequence"] if e.get("cut")] == [6]
+    track.write_json(tmp_path / "b.json")
+    assert load_boxes_doc(tmp_path / "b.json") == track.to_doc()
+    assert boxes_from_doc(_painted_doc(False), 10, W, H).cuts == set()
+    assert not any("cut" in e for e in boxes_from_doc(_painted_doc(), 10, W, H).to_doc()["sequence"])
+    for bad in ("yes", 1, [6]):
+        with pytest.raises(InputError):
+            boxes_from_doc(_painted_doc(bad), 10, W, H)

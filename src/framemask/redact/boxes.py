@@ -34,6 +34,7 @@ from framemask.errors import InputError
 __all__ = [
     "CANDIDATES",
     "COLUMNS",
+    "CUT",
     "EXCLUDED",
     "FILLED",
     "NO_SCORE",
@@ -44,6 +45,9 @@ __all__ = [
 
 COORDS = ("x1", "x2", "y1", "y2")
 CANDIDATES = "candidates"
+CUT = "cut"
+"""A frame entry's flag (`"cut": true`) when the frame starts a new shot. Kept in the entry, so wherever
+entries are stored one by one (the service's `processed_frame` rows) the cuts go with them."""
 """Reserved key of a frame entry: detections tracking did not confirm (each names its `label`)."""
 COLUMNS = ("label", "x1", "y1", "x2", "y2", "track", "score", "flags")
 LABEL, X1, Y1, X2, Y2, TRACK, SCORE, FLAGS = range(len(COLUMNS))
@@ -59,12 +63,14 @@ MAX_COORD = 1 << 20
 
 
 class BoxTrack:
-    """The boxes of every frame of one video, in order (seq 1..N), and which track ids are confirmed."""
+    """The boxes of every frame of one video, in order (seq 1..N), which track ids are confirmed, and the
+    frames that start a new shot (`cuts`: the mask policy holds nothing across them)."""
 
     def __init__(self, width: int, height: int, labels: Sequence[str] = LABELS) -> None:
         self.width, self.height = width, height
         self.labels = list(labels)
         self.confirmed: set[int] = set()
+        self.cuts: set[int] = set()
         self._frames: list[np.ndarray] = []
 
     def label_index(self, name: str) -> int:
@@ -130,6 +136,8 @@ class BoxTrack:
 
     def frame_doc(self, seq: int) -> dict[str, Any]:
         entry: dict[str, Any] = {"seq": seq}
+        if seq in self.cuts:
+            entry[CUT] = True
         entry.update({name: [] for name in LABELS})
         candidates = []
         for label, x1, y1, x2, y2, track, score, flags in self._frames[seq - 1].tolist():
@@ -202,6 +210,11 @@ def boxes_from_doc(doc: Mapping[str, Any], end_sequence: int, width: int, height
         if not isinstance(seq, int) or isinstance(seq, bool) or not 1 <= seq <= end_sequence:
             raise InputError(f"boxes document has an entry with seq {seq!r} outside 1..{end_sequence}")
         rows = per_seq.setdefault(seq, [])
+        cut = entry.get(CUT, False)
+        if not isinstance(cut, bool):
+            raise InputError(f"seq {seq}: a frame's cut flag must be true or false, got {cut!r}")
+        if cut:
+            track.cuts.add(seq)
         for name, boxes in entry.items():
             if name == "seq" or not isinstance(boxes, list):
                 continue

@@ -295,6 +295,7 @@ class EffectiveBoxes:
             self._plan()
             track = BoxTrack(self.width, self.height, self.stored.labels)
             track.confirmed = self._confirmed
+            track.cuts = self.stored.cuts
             self._sources = []
             for seq in range(1, self.end_sequence + 1):
                 rows, sources = self._rows(seq, track)
@@ -431,7 +432,7 @@ class EffectiveBoxes:
         """What `policy` paints on every frame with these corrections."""
         painted = BoxTrack(self.width, self.height, self.track.labels)
         frames = ((seq, self.track.rows(seq)) for seq in range(1, self.end_sequence + 1))
-        for _seq, rows in policy.paint(frames, self.track.labels, self.width, self.height):
+        for _seq, rows in policy.paint(frames, self.track.labels, self.width, self.height, self.stored.cuts):
             painted.append_rows(rows)
         return painted
 

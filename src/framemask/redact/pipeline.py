@@ -248,7 +248,7 @@ def anonymize_file(
         track.append_rows(np.zeros((0, len(COLUMNS)), np.int32))
 
     def boxes_stage(frames: Pipe, out: Pipe, timer: StageTimer) -> None:
-        for seq, picture, dets in _detections(frames, info, detectors, tracker, stride, timer, span):
+        for seq, picture, dets in _detections(frames, info, detectors, tracker, stride, timer, span, track.cuts):
             if not out.put((seq, picture, track.append(dets))):
                 return
 
@@ -400,6 +400,7 @@ def _render(
     pts, time_base, nudged = monotonic_pts(info.index.pts, info.index.time_base)
     settings = settings or EncodeSettings.for_fps(info.fps)
     painted = BoxTrack(info.width, info.height, track.labels)
+    painted.cuts = track.cuts
     for _ in range(span.first - 1):
         painted.append_rows(np.zeros((0, len(COLUMNS)), np.int32))
     whole = span == Span.whole(info.end_sequence)
@@ -409,7 +410,8 @@ def _render(
 
     def mask_stage(boxed: Pipe, out: Pipe) -> None:
         stored = (((seq, picture), rows) for seq, picture, rows in boxed)
-        for (seq, picture), rows in policy.paint(stored, track.labels, info.width, info.height):
+        paint = policy.paint(stored, track.labels, info.width, info.height, track.cuts, first=span.first)
+        for (seq, picture), rows in paint:
             painted.append_rows(rows)
             if span.start <= seq <= span.end:
                 if picture.i420 is not None:
@@ -499,8 +501,10 @@ def _detections(
     stride: int,
     timer: StageTimer,
     span: Span,
+    cuts: set[int],
 ) -> Iterator[tuple[int, Picture, Detections]]:
-    """Detect + track on every `stride`-th frame of the span (and its last); interpolate in between.
+    """Detect + track on every `stride`-th frame of the span (and its last); interpolate in between; add
+    the frames that start a new shot to `cuts` (each before that frame is yielded).
 
     Detection runs `LOOKAHEAD` detected frames ahead of the tracker (in `_lookahead_pool`), so the next
     frame's detectors start while this one's finish and both cores stay busy; the tracker still takes the
@@ -555,7 +559,6 @@ def _detections(
             yield from look(seq, picture)
 
     held: collections.deque[tuple[int, Picture]] = collections.deque()  # frames whose cut is not known yet
-    cuts: set[int] = set()
     try:
         for seq, picture in frames:
             cuts.update(span.first + i for i in shots.feed(_small_bgr(picture)))

@@ -11,7 +11,9 @@ decides, at render time and from its own settings, how much more to hide so that
   (one-frame temporal dilation), unless a box of the same label already covers them there;
 - regions without a score (drawn by a reviewer, older documents) are painted exactly;
 - boxes filled in over a track's gap after tracking (`FILLED`) are data, not paint: the frame counts
-  as a gap and the hold covers it, as it did while the video streamed through the first render.
+  as a gap and the hold covers it, as it did while the video streamed through the first render;
+- at a hard cut (the stored `cuts`) holds end and candidates are not dilated across: the new shot's first
+  frames show no mask of the old shot's people.
 
 The first render (streaming, `paint`) and every re-render (`painted_from_doc`) run the same code over
 the same stored integers, so a re-encoded GOP paints exactly what the first render painted.
@@ -19,7 +21,7 @@ the same stored integers, so a re-encoded GOP paints exactly what the first rend
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, TypeVar
 
@@ -93,25 +95,36 @@ class MaskPolicy:
         return cls(hold_frames=max(1, round(fps / 3)) if fps > 0 else 8)
 
     def paint(
-        self, frames: Iterable[tuple[P, np.ndarray]], labels: list[str], width: int, height: int
+        self,
+        frames: Iterable[tuple[P, np.ndarray]],
+        labels: list[str],
+        width: int,
+        height: int,
+        cuts: Collection[int] = frozenset(),
+        first: int = 1,
     ) -> Iterator[tuple[P, np.ndarray]]:
-        """Painted `COLUMNS` rows per frame (people first, no scores), for `(payload, rows)` in seq order.
+        """Painted `COLUMNS` rows per frame (people first, no scores), for `(payload, rows)` of the frames
+        `first`, `first` + 1, ... in order.
 
         Lags one frame behind its input (the dilation looks one frame ahead); payloads pass through.
-        `labels` names the label column and may grow while frames arrive (it is read, never copied).
+        `labels` names the label column and may grow while frames arrive (it is read, never copied). At a
+        frame of `cuts` (a new shot; read as frames arrive, so it may grow too) no held mask and no dilated
+        candidate crosses from one shot into the other.
         """
         held: dict[int, _Held] = {}
         previous: np.ndarray | None = None
         pending: tuple[P, np.ndarray] | None = None
-        seq = 0
+        seq = first - 1
         for payload, rows in frames:
             if pending is not None:
                 seq += 1
-                yield pending[0], self._frame(seq, previous, pending[1], rows, held, labels, width, height)
+                before, after = _same_shot(seq, previous, rows, held, cuts)
+                yield pending[0], self._frame(seq, before, pending[1], after, held, labels, width, height)
                 previous = pending[1]
             pending = (payload, rows)
         if pending is not None:
-            yield pending[0], self._frame(seq + 1, previous, pending[1], None, held, labels, width, height)
+            before, _ = _same_shot(seq + 1, previous, None, held, cuts)
+            yield pending[0], self._frame(seq + 1, before, pending[1], None, held, labels, width, height)
 
     def _frame(
         self,
@@ -189,6 +202,16 @@ class MaskPolicy:
 DEFAULT_POLICY = MaskPolicy()
 
 
+def _same_shot(
+    seq: int, previous: np.ndarray | None, following: np.ndarray | None, held: dict[int, _Held], cuts: Collection[int]
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The neighbours of frame `seq` in its own shot (None across a cut); a cut at `seq` also ends every hold."""
+    if seq in cuts:
+        held.clear()
+        previous = None
+    return previous, None if seq + 1 in cuts else following
+
+
 def _untracked(rows: np.ndarray) -> np.ndarray:
     """Live detections no track claimed."""
     keep = (rows[:, TRACK] < 0) & (rows[:, SCORE] != NO_SCORE) & ((rows[:, FLAGS] & (EXCLUDED | FILLED)) == 0)
@@ -212,7 +235,8 @@ def painted_from_doc(
     """What the policy paints on every frame of a seed document (validated against the video)."""
     stored = boxes_from_doc(doc, end_sequence, width, height)
     painted = BoxTrack(width, height, stored.labels)
+    painted.cuts = stored.cuts
     frames = ((seq, stored.rows(seq)) for seq in range(1, end_sequence + 1))
-    for _seq, rows in policy.paint(frames, stored.labels, width, height):
+    for _seq, rows in policy.paint(frames, stored.labels, width, height, stored.cuts):
         painted.append_rows(rows)
     return painted

@@ -113,6 +113,8 @@ class SegmentOutput:
     gop_starts: list[int]
     stride: int | None
     timings: dict[str, float] = field(default_factory=dict)
+    cuts: set[int] = field(default_factory=set)
+    """Frames of first..last that start a new shot."""
 
 
 def run_segment(job: SegmentJob) -> SegmentOutput:
@@ -152,6 +154,7 @@ def run_segment(job: SegmentJob) -> SegmentOutput:
         result.gop_starts,
         result.stride,
         result.timings,
+        set(result.track.cuts),
     )
 
 
@@ -299,6 +302,7 @@ def _stitch(outputs: list[SegmentOutput], width: int, height: int) -> tuple[BoxT
         for tid, n in out.hits.items():
             if tid in mapping:
                 hits[mapping[tid]] = max(hits.get(mapping[tid], 0), n)  # a sum would count overlaps twice
+        track.cuts |= {seq for seq in out.cuts if out.span.start <= seq <= out.span.end}
         for seq in range(out.span.start, out.span.end + 1):
             rows = _relabel(out.rows[seq - out.span.first], out.labels, track)
             ids = rows[:, TRACK]
@@ -306,6 +310,7 @@ def _stitch(outputs: list[SegmentOutput], width: int, height: int) -> tuple[BoxT
             track.append_rows(rows)
             painted.append_rows(_relabel(out.painted[seq - out.span.first], out.labels, painted))
         previous = out
+    painted.cuts = track.cuts
     return track, painted, hits
 
 
