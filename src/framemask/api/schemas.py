@@ -275,6 +275,7 @@ class SeedFrame(BaseModel):
     __pydantic_extra__: dict[str, list[SeedBox]] = Field(init=False)
 
     seq: int
+    cut: bool | None = Field(default=None, description="true on a frame that starts a new shot (a hard cut)")
     person: list[SeedBox] | None = None
     face: list[SeedBox] | None = None
     candidates: list[SeedBox] | None = None

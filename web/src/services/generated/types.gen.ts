@@ -1329,6 +1329,12 @@ export type SeedFrame = {
      */
     candidates?: Array<SeedBox> | null;
     /**
+     * Cut
+     *
+     * true on a frame that starts a new shot (a hard cut)
+     */
+    cut?: boolean | null;
+    /**
      * Face
      */
     face?: Array<SeedBox> | null;
@@ -1344,7 +1350,7 @@ export type SeedFrame = {
      * Seq
      */
     seq: number;
-    [key: string]: Array<SeedBox> | Array<SeedBox> | null | Array<SeedBox> | null | Array<SeedBox> | null | Array<SeedBox> | null | number | undefined;
+    [key: string]: Array<SeedBox> | Array<SeedBox> | null | boolean | null | Array<SeedBox> | null | Array<SeedBox> | null | Array<SeedBox> | null | number | undefined;
 };
 
 /**
