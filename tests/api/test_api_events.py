@@ -36,7 +36,7 @@ from support.videos import vfr_times
 
 from framemask.jobs.events_step import EVENTS_END, EVENTS_START, events_prefix, replace_events, store_events
 from framemask.media import FrameIndex, FrameReader
-from framemask.store.models import Event, ProcessedFrame, Video
+from framemask.store.models import Event, Video
 from framemask.store.objects import LocalStore, S3Store
 
 CUT_SEQ = 31  # first frame of the second shot
@@ -242,6 +242,15 @@ def test_unknown_and_unready_videos(svc) -> None:
     assert client.get(f"/api/videos/{pending}/events/{own}/thumbnail", headers=auth(ADMIN)).status_code == 404
 
 
+def test_the_anonymizer_flags_the_cut_and_frames_serve_it(svc) -> None:
+    """Processing found the hard cut at the second shot's first frame (`ShotCuts`, VFR on both sides): the
+    stored boxes flag that frame, and `/frames` serves the flag there and nowhere else."""
+    client, _settings, vid = svc
+    resp = client.get(f"/api/videos/{vid}/frames", headers=auth(ADMIN))
+    assert resp.status_code == 200, resp.text
+    assert [frame["seq"] for frame in resp.json()["sequence"] if frame.get("cut")] == [CUT_SEQ]
+
+
 def test_events_step_is_deterministic_and_idempotent(svc, tmp_path: Path) -> None:
     """A retried job writes the same rows and thumbnail keys, and leaves no file of an earlier attempt."""
     client, settings, vid = svc
@@ -313,20 +322,3 @@ def test_presigned_thumbnails_on_s3(rgw_server, tmp_path: Path) -> None:
         assert sorted(s3.list(settings.bucket_thumbnails, prefix)) == sorted(e["thumbnail_key"] for e in events)
         assert client.delete(f"/api/videos/{vid}", headers=auth(ADMIN)).status_code == 204
         assert s3.list(settings.bucket_thumbnails, prefix) == []
-
-
-def test_frames_return_the_cut_flag_of_a_shots_first_frame(svc) -> None:
-    """A frame stored with `"cut": true` (what the anonymizer writes where a new shot starts) is served with it."""
-    client, _settings, vid = svc
-    db = client.app.state.services.db
-    with db.begin() as session:
-        row = session.get(ProcessedFrame, (vid, 2))
-        before = dict(row.boxes or {})
-        row.boxes = {**before, "cut": True}
-    try:
-        resp = client.get(f"/api/videos/{vid}/frames?from=1&to=3", headers=auth(ADMIN))
-        assert resp.status_code == 200, resp.text
-        assert [frame.get("cut") for frame in resp.json()["sequence"]] == [None, True, None]
-    finally:
-        with db.begin() as session:
-            session.get(ProcessedFrame, (vid, 2)).boxes = before
