@@ -26,7 +26,7 @@ def scene_b(i: int) -> np.ndarray:
 
 def feed_all(frames: list[np.ndarray], min_frames: int = 4) -> tuple[list[int], list[int]]:
     """Cuts found, and at which frame each was reported (0-based)."""
-    shots = ShotCuts(30.0, min_frames)
+    shots = ShotCuts(min_frames)
     found, when = [], []
     for i, rgb in enumerate(frames):
         for cut in shots.feed(small_bgr_rgb(rgb)):

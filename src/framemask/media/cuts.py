@@ -15,12 +15,12 @@ from __future__ import annotations
 import contextlib
 import functools
 import threading
-from fractions import Fraction
 from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
+from framemask.media.planes import i420_planes
 from framemask.startup import collector_paused
 
 if TYPE_CHECKING:
@@ -48,14 +48,8 @@ def _small_size(width: int, height: int) -> tuple[int, int]:
 def small_bgr_i420(i420: np.ndarray) -> np.ndarray:
     """A small BGR copy of an I420 frame ((H*3/2) x W: Y, U, V planes), scaled plane by plane before the
     colour conversion so the full frame is never converted."""
-    width = i420.shape[1]
-    height = i420.shape[0] * 2 // 3
-    flat = i420.reshape(-1)
-    luma = flat[: height * width].reshape(height, width)
-    quarter = (height // 2) * (width // 2)
-    u = flat[height * width : height * width + quarter].reshape(height // 2, width // 2)
-    v = flat[height * width + quarter : height * width + 2 * quarter].reshape(height // 2, width // 2)
-    w, h = _small_size(width, height)
+    luma, u, v = i420_planes(i420)
+    w, h = _small_size(luma.shape[1], luma.shape[0])
     planes = [_shrink(luma, w, h), _shrink(u, w // 2, h // 2), _shrink(v, w // 2, h // 2)]
     small = np.concatenate([p.reshape(-1) for p in planes]).reshape(-1, w)
     return cv2.cvtColor(small, cv2.COLOR_YUV2BGR_I420)
@@ -99,9 +93,10 @@ class ShotCuts:
     PySceneDetect is imported on the second frame, so the first frame's work need not wait for it."""
 
     latency = 1
+    RATE = 25.0
+    """The frame rate PySceneDetect's timecodes are given: any does, as every length here is counted in frames."""
 
-    def __init__(self, fps: float, min_frames: int) -> None:
-        self.fps = Fraction(fps).limit_denominator(1001) if fps > 0 else Fraction(25)
+    def __init__(self, min_frames: int) -> None:
         self.min_frames = max(1, min_frames)
         self._detector: AdaptiveDetector | None = None
         self._first: np.ndarray | None = None
@@ -135,5 +130,5 @@ class ShotCuts:
         from scenedetect.common import FrameTimecode
 
         assert self._detector is not None
-        cuts = self._detector.process_frame(FrameTimecode(index, self.fps), np.ascontiguousarray(small_bgr))
+        cuts = self._detector.process_frame(FrameTimecode(index, self.RATE), np.ascontiguousarray(small_bgr))
         return [cut.frame_num for cut in cuts]

@@ -45,10 +45,10 @@ __all__ = [
 
 COORDS = ("x1", "x2", "y1", "y2")
 CANDIDATES = "candidates"
+"""Reserved key of a frame entry: detections tracking did not confirm (each names its `label`)."""
 CUT = "cut"
 """A frame entry's flag (`"cut": true`) when the frame starts a new shot. Kept in the entry, so wherever
 entries are stored one by one (the service's `processed_frame` rows) the cuts go with them."""
-"""Reserved key of a frame entry: detections tracking did not confirm (each names its `label`)."""
 COLUMNS = ("label", "x1", "y1", "x2", "y2", "track", "score", "flags")
 LABEL, X1, Y1, X2, Y2, TRACK, SCORE, FLAGS = range(len(COLUMNS))
 NO_SCORE = -1

@@ -400,7 +400,6 @@ def _render(
     pts, time_base, nudged = monotonic_pts(info.index.pts, info.index.time_base)
     settings = settings or EncodeSettings.for_fps(info.fps)
     painted = BoxTrack(info.width, info.height, track.labels)
-    painted.cuts = track.cuts
     for _ in range(span.first - 1):
         painted.append_rows(np.zeros((0, len(COLUMNS)), np.int32))
     whole = span == Span.whole(info.end_sequence)
@@ -521,7 +520,7 @@ def _detections(
     assert info.index is not None
     time_ms = info.index.time_ms
     aspect = float(info.signal.sample_aspect_ratio)
-    shots = ShotCuts(info.fps, min_frames=stride)
+    shots = ShotCuts(min_frames=stride)
     phase = span.first  # where the stride counts from: the span's first frame, then the last cut
     pending: list[tuple[int, Picture]] = []
     ahead: collections.deque[_Ahead] = collections.deque()

@@ -235,7 +235,6 @@ def painted_from_doc(
     """What the policy paints on every frame of a seed document (validated against the video)."""
     stored = boxes_from_doc(doc, end_sequence, width, height)
     painted = BoxTrack(width, height, stored.labels)
-    painted.cuts = stored.cuts
     frames = ((seq, stored.rows(seq)) for seq in range(1, end_sequence + 1))
     for _seq, rows in policy.paint(frames, stored.labels, width, height, stored.cuts):
         painted.append_rows(rows)

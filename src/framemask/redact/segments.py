@@ -310,7 +310,6 @@ def _stitch(outputs: list[SegmentOutput], width: int, height: int) -> tuple[BoxT
             track.append_rows(rows)
             painted.append_rows(_relabel(out.painted[seq - out.span.first], out.labels, painted))
         previous = out
-    painted.cuts = track.cuts
     return track, painted, hits
 
 

@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from framemask.errors import InputError
+from framemask.media.planes import i420_planes
 
 __all__ = [
     "MAX_CELLS",
@@ -154,13 +155,7 @@ class _RegionMasker:
         height, width = i420.shape[0] * 2 // 3, i420.shape[1]
         if i420.shape[0] != height * 3 // 2 or height % 2 or width % 2 or not i420.flags.c_contiguous:
             raise ValueError(f"apply_i420 expects a contiguous (H*3/2)xW I420 frame of even size, got {i420.shape}")
-        quarter = height * width // 4
-        flat = i420.reshape(-1)
-        planes = [
-            i420[:height],
-            flat[height * width : height * width + quarter].reshape(height // 2, width // 2),
-            flat[height * width + quarter :].reshape(height // 2, width // 2),
-        ]
+        planes = i420_planes(i420)
         for region in self._regions(boxes, width, height):
             rows, cols, size = region.rows, region.cols, region.size
             half = slice(rows.start // 2, -(-rows.stop // 2)), slice(cols.start // 2, -(-cols.stop // 2))
