@@ -102,4 +102,4 @@ def test_the_cli_and_the_tracker_import_leave_collection_on():
     enabled, after_cli, by_tracker = result.stdout.split()
     assert enabled == "True"
     assert int(after_cli) > 50_000  # numpy, PyAV, pydantic... imported by the command modules
-    assert int(by_tracker) > 50_000  # supervision and scipy
+    assert int(by_tracker) > 5_000  # the parts of supervision and scipy ByteTrack uses

@@ -139,7 +139,7 @@ def test_interpolate_moves_common_ids_and_holds_the_rest() -> None:
 
 
 def test_the_tracker_library_imports_in_the_background_and_a_tracker_waits_for_it() -> None:
-    """`preload` imports `trackers` (supervision, scipy: about a second) on a thread; a tracker made at once
+    """`preload` imports ByteTrack (with parts of supervision and scipy) on a thread; a tracker made at once
     has not imported it, and its first update waits for the import instead of failing."""
     code = """
 import sys, threading

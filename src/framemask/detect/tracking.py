@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import importlib
 import sys
 import threading
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from framemask.detect.detections import LABELS, Detections, box_iou
+from framemask.partial_import import defer_init
 from framemask.startup import collector_paused
 
 if TYPE_CHECKING:
@@ -42,16 +44,24 @@ LOST_SECONDS = 1.0
 """How long a lost track waits to be matched again before its id is retired (occlusion by a passer-by)."""
 
 
+TRACKER_PARTS: dict[str, dict[str, str]] = {
+    "trackers": {"ByteTrackTracker": "trackers.core.bytetrack.tracker"},
+    "supervision": {
+        "Detections": "supervision.detection.core",
+        "box_iou_batch": "supervision.detection.utils.iou_and_nms",
+    },
+    "scipy.optimize": {"linear_sum_assignment": "scipy.optimize._lsap"},
+}
+"""What ByteTrack uses of these packages, by the submodule defining it: imported without the packages'
+`__init__` (`framemask.partial_import`), which import every tracker, supervision's annotators and most of scipy
+(0.6-0.7 s of one core against 0.1 s)."""
+
+
 @functools.cache
 def preload() -> None:
-    """Start importing `trackers` on a daemon thread (once per process).
-
-    The import pulls in supervision and scipy (about 0.6 s of one core, holding the GIL, with the
-    collector paused: `framemask.startup`). `anonymize_file` starts it before probing the input, so it
-    runs beside the probe, the detectors' set-up and the first frames' decoding and detection instead of
-    before them; a `Tracker` waits for it on its first `update` (Python's import lock). Running detection
-    further ahead meanwhile was measured and lost: the extra threads wanting the GIL slowed the import by
-    more than they gained."""
+    """Start importing ByteTrack on a daemon thread (once per process), so the import (~0.1 s of one core,
+    holding the GIL, with the collector paused: `framemask.startup`) runs beside the probe and the detectors'
+    set-up; a `Tracker` waits for it on its first `update` (Python's import lock)."""
     threading.Thread(target=_import_quietly, name="framemask-import-trackers", daemon=True).start()
 
 
@@ -61,9 +71,10 @@ def _import_quietly() -> None:
 
 
 def _import_trackers() -> type[ByteTrackTracker]:
-    if "trackers" not in sys.modules:  # the first import: supervision and scipy (~0.7 s), only when tracking
+    if "trackers.core.bytetrack.tracker" not in sys.modules:  # the first import, only when tracking
         with collector_paused():
-            import trackers  # noqa: F401
+            defer_init(TRACKER_PARTS)
+            importlib.import_module("trackers.core.bytetrack.tracker")
     from trackers import ByteTrackTracker
 
     return ByteTrackTracker
@@ -134,10 +145,11 @@ class Tracker:
         return self._ids[key]
 
     def _track_label(self, dets: Detections, class_id: int, timestamp: float | None) -> Detections:
+        byte = self._bytetrack(class_id)  # first: it imports the library its way (`_import_trackers`)
         import supervision as sv
 
         sv_dets = sv.Detections(xyxy=dets.xyxy.astype(np.float32), confidence=dets.confidence, class_id=dets.class_id)
-        out = self._bytetrack(class_id).update(sv_dets, timestamp=timestamp)
+        out = byte.update(sv_dets, timestamp=timestamp)
         byte_ids = out.tracker_id if out.tracker_id is not None else np.full(len(out), UNTRACKED)
         ids = np.array([self._our_id(class_id, int(t)) for t in byte_ids], np.int64)
         confidence = out.confidence if out.confidence is not None else np.ones(len(out))
