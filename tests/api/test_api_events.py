@@ -244,11 +244,15 @@ def test_unknown_and_unready_videos(svc) -> None:
 
 def test_the_anonymizer_flags_the_cut_and_frames_serve_it(svc) -> None:
     """Processing found the hard cut at the second shot's first frame (`ShotCuts`, VFR on both sides): the
-    stored boxes flag that frame, and `/frames` serves the flag there and nowhere else."""
+    stored boxes flag that frame, `/frames` serves the flag there and nowhere else, and the editor's `/boxes`
+    lists it with any range of frames (the timeline marks every shot's start)."""
     client, _settings, vid = svc
     resp = client.get(f"/api/videos/{vid}/frames", headers=auth(ADMIN))
     assert resp.status_code == 200, resp.text
     assert [frame["seq"] for frame in resp.json()["sequence"] if frame.get("cut")] == [CUT_SEQ]
+    resp = client.get(f"/api/videos/{vid}/boxes", params={"from": 1, "to": 2}, headers=auth(ADMIN))
+    assert resp.status_code == 200, resp.text
+    assert [f["seq"] for f in resp.json()["frames"]] == [1, 2] and resp.json()["cuts"] == [CUT_SEQ]
 
 
 def test_events_step_is_deterministic_and_idempotent(svc, tmp_path: Path) -> None:

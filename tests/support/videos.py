@@ -30,6 +30,9 @@ class VideoSpec:
     audio: bool = False
     options: dict[str, str] = field(default_factory=dict)
     sar: Fraction | None = None
+    cuts: tuple[int, ...] = ()
+    """Frames (0-based) that start a new shot: from each, the background's gradients run the other way round (a
+    hard cut to `ShotCuts`), every second shot."""
     color: tuple[int, int, int, int] | None = None
     """Primaries, transfer, matrix, range (FFmpeg's codes) written into the stream; the samples follow the
     matrix and range (swscale converts the RGB pattern with them)."""
@@ -48,10 +51,13 @@ def vfr_times(sections: tuple[tuple[int, int], ...] = ((30, 30), (10, 10), (60, 
     return tuple(times)
 
 
-def pattern(i: int, width: int, height: int) -> np.ndarray:
-    """A frame that encodes `i`: a gradient background, a moving bar, and 8 binary blocks of the number. The
-    blue level rises and falls by 7 a frame (a saw-tooth's drop from 255 to 0 would be a hard cut: `ShotCuts`)."""
+def pattern(i: int, width: int, height: int, turned: bool = False) -> np.ndarray:
+    """A frame that encodes `i`: a gradient background (`turned`: both gradients the other way round), a moving
+    bar, and 8 binary blocks of the number. The blue level rises and falls by 7 a frame (a saw-tooth's drop from
+    255 to 0 would be a hard cut: `ShotCuts`)."""
     y, x = np.mgrid[0:height, 0:width]
+    if turned:
+        y, x = height - 1 - y, width - 1 - x
     img = np.empty((height, width, 3), dtype=np.uint8)
     img[..., 0] = (x * 255 // max(width - 1, 1)).astype(np.uint8)
     img[..., 1] = (y * 255 // max(height - 1, 1)).astype(np.uint8)
@@ -105,7 +111,8 @@ def make_video(path: Path, spec: VideoSpec) -> Path:
             ctx.color_primaries, ctx.color_trc, ctx.colorspace, ctx.color_range = spec.color
         audio = out.add_stream("aac", rate=48000) if spec.audio else None
         for i, t in enumerate(spec.frame_times()):
-            frame = av.VideoFrame.from_ndarray(pattern(i, width, height), format="rgb24")
+            turned = sum(i >= c for c in spec.cuts) % 2 == 1
+            frame = av.VideoFrame.from_ndarray(pattern(i, width, height, turned), format="rgb24")
             if spec.color is not None:
                 frame = frame.reformat(format=spec.pix_fmt, dst_colorspace=spec.color[2], dst_color_range=spec.color[3])
             frame.pts = round((t + spec.start) / tb)

@@ -342,6 +342,37 @@ def test_upload_from_the_video_list_shows_processing_until_ready(
     expect(row).to_contain_text("20")  # frames, counted by the server
 
 
+def test_shot_starts_are_marked_and_reached_with_the_arrow_keys(
+    server: str, editor_token: str, chromium_browser: Browser, tmp_path: Path
+) -> None:
+    """A VFR video with a hard cut at frame 36 (the pattern's gradients turned round): processing flags it, the
+    timeline marks it at its time, and Down / Up step to the start of the next / previous shot."""
+    cut = 36
+    src = make_video(tmp_path / "two_shots.mp4", VideoSpec(times=SPEC.times, size=SPEC.size, gop=30, cuts=(cut - 1,)))
+    index = FrameIndex.build(src)
+    video_id = _upload_ready(server, src, "two_shots.mp4")
+    page = chromium_browser.new_page(viewport={"width": 1280, "height": 900})
+    _open_editor(page, server, editor_token, video_id)
+    frame = page.get_by_test_id("frame")
+    expect(frame).to_have_text("1")
+    marks = page.get_by_test_id("cut-marks").locator("span")
+    expect(marks).to_have_count(1)
+    assert marks.first.get_attribute("data-seq") == str(cut)
+    left = float((marks.first.get_attribute("style") or "").removeprefix("left:").strip(" %;"))
+    assert left == pytest.approx(index.time_of(cut) / index.time_of(index.end_sequence) * 100, abs=1e-3)
+    page.keyboard.press("ArrowDown")
+    expect(frame).to_have_text(str(cut))
+    page.keyboard.press("ArrowDown")  # no shot after the last: it stays
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("ArrowRight")
+    expect(frame).to_have_text(str(cut + 2))
+    page.keyboard.press("ArrowUp")
+    expect(frame).to_have_text(str(cut))
+    page.keyboard.press("ArrowUp")
+    expect(frame).to_have_text("1")
+    expect(page.locator(f'[data-testid=frame-image][data-seq="1"]')).to_be_visible()
+
+
 def test_exclude_a_whole_track_unmasks_every_frame_of_it(
     server: str, editor_token: str, chromium_browser: Browser, tmp_path: Path
 ) -> None:

@@ -314,6 +314,11 @@ class BoxesDoc(BaseModel):
     end_sequence: int = Field(alias="endSequence")
     revision: int | None = Field(description="the revision applied (null: none saved)")
     frames: list[BoxesFrame]
+    cuts: list[int] = Field(
+        default_factory=list,
+        description="frames that start a new shot (hard cuts the anonymizer found), ascending, over the whole "
+        "video whatever the range: tracks are not interpolated and masks are not held across them",
+    )
 
 
 # --- corrections -------------------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-// Review boxes (`/boxes`) loaded in chunks of frames as the reviewer moves; reloaded after a save.
+// Review boxes (`/boxes`) loaded in chunks of frames as the reviewer moves; reloaded after a save. Every
+// response also lists the frames that start a shot over the whole video (`cuts`).
 import { ref, type Ref } from 'vue'
 import { chunkOf } from '../lib/prefetch'
 import { api } from '../services/api'
@@ -7,6 +8,7 @@ import type { ReviewBox } from '../services/types'
 export function useBoxChunks(videoId: string, end: Ref<number>, size = 500) {
   const version = ref(0)
   const error = ref('')
+  const cuts = ref<number[]>([])
   let boxes = new Map<number, ReviewBox[]>()
   let loaded = new Set<number>()
 
@@ -19,6 +21,7 @@ export function useBoxChunks(videoId: string, end: Ref<number>, size = 500) {
     try {
       const doc = await api.boxes(videoId, from, to)
       for (const f of doc.frames) into.set(f.seq, f.boxes)
+      cuts.value = doc.cuts ?? []
       version.value++
     } catch (e) {
       loaded.delete(chunk)
@@ -38,5 +41,5 @@ export function useBoxChunks(videoId: string, end: Ref<number>, size = 500) {
     await ensure(seq)
   }
 
-  return { version, error, ensure, of, reload }
+  return { version, error, cuts, ensure, of, reload }
 }

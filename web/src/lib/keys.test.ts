@@ -7,6 +7,7 @@ describe('actionOf', () => {
     expect(['j', 'K', 'l'].map((key) => actionOf({ key }))).toEqual(['reverse', 'pause', 'forward'])
     expect(actionOf({ key: 'ArrowRight', shiftKey: true })).toBe('next10')
     expect(actionOf({ key: 'ArrowLeft' })).toBe('prev')
+    expect(['ArrowUp', 'ArrowDown'].map((key) => actionOf({ key }))).toEqual(['prevShot', 'nextShot'])
     expect(actionOf({ key: 'z', ctrlKey: true })).toBe('undo')
     expect(actionOf({ key: 'Z', ctrlKey: true, shiftKey: true })).toBe('redo')
     expect(actionOf({ key: 'z', metaKey: true })).toBe('undo')

@@ -9,6 +9,8 @@ export type Action =
   | 'prev'
   | 'next10'
   | 'prev10'
+  | 'nextShot'
+  | 'prevShot'
   | 'first'
   | 'last'
   | 'delete'
@@ -50,6 +52,10 @@ export function actionOf(e: KeyLike): Action | null {
       return e.shiftKey ? 'next10' : 'next'
     case 'ArrowLeft':
       return e.shiftKey ? 'prev10' : 'prev'
+    case 'ArrowDown':
+      return 'nextShot'
+    case 'ArrowUp':
+      return 'prevShot'
     case 'Home':
       return 'first'
     case 'End':
@@ -73,6 +79,7 @@ export const SHORTCUTS: [string, string][] = [
   ['J / K / L', 'play backwards / pause / play forwards'],
   ['← / →', 'previous / next frame'],
   ['Shift + ← / →', '10 frames back / forward'],
+  ['↑ / ↓', 'start of the previous / next shot (hard cuts, marked on the timeline)'],
   ['Home / End', 'first / last frame'],
   ['Delete', 'remove the selected box (a detected box: exclude it on this frame)'],
   ['Ctrl + Z / Ctrl + Shift + Z', 'undo / redo'],

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import type { IndexFrame } from '../services/types'
-import { formatTime, nearestSeq, trackBoxAt } from './timeline'
+import { formatTime, nearestSeq, shotStart, trackBoxAt } from './timeline'
 
 // a VFR index: 0, 40, 80 ms, then a long frame to 200 ms
 const frames: IndexFrame[] = [0, 40, 80, 200].map((time_ms, i) => ({ seq: i + 1, time_ms, key: i === 0 }))
@@ -43,5 +43,19 @@ describe('trackBoxAt', () => {
   it('is absent outside its key frames', () => {
     expect(trackBoxAt({ ...track, keyframes: track.keyframes.slice(1) }, 1, frames)).toBeNull()
     expect(trackBoxAt({ ...track, keyframes: [] }, 1, frames)).toBeNull()
+  })
+})
+
+describe('shotStart', () => {
+  const cuts = [40, 90]
+  it('finds the next shot start after a frame', () => {
+    expect([1, 39, 40, 41, 89].map((s) => shotStart(cuts, s, 1))).toEqual([40, 40, 90, 90, 90])
+    expect(shotStart(cuts, 90, 1)).toBeNull()
+    expect(shotStart([], 5, 1)).toBeNull()
+  })
+  it('finds the previous shot start before a frame, frame 1 included', () => {
+    expect([2, 40, 41, 90, 200].map((s) => shotStart(cuts, s, -1))).toEqual([1, 1, 40, 40, 90])
+    expect(shotStart(cuts, 1, -1)).toBeNull()
+    expect(shotStart([], 7, -1)).toBe(1)
   })
 })

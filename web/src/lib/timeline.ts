@@ -16,6 +16,14 @@ export function nearestSeq(frames: IndexFrame[], ms: number): number {
   return frames[lo]!.seq
 }
 
+/** The start of the next shot after `seq` (`direction` 1) or of the previous one before it (-1): shots start at
+ * frame 1 and at every cut (`cuts`: ascending frames, from `/boxes`); null when there is none that way. */
+export function shotStart(cuts: readonly number[], seq: number, direction: 1 | -1): number | null {
+  if (direction > 0) return cuts.find((c) => c > seq) ?? null
+  const before = [1, ...cuts].filter((c) => c < seq)
+  return before.length ? before[before.length - 1]! : null
+}
+
 /** `m:ss.uuuuuu` (or `h:mm:ss.uuuuuu`) of a time in milliseconds: microsecond precision, as the server
  * prints every time (3 decimals of a ms), so the shown time maps back to its own frame through `frame_at`
  * (`GET /frame?ms=`, `framemask locate --ms`). Whole milliseconds would land on the previous frame. */

@@ -157,13 +157,15 @@ def get_boxes(
     first: FirstSeq = None,
     last: LastSeq = None,
 ) -> dict[str, Any]:
-    """Each frame's boxes for review: `{x1, x2, y1, y2, label, source, track, excluded}` (latest revision)."""
+    """Each frame's boxes for review: `{x1, x2, y1, y2, label, source, track, excluded}` (latest revision), and
+    the frames that start a shot."""
     require_ready(video, processed=True)
     first, last = frame_range(int(video.end_sequence or 0), first, last)
     row = revisions.current_revision(services, video_id=video.id)
     boxes = revisions.effective_boxes(services, video=video, revision=row)
     frames = [{"seq": s, "boxes": boxes.frame(s)} for s in range(first, last + 1)]
-    return {"endSequence": boxes.end_sequence, "revision": row.number if row else None, "frames": frames}
+    number = row.number if row else None
+    return {"endSequence": boxes.end_sequence, "revision": number, "frames": frames, "cuts": sorted(boxes.stored.cuts)}
 
 
 @router.post("/{video_id}/render", status_code=status.HTTP_202_ACCEPTED, response_model=RenderQueued)

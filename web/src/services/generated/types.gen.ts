@@ -319,6 +319,12 @@ export type BoxRef = {
  */
 export type BoxesDoc = {
     /**
+     * Cuts
+     *
+     * frames that start a new shot (hard cuts the anonymizer found), ascending, over the whole video whatever the range: tracks are not interpolated and masks are not held across them
+     */
+    cuts?: Array<number>;
+    /**
      * Endsequence
      */
     endSequence: number;
