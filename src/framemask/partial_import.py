@@ -12,6 +12,11 @@ first use of any other name runs the real `__init__` into the same module object
 the package (the events timeline's PySceneDetect, a later `import supervision`) still gets all of it. If a
 library moves one of the names (another version), the first use finds it through the real `__init__`: slower,
 never wrong. Nothing of the libraries is copied or changed.
+
+The real `__init__` runs under one lock of this module, not under Python's per-module import locks, whose
+deadlock detection does not see it: install the packages before other threads import from them (the tracker and
+the cut detector do it on their first use; the service imports PySceneDetect whole at start-up, with the events
+code, so there the package is never deferred).
 """
 
 from __future__ import annotations
