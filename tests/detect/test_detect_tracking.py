@@ -154,3 +154,26 @@ print(tracker.update(person).tracker_id.tolist(), "trackers.core.bytetrack.track
 """
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert done.stdout.split("\n")[:2] == ["['framemask-import-trackers'] False", "[1] True"]
+
+
+def test_every_track_gets_a_new_id_at_a_cut_and_weak_people_stay_tracked() -> None:
+    """A person of the new shot standing where one of the old shot stood gets an id of their own, and a person
+    scored below ACTIVATE, tracked before the cut, is still tracked after it (a reset would drop them: only a
+    confident frame starts a track)."""
+    tracker = Tracker(fps=6)
+    there, weak_spot = [100, 50, 160, 200], [300, 60, 350, 190]
+    first = boxes([there, weak_spot], conf=0.9)
+    before = [tracker.update(first)] + [tracker.update(boxes([there, weak_spot], conf=c)) for c in (0.9, 0.3, 0.3)]
+    old = before[-1].tracker_id.tolist()
+    assert old == before[1].tracker_id.tolist() and -1 not in old and len(set(old)) == 2
+    after = [tracker.update(boxes([there, weak_spot], conf=0.3), cut=True)]
+    after += [tracker.update(boxes([there, weak_spot], conf=0.3)) for _ in range(3)]
+    new = after[0].tracker_id.tolist()
+    assert -1 not in new and not set(new) & set(old)  # both tracked, neither with an id of the old shot
+    assert all(a.tracker_id.tolist() == new for a in after)  # and the new ids hold
+    assert all(tracker.stats[i].hits == 4 for i in new) and tracker.confirmed() == set(old) | set(new)
+    # without the cut, the same frames keep the old ids
+    tracker = Tracker(fps=6)
+    for conf in (0.9, 0.9, 0.3, 0.3):
+        tracker.update(boxes([there, weak_spot], conf=conf))
+    assert tracker.update(boxes([there, weak_spot], conf=0.3)).tracker_id.tolist() == old

@@ -9,7 +9,7 @@ from conftest import SHARED_MEDIA
 from support.videos import pattern
 
 from framemask.media import iter_frames
-from framemask.media.cuts import ShotCuts, small_bgr_i420, small_bgr_rgb
+from framemask.media.cuts import RESUME_FRAMES, ShotCuts, small_bgr_i420, small_bgr_rgb
 
 W, H = 320, 240
 
@@ -52,6 +52,23 @@ def test_cuts_closer_than_min_frames_are_reported_once() -> None:
     frames += [pattern(i, W, H) for i in range(22, 40)]  # back to the first shot two frames later
     assert feed_all(frames, min_frames=5)[0] == [20]
     assert feed_all(frames, min_frames=2)[0] == [20, 22]
+
+
+def test_a_cut_back_to_a_view_of_the_last_moments_is_resumed() -> None:
+    """A run of corrupt frames (noise, then frozen) in a shot: its start and its end are cuts; the end goes back
+    to the view of two dozen frames before (resumed: the tracker keeps its ids), the start does not, nor does a
+    cut to another shot, nor one back to a view last seen longer ago than RESUME_FRAMES."""
+    rng = np.random.default_rng(3)
+    corrupt = [rng.integers(0, 256, (H, W, 3), dtype=np.uint8)] * 6
+    frames = [pattern(i, W, H) for i in range(20)] + corrupt + [pattern(i, W, H) for i in range(26, 40)]
+    frames += [scene_b(i) for i in range(40, 50)]
+    shots = ShotCuts(4)
+    found = [cut for rgb in frames for cut in shots.feed(small_bgr_rgb(rgb))]
+    assert found == [20, 26, 40] and shots.resumed == {26}
+    gone = [pattern(i, W, H) for i in range(10)] + [scene_b(i) for i in range(10, 10 + RESUME_FRAMES + 2)]
+    shots = ShotCuts(4)
+    found = [cut for rgb in [*gone, pattern(70, W, H), pattern(71, W, H)] for cut in shots.feed(small_bgr_rgb(rgb))]
+    assert found == [10, RESUME_FRAMES + 12] and shots.resumed == set()
 
 
 def test_the_planes_copy_matches_the_rgb_copy() -> None:

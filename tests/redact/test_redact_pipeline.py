@@ -125,3 +125,12 @@ def test_a_hard_cut_is_detected_on_both_sides(tmp_path: Path) -> None:
     assert {len(result.painted.rows(s)) for s in range(1, 51)} == {1}  # the old shot's person is not held over
     repainted = painted_from_doc(result.boxes, 50, 320, 240, result.policy)
     assert all(np.array_equal(repainted.rows(s), result.painted.rows(s)) for s in range(1, 51))
+
+
+def test_nobody_of_the_new_shot_inherits_an_id_of_the_old_one(tmp_path: Path) -> None:
+    """The person of the second shot stands where the first shot's stood: each shot has one track of its own."""
+    src = _two_shots(tmp_path / "cut.mp4", n=50, cut=23)
+    result = anonymize_file(src, tmp_path / "out.mp4", detectors=[FrameReadingDetector()], stride=5)
+    ids = [[box["track"] for box in entry["person"]] for entry in result.boxes["sequence"]]
+    before, after = {i for seq in ids[:23] for i in seq}, {i for seq in ids[23:] for i in seq}
+    assert all(len(seq) == 1 for seq in ids) and len(before) == 1 and len(after) == 1 and before != after, ids

@@ -9,6 +9,11 @@ Tracks are born only from confident detections (`ACTIVATE`), and ByteTrack's sec
 weaker detections of a known person keep its track alive (a turned body, partial occlusion). A track
 counts as *confirmed* once it was matched on `CONFIRM_HITS` detected frames; shorter tracks (a cone
 seen twice, a reflection) are kept as unconfirmed candidates: still masked, not listed as people.
+
+At a hard cut to a new view every track gets a new id (`update(..., cut=True)`), so nobody of the new shot
+inherits the id of whoever stood there in the old one (excluding that track in review would unmask both).
+ByteTrack itself goes on: a person scored below `ACTIVATE` stays tracked, where a reset would leave them without
+a track until a confident frame, and a false cut (a whip pan) costs split ids, not lost people.
 """
 
 from __future__ import annotations
@@ -115,7 +120,7 @@ class Tracker:
     def reset(self) -> None:
         """Forget every track (between videos); ids start again at 1."""
         self._byte: dict[int, ByteTrackTracker] = {}  # one per label, made on first use
-        self._ids: dict[tuple[int, int], int] = {}
+        self._ids: dict[tuple[int, int], int] = {}  # (label, ByteTrack's id) -> ours, within the current shot
         self._last: Detections | None = None
         self.stats = {}
 
@@ -140,7 +145,7 @@ class Tracker:
             return UNTRACKED
         key = (class_id, byte_id)
         if key not in self._ids:
-            self._ids[key] = len(self._ids) + 1
+            self._ids[key] = len(self.stats) + 1
             self.stats[self._ids[key]] = TrackStats(class_id)
         return self._ids[key]
 
@@ -159,8 +164,12 @@ class Tracker:
                 self.stats[int(tid)].score_sum += float(score)
         return Detections(out.xyxy, confidence, np.full(len(out), class_id), ids)
 
-    def update(self, detections: Detections, timestamp: float | None = None) -> Detections:
-        """Tracked boxes of the next detected frame; `timestamp` (seconds) keeps motion right on VFR video."""
+    def update(self, detections: Detections, timestamp: float | None = None, cut: bool = False) -> Detections:
+        """Tracked boxes of the next detected frame; `timestamp` (seconds) keeps motion right on VFR video; `cut`:
+        the frame starts a new shot, where every track gets a new id (and no id is given back to the frame before)."""
+        if cut:
+            self._ids = {}
+            self._last = None
         known = set(self.stats)
         current = Detections.merge(
             [self._track_label(detections[detections.class_id == c], c, timestamp) for c in range(len(LABELS))]

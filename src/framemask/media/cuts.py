@@ -12,6 +12,7 @@ a frame whatever the video's size.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import functools
 import importlib
@@ -29,7 +30,16 @@ from framemask.startup import collector_paused
 if TYPE_CHECKING:
     from scenedetect import AdaptiveDetector
 
-__all__ = ["CUT_WIDTH", "MIN_CHANGE", "RATIO", "ShotCuts", "preload_detector", "small_bgr_i420", "small_bgr_rgb"]
+__all__ = [
+    "CUT_WIDTH",
+    "MIN_CHANGE",
+    "RATIO",
+    "RESUME_FRAMES",
+    "ShotCuts",
+    "preload_detector",
+    "small_bgr_i420",
+    "small_bgr_rgb",
+]
 
 MIN_CHANGE = 27.0
 """Least content change of a cut: PySceneDetect's default threshold for its content detector (the mean change
@@ -40,6 +50,9 @@ RATIO = 3.0
 """How many times the change around it a cut's change must be: PySceneDetect's adaptive default."""
 CUT_WIDTH = 128
 """Width of the copy the detector compares (height by the frame's aspect ratio, even)."""
+RESUME_FRAMES = 50
+"""How far back (in frames, ~2 s) a cut's first frame is looked for: a cut back to a view seen that recently (the
+end of a run of corrupt frames, a camera swung away and back) resumes it, and the tracker keeps its ids there."""
 
 
 def _small_size(width: int, height: int) -> tuple[int, int]:
@@ -109,7 +122,12 @@ class ShotCuts:
     and `RATIO` times the mean change of the `latency` frames on either side. The frames after it are
     what tell a cut (calm again) from a shaking hand-held camera (the changes around are high too) and from
     a camera flash (the next frame jumps back). A cut within `min_frames` of the last one is not reported.
-    PySceneDetect is imported on the second frame, so the first frame's work need not wait for it."""
+    PySceneDetect is imported on the second frame, so the first frame's work need not wait for it.
+
+    A cut whose first frame differs by less than `MIN_CHANGE` from one of the `RESUME_FRAMES` frames before the
+    last is also put in `resumed`: the view it cuts to was on screen moments ago, as after a run of corrupt
+    frames in a recording with packet loss, so its people are likely the ones the tracks follow. (A cut back to
+    the shot before the last, within those frames, counts as resumed too.)"""
 
     latency = 1
     RATE = 25.0
@@ -120,11 +138,16 @@ class ShotCuts:
         self._detector: AdaptiveDetector | None = None
         self._first: np.ndarray | None = None
         self._fed = 0
+        self._recent: collections.deque[tuple[int, np.ndarray]] = collections.deque(maxlen=RESUME_FRAMES + 3)
+        """(position, HSV copy) of the last frames fed, oldest first: enough for a cut reported one frame late."""
+        self.resumed: set[int] = set()
+        """Positions of reported cuts back to a view seen within `RESUME_FRAMES` frames."""
 
     def feed(self, small_bgr: np.ndarray) -> list[int]:
         """Feed the next frame's small copy (`small_bgr_i420`, `small_bgr_rgb`); the 0-based positions (in
         feeding order) of the frames now known to start a new shot. The first frame never does."""
         self._fed += 1
+        self._recent.append((self._fed - 1, cv2.cvtColor(small_bgr, cv2.COLOR_BGR2HSV)))
         if self._fed == 1:
             self._first = small_bgr
             return []
@@ -148,4 +171,16 @@ class ShotCuts:
 
         assert self._detector is not None
         cuts = self._detector.process_frame(FrameTimecode(index, self.RATE), np.ascontiguousarray(small_bgr))
-        return [cut.frame_num for cut in cuts]
+        found = [cut.frame_num for cut in cuts]
+        self.resumed.update(position for position in found if self._resumes(position))
+        return found
+
+    def _resumes(self, position: int) -> bool:
+        """Whether the frame at `position` looks like one of the `RESUME_FRAMES` frames before the one just
+        before it: a mean change of hue, saturation and value below `MIN_CHANGE`."""
+        seen = dict(self._recent)
+        if position not in seen:
+            return False
+        cut = seen[position].astype(np.int16)
+        earlier = range(position - 1 - RESUME_FRAMES, position - 1)
+        return any(float(np.abs(cut - seen[p]).mean()) < MIN_CHANGE for p in earlier if p in seen)

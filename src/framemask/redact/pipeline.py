@@ -513,14 +513,15 @@ def _detections(
 
     A hard cut (`ShotCuts`, known one frame late) starts a new shot: the old shot's last frame and the new
     one's first are both detected, and the stride counts again from the cut, so no box is interpolated
-    across a cut: boxes half-way between two shots' people would mask neither. The tracker is not reset
-    there: ByteTrack keeps a person of weak scores (below `ACTIVATE`) tracked only if the track was born
-    earlier, and a frame-doubled or corrupt source shows false cuts, after which such people would lose
-    their track. So a person of the new shot standing where one of the old shot stood can take their id."""
+    across a cut: boxes half-way between two shots' people would mask neither. At a cut to a new view the
+    tracker gives every track a new id (`Tracker.update`), so a person of the new shot standing where one of the
+    old shot stood does not take their id; a cut back to a view of the last two seconds (the end of a run of
+    corrupt frames) keeps the ids."""
     assert info.index is not None
     time_ms = info.index.time_ms
     aspect = float(info.signal.sample_aspect_ratio)
     shots = ShotCuts(min_frames=stride)
+    new_views: set[int] = set()  # the cuts that do not go back to a view of the last moments (`ShotCuts.resumed`)
     phase = span.first  # where the stride counts from: the span's first frame, then the last cut
     pending: list[tuple[int, Picture]] = []
     ahead: collections.deque[_Ahead] = collections.deque()
@@ -531,7 +532,7 @@ def _detections(
         nonlocal between
         seq, picture, before, future = item
         seconds = float(time_ms[seq - 1]) / 1000.0
-        tracked = tracker.update(future.result(), seconds)
+        tracked = tracker.update(future.result(), seconds, cut=seq in new_views)
         if len(detected) == 2:  # the older two are final now: emit the first and what follows it
             yield from _segment(detected[0], detected[1], between, time_ms)
             detected.pop(0)
@@ -560,7 +561,10 @@ def _detections(
     held: collections.deque[tuple[int, Picture]] = collections.deque()  # frames whose cut is not known yet
     try:
         for seq, picture in frames:
-            cuts.update(span.first + i for i in shots.feed(_small_bgr(picture)))
+            for i in shots.feed(_small_bgr(picture)):
+                cuts.add(span.first + i)
+                if i not in shots.resumed:
+                    new_views.add(span.first + i)
             held.append((seq, picture))
             while len(held) > shots.latency:
                 first = held.popleft()
