@@ -419,3 +419,21 @@ def test_int8_is_chosen_only_on_a_cpu_with_vnni(tmp_path: Path) -> None:
         cpuinfo.write_text(f"processor\t: 0\nmodel name\t: test\nflags\t\t: {flags}{extra}\n\n")
         assert int8_pays_off(cpuinfo) is expected
     assert int8_pays_off(tmp_path / "missing") is False
+
+
+def test_a_model_file_is_hashed_once_per_version(tmp_path: Path) -> None:
+    """A run's start checks the person model and names its derived models by one digest: the file is read once,
+    and read again only when it changes (size or modification time)."""
+    import hashlib
+
+    from framemask.detect.models import _file_sha256, file_sha256
+
+    path = tmp_path / "model.onnx"
+    path.write_bytes(b"weights" * 1000)
+    before = _file_sha256.cache_info()
+    assert file_sha256(path) == file_sha256(path) == hashlib.sha256(b"weights" * 1000).hexdigest()
+    after = _file_sha256.cache_info()
+    assert (after.misses - before.misses, after.hits - before.hits) == (1, 1)
+    path.write_bytes(b"other weights" * 1000)
+    os.utime(path, ns=(1, 1))
+    assert file_sha256(path) == hashlib.sha256(b"other weights" * 1000).hexdigest()

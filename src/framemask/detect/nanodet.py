@@ -11,7 +11,6 @@ pass, the persons, the other 79 COCO classes' boxes (class-wise NMS) and, for a 
 
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
 from collections.abc import Callable, Sequence
@@ -25,6 +24,7 @@ import onnxruntime as ort
 
 from framemask.detect._runtime import DEFAULT_THREADS, check_rgb, make_session, nms, onnx_errors, planar_blob, shrink
 from framemask.detect.detections import Detections
+from framemask.detect.models import file_sha256
 from framemask.errors import ModelError
 
 __all__ = ["COCO_CLASSES", "EMBEDDING_DIM", "FrameAnalysis", "NanoDet", "ObjectBoxes", "prepare_variants"]
@@ -267,11 +267,10 @@ def _derived(model: Path | bytes, tag: str, build: Callable[[bytes], bytes]) -> 
     A model given as bytes, or a folder that cannot be written, gets the result in memory."""
     if isinstance(model, bytes):
         return build(model)
-    source = model.read_bytes()
-    cached = model.with_name(f"{model.stem}.{tag}-{hashlib.sha256(source).hexdigest()[:16]}.onnx")
+    cached = model.with_name(f"{model.stem}.{tag}-{file_sha256(model)[:16]}.onnx")
     if cached.is_file():
         return cached
-    data = build(source)
+    data = build(model.read_bytes())
     try:
         staged = cached.with_name(f".{cached.name}.{os.getpid()}")
         staged.write_bytes(data)
