@@ -12,10 +12,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from framemask.errors import InputError
+from framemask.model_settings import ModelSettings, bad_settings, model_dir, model_settings, small_faces
+
+__all__ = ["ModelSettings", "Settings", "bad_settings", "get_settings", "model_dir", "model_settings", "small_faces"]
 
 _MIN_SECRET_LEN = 16
 _WEAK_SECRETS = {"changeme", "change-me", "admin", "secret", "password", "token"}
@@ -151,61 +153,6 @@ class Settings(BaseSettings):
     @property
     def buckets(self) -> tuple[str, str, str]:
         return (self.bucket_raw, self.bucket_processed, self.bucket_thumbnails)
-
-
-class ModelSettings(BaseSettings):
-    """Where the prepared model weights live (`FRAMEMASK_MODEL_DIR`). Apart from `Settings` and read on each use,
-    not cached: the CLI needs it without a service, and a running service sees `framemask models --prepare`
-    into a new directory without a restart."""
-
-    model_config = SettingsConfigDict(env_prefix="FRAMEMASK_", extra="ignore", protected_namespaces=())
-
-    model_dir: Path = Field(
-        default_factory=lambda: Path.home() / ".cache" / "framemask" / "models",
-        description="prepared ONNX models (built by `framemask models --prepare`)",
-    )
-    person_int8: bool = Field(
-        default=False,
-        description="anonymize with the INT8 person model on CPUs with VNNI (faster; see framemask.detect.quantize)",
-    )
-    small_faces: bool = Field(
-        default=False,
-        description="with people in the targets, look for faces at full resolution too (dense crowds; slower)",
-    )
-    crowd_pass: bool = Field(
-        default=True,
-        description="look again at 640 px where the person detector finds only small people (0: one look)",
-    )
-
-    @field_validator("model_dir")
-    @classmethod
-    def _expand_user(cls, value: Path) -> Path:
-        return value.expanduser()
-
-
-def bad_settings(exc: ValidationError) -> InputError:
-    """The one line a user sees for invalid settings, naming each variable and what is wrong with it."""
-    problems = "; ".join(f"FRAMEMASK_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
-    return InputError(f"bad settings: {problems}")
-
-
-def model_settings() -> ModelSettings:
-    """The model settings the environment gives now (`model_dir` with `~` expanded); `InputError` if invalid."""
-    try:
-        return ModelSettings()
-    except ValidationError as exc:
-        raise bad_settings(exc) from None
-
-
-def model_dir() -> Path:
-    """The model directory the environment names, `~` expanded."""
-    return model_settings().model_dir
-
-
-def small_faces() -> bool:
-    """Whether the environment asks for full-resolution faces with people (`FRAMEMASK_SMALL_FACES`), read on each
-    use (see `framemask.redact.pipeline.FACE_MAX_SIDE`)."""
-    return model_settings().small_faces
 
 
 @lru_cache(maxsize=1)

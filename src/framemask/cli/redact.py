@@ -14,6 +14,7 @@ from tqdm import tqdm
 
 from framemask.cli import report
 from framemask.errors import FramemaskError, InputError
+from framemask.model_settings import small_faces
 from framemask.redact import (
     DEFAULT_STRIDE,
     DETECT_HZ,
@@ -25,7 +26,6 @@ from framemask.redact import (
     render_with_boxes,
 )
 from framemask.redact.audit import audit_file
-from framemask.settings import small_faces
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -9,10 +9,20 @@ import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from framemask.errors import FramemaskError, InputError
-from framemask.settings import get_settings
+
+if TYPE_CHECKING:
+    from framemask.settings import Settings
+
+
+def _settings() -> Settings:
+    """The service's settings, imported where a command uses them: `framemask.settings` imports pydantic-settings
+    (50 ms), which no other command's start should pay."""
+    from framemask.settings import get_settings
+
+    return get_settings()
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -91,7 +101,7 @@ def cmd_record(args: argparse.Namespace) -> int:
         duration=args.duration,
         timeout=args.timeout,
         reconnect_attempts=args.reconnect,
-        settings=get_settings(),
+        settings=_settings(),
         on_status=_status,
     )
     with _stop_on_signals(recorder.stop):
@@ -108,9 +118,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     print(
         json.dumps(
-            compare(
-                args.original, args.recorded, args.ms, args.output, offset_ms=args.offset_ms, settings=get_settings()
-            )
+            compare(args.original, args.recorded, args.ms, args.output, offset_ms=args.offset_ms, settings=_settings())
         )
     )
     return 0
@@ -120,7 +128,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
     from framemask.streams.compare import sync
 
     with _log_to_stderr("framemask.streams.compare"):
-        result = sync(args.a, args.b, args.ms, args.snapshots, offset_ms=args.offset_ms, settings=get_settings())
+        result = sync(args.a, args.b, args.ms, args.snapshots, offset_ms=args.offset_ms, settings=_settings())
     print(json.dumps(result))
     return 0
 

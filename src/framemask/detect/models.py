@@ -28,7 +28,7 @@ import numpy as np
 from framemask.detect.base import DEFAULT_THREADS, Detector
 from framemask.detect.detections import LABELS
 from framemask.errors import InputError, ModelError
-from framemask.settings import model_dir as configured_model_dir
+from framemask.model_settings import model_dir as configured_model_dir
 
 __all__ = [
     "ModelStatus",

@@ -49,6 +49,7 @@ from framemask.media import (
     rotate,
 )
 from framemask.media.cuts import ShotCuts, preload_detector, small_bgr_i420, small_bgr_rgb
+from framemask.model_settings import model_settings
 from framemask.redact._stages import Pipe, Stages, StageTimer
 from framemask.redact.boxes import COLUMNS, X1, Y2, BoxTrack, boxes_from_doc
 from framemask.redact.encode import (
@@ -62,7 +63,6 @@ from framemask.redact.encode import (
 from framemask.redact.policy import MaskPolicy
 from framemask.redact.styles import Masker, make_masker
 from framemask.redact.tracklist import duplicate_tracks, static_weak_tracks
-from framemask.settings import model_settings
 
 __all__ = [
     "DEFAULT_STRIDE",
