@@ -21,6 +21,7 @@ code, so there the package is never deferred).
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import sys
@@ -29,9 +30,12 @@ import types
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["defer_init", "is_deferred"]
+from framemask.startup import collector_paused
+
+__all__ = ["defer_init", "import_in_background", "import_parts", "is_deferred"]
 
 _lock = threading.RLock()
+_started: set[str] = set()  # modules `import_in_background` was asked for
 _DUNDERS_OF_INIT = ("__all__", "__version__")
 """Special names a package's `__init__` defines: asking for one runs it. Other special names tools probe for
 (`__wrapped__`, `__getstate__`) are answered as missing, as for any module."""
@@ -104,6 +108,33 @@ def defer_init(packages: Mapping[str, Mapping[str, str]]) -> None:
             sys.modules[name] = package
             if parent:
                 setattr(sys.modules[parent], child, package)
+
+
+def import_parts(module: str, packages: Mapping[str, Mapping[str, str]]) -> types.ModuleType:
+    """`module`, imported the first time with `packages` deferred (`defer_init`) and the cycle collector paused,
+    as for other heavy imports (`framemask.startup`). A thread asking while another imports it waits for it
+    (Python's import lock)."""
+    if module not in sys.modules:
+        with collector_paused():
+            defer_init(packages)
+            return importlib.import_module(module)
+    return importlib.import_module(module)
+
+
+def import_in_background(module: str, packages: Mapping[str, Mapping[str, str]], thread: str) -> None:
+    """Start `import_parts` on a daemon thread named `thread`, once per process for each module, so the import
+    runs beside other start-up work; whoever uses the module later waits for it or finds it loaded. A broken
+    install fails where the module is used, not here."""
+    with _lock:
+        if module in _started:
+            return
+        _started.add(module)
+    threading.Thread(target=_import_quietly, args=(module, packages), name=thread, daemon=True).start()
+
+
+def _import_quietly(module: str, packages: Mapping[str, Mapping[str, str]]) -> None:
+    with contextlib.suppress(Exception):
+        import_parts(module, packages)
 
 
 def is_deferred(name: str) -> bool:

@@ -15,7 +15,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from framemask.model_settings import ModelSettings, bad_settings, model_dir, model_settings, small_faces
+from framemask.model_settings import PREFIX, ModelSettings, bad_settings, model_dir, model_settings, small_faces
 
 __all__ = ["ModelSettings", "Settings", "bad_settings", "get_settings", "model_dir", "model_settings", "small_faces"]
 
@@ -26,7 +26,7 @@ _WEAK_SECRETS = {"changeme", "change-me", "admin", "secret", "password", "token"
 class Settings(BaseSettings):
     """Every knob of the service; environment variables are `FRAMEMASK_<FIELD>` (case-insensitive)."""
 
-    model_config = SettingsConfigDict(env_prefix="FRAMEMASK_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=PREFIX, extra="ignore")
 
     data_dir: Path = Field(Path("./data"), description="root of the SQLite file, local objects, caches")
     database_url: str | None = Field(None, description="SQLAlchemy URL; default sqlite under data_dir")

@@ -18,19 +18,13 @@ a track until a confident frame, and a false cut (a whip pan) costs split ids, n
 
 from __future__ import annotations
 
-import contextlib
-import functools
-import importlib
-import sys
-import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from framemask.detect.detections import LABELS, Detections, box_iou
-from framemask.partial_import import defer_init
-from framemask.startup import collector_paused
+from framemask.partial_import import import_in_background, import_parts
 
 if TYPE_CHECKING:
     from trackers import ByteTrackTracker
@@ -62,27 +56,19 @@ TRACKER_PARTS: dict[str, dict[str, str]] = {
 (0.6-0.7 s of one core against 0.1 s)."""
 
 
-@functools.cache
+BYTETRACK = "trackers.core.bytetrack.tracker"
+
+
 def preload() -> None:
     """Start importing ByteTrack on a daemon thread (once per process), so the import (~0.1 s of one core,
-    holding the GIL, with the collector paused: `framemask.startup`) runs beside the probe and the detectors'
-    set-up; a `Tracker` waits for it on its first `update` (Python's import lock)."""
-    threading.Thread(target=_import_quietly, name="framemask-import-trackers", daemon=True).start()
-
-
-def _import_quietly() -> None:
-    with contextlib.suppress(Exception):  # a broken install fails where the tracker is used, not here
-        _import_trackers()
+    holding the GIL) runs beside the probe and the detectors' set-up; a `Tracker` waits for it on its first
+    `update`."""
+    import_in_background(BYTETRACK, TRACKER_PARTS, "framemask-import-trackers")
 
 
 def _import_trackers() -> type[ByteTrackTracker]:
-    if "trackers.core.bytetrack.tracker" not in sys.modules:  # the first import, only when tracking
-        with collector_paused():
-            defer_init(TRACKER_PARTS)
-            importlib.import_module("trackers.core.bytetrack.tracker")
-    from trackers import ByteTrackTracker
-
-    return ByteTrackTracker
+    tracker: type[ByteTrackTracker] = import_parts(BYTETRACK, TRACKER_PARTS).ByteTrackTracker
+    return tracker
 
 
 @dataclass

@@ -231,7 +231,7 @@ def run_worker(services: Services, name: str, stop: threading.Event, kinds: tupl
 
 def warm_up() -> threading.Thread:
     """Load what every anonymize job needs on a daemon thread as a worker starts: the tracker library
-    (`tracking.preload`, ~0.8 s of one core) and the default detectors (kept for the process,
+    (`tracking.preload`, ~0.1 s of one core) and the default detectors (kept for the process,
     `pipeline.default_detectors`). A fresh worker's first job then starts as fast as its later ones. Models
     that are not ready are left for the job to report."""
     thread = threading.Thread(target=_warm_up, name="framemask-warm-up", daemon=True)

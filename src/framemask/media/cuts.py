@@ -13,19 +13,13 @@ a frame whatever the video's size.
 from __future__ import annotations
 
 import collections
-import contextlib
-import functools
-import importlib
-import sys
-import threading
 from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from framemask.media.planes import i420_planes
-from framemask.partial_import import defer_init
-from framemask.startup import collector_paused
+from framemask.partial_import import import_in_background, import_parts
 
 if TYPE_CHECKING:
     from scenedetect import AdaptiveDetector
@@ -91,27 +85,17 @@ DETECTOR_PARTS = {"scenedetect": {"AdaptiveDetector": "scenedetect.detectors.ada
 whether one is there (0.25 s against 0.03 s)."""
 
 
-@functools.cache
+ADAPTIVE = "scenedetect.detectors.adaptive_detector"
+
+
 def preload_detector() -> None:
     """Start importing PySceneDetect's detector on a daemon thread (once per process), beside the probe and the
-    detectors' set-up; the detect stage then finds it loaded at its second frame (or waits for it: Python's
-    import lock)."""
-    threading.Thread(target=_import_quietly, name="framemask-import-scenedetect", daemon=True).start()
-
-
-def _import_quietly() -> None:
-    with contextlib.suppress(Exception):  # a broken install fails where it is used
-        _import_detector()
+    detectors' set-up; the detect stage then finds it loaded at its second frame (or waits for it)."""
+    import_in_background(ADAPTIVE, DETECTOR_PARTS, "framemask-import-scenedetect")
 
 
 def _import_detector() -> type[AdaptiveDetector]:
-    if "scenedetect.detectors.adaptive_detector" not in sys.modules:
-        with collector_paused():
-            defer_init(DETECTOR_PARTS)
-            importlib.import_module("scenedetect.detectors.adaptive_detector")
-    from scenedetect import AdaptiveDetector
-
-    detector: type[AdaptiveDetector] = AdaptiveDetector
+    detector: type[AdaptiveDetector] = import_parts(ADAPTIVE, DETECTOR_PARTS).AdaptiveDetector
     return detector
 
 
@@ -139,7 +123,7 @@ class ShotCuts:
         self._first: np.ndarray | None = None
         self._fed = 0
         self._recent: collections.deque[tuple[int, np.ndarray]] = collections.deque(maxlen=RESUME_FRAMES + 3)
-        """(position, HSV copy) of the last frames fed, oldest first: enough for a cut reported one frame late."""
+        """(position, small copy) of the last frames fed, oldest first: enough for a cut reported one frame late."""
         self.resumed: set[int] = set()
         """Positions of reported cuts back to a view seen within `RESUME_FRAMES` frames."""
 
@@ -147,7 +131,7 @@ class ShotCuts:
         """Feed the next frame's small copy (`small_bgr_i420`, `small_bgr_rgb`); the 0-based positions (in
         feeding order) of the frames now known to start a new shot. The first frame never does."""
         self._fed += 1
-        self._recent.append((self._fed - 1, cv2.cvtColor(small_bgr, cv2.COLOR_BGR2HSV)))
+        self._recent.append((self._fed - 1, small_bgr))
         if self._fed == 1:
             self._first = small_bgr
             return []
@@ -181,6 +165,11 @@ class ShotCuts:
         seen = dict(self._recent)
         if position not in seen:
             return False
-        cut = seen[position].astype(np.int16)
+        cut = _hsv(seen[position])
         earlier = range(position - 1 - RESUME_FRAMES, position - 1)
-        return any(float(np.abs(cut - seen[p]).mean()) < MIN_CHANGE for p in earlier if p in seen)
+        return any(float(np.abs(cut - _hsv(seen[p])).mean()) < MIN_CHANGE for p in earlier if p in seen)
+
+
+def _hsv(small_bgr: np.ndarray) -> np.ndarray:
+    """Hue, saturation and value of a small copy, signed for differences (made only at a cut)."""
+    return cv2.cvtColor(small_bgr, cv2.COLOR_BGR2HSV).astype(np.int16)

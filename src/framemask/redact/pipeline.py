@@ -521,7 +521,6 @@ def _detections(
     time_ms = info.index.time_ms
     aspect = float(info.signal.sample_aspect_ratio)
     shots = ShotCuts(min_frames=stride)
-    new_views: set[int] = set()  # the cuts that do not go back to a view of the last moments (`ShotCuts.resumed`)
     phase = span.first  # where the stride counts from: the span's first frame, then the last cut
     pending: list[tuple[int, Picture]] = []
     ahead: collections.deque[_Ahead] = collections.deque()
@@ -532,7 +531,8 @@ def _detections(
         nonlocal between
         seq, picture, before, future = item
         seconds = float(time_ms[seq - 1]) / 1000.0
-        tracked = tracker.update(future.result(), seconds, cut=seq in new_views)
+        new_view = seq in cuts and seq - span.first not in shots.resumed  # not back to a view of moments ago
+        tracked = tracker.update(future.result(), seconds, cut=new_view)
         if len(detected) == 2:  # the older two are final now: emit the first and what follows it
             yield from _segment(detected[0], detected[1], between, time_ms)
             detected.pop(0)
@@ -561,10 +561,7 @@ def _detections(
     held: collections.deque[tuple[int, Picture]] = collections.deque()  # frames whose cut is not known yet
     try:
         for seq, picture in frames:
-            for i in shots.feed(_small_bgr(picture)):
-                cuts.add(span.first + i)
-                if i not in shots.resumed:
-                    new_views.add(span.first + i)
+            cuts.update(span.first + i for i in shots.feed(_small_bgr(picture)))
             held.append((seq, picture))
             while len(held) > shots.latency:
                 first = held.popleft()
